@@ -1,0 +1,147 @@
+#pragma once
+// Internal machinery shared by the op implementations: making result nodes,
+// the backward context, gradient accumulation and the one central place where
+// broadcast gradients are reduced back to an input's shape (sum_to).
+// Included by autograd/*.cpp only; users never need it.
+
+#include <stdexcept>
+#include <string>
+
+#include <xtensor/xarray.hpp>
+#include <xtensor/xnoalias.hpp>
+
+#include "autograd/tensor.hpp"
+
+namespace tapegrad {
+
+/// Error for a shape that an op cannot take. The message names op and shapes.
+class shape_error : public std::invalid_argument {
+  public:
+    using std::invalid_argument::invalid_argument;
+};
+
+namespace detail {
+
+/// Shape of `a op b` under NumPy broadcasting; throws shape_error naming op and shapes.
+template <class SA, class SB>
+shape_t broadcast_shape(const char* op, const SA& a, const SB& b) {
+    std::size_t rank = std::max(a.size(), b.size());
+    shape_t out(rank);
+    for (std::size_t i = 0; i < rank; ++i) {
+        std::size_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
+        std::size_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+        if (da != db && da != 1 && db != 1)
+            throw shape_error(std::string(op) + ": shapes " + shape_str(a) + " and " + shape_str(b) +
+                              " cannot be broadcast together (dimension " + std::to_string(i) +
+                              ": " + std::to_string(da) + " vs " + std::to_string(db) + ")");
+        out[i] = da == 1 ? db : da;
+    }
+    return out;
+}
+
+template <class SA, class SB> bool shapes_equal(const SA& a, const SB& b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+/// dst (+)= src summed down to dst's shape; src's shape must broadcast from dst's.
+/// The reverse of broadcasting, used by every op whose inputs broadcast.
+template <class T>
+void sum_to(const xt::xarray<T>& src, xt::xarray<T>& dst, const typename xt::xarray<T>::shape_type& dst_shape,
+            bool accumulate);
+
+/// Whether recording is on and any of `inputs` needs a gradient.
+template <class T> bool needs_record(std::initializer_list<const tensor<T>*> inputs) {
+    if (!grad_enabled()) return false;
+    for (auto* t : inputs)
+        if (t->requires_grad()) return true;
+    return false;
+}
+
+/// The result of an op: a new tape node wired to `inputs` when a gradient is
+/// needed, otherwise a fresh leaf. `n_aux` slots of op data are reserved.
+template <class T>
+tensor<T> make_result(const char* op, backward_fn<T> backward, const tensor<T>* const* inputs, std::size_t n_inputs,
+                      std::size_t n_aux = 0);
+
+template <class T>
+tensor<T> make_result(const char* op, backward_fn<T> backward, std::initializer_list<const tensor<T>*> inputs,
+                      std::size_t n_aux = 0) {
+    return make_result<T>(op, backward, inputs.begin(), inputs.size(), n_aux);
+}
+
+/// Writable value of a result node (ops fill it right after make_result).
+template <class T> xt::xarray<T>& out_value(const tensor<T>& t) { return t.node_ptr()->value; }
+
+}  // namespace detail
+
+/// What a backward rule sees: its node, its inputs, and where to put gradients.
+template <class T> struct backward_ctx {
+    tape<T>& tp;
+    node<T>& self;
+    std::uint64_t pass;
+    bool into_leaf_grad;  // backward(): leaves accumulate into .grad; gradient(): into .work
+    bool create_graph;    // gradients are recorded tensors (second derivatives)
+
+    node<T>* input(std::size_t i) const { return self.inputs[i]; }
+    bool wants(std::size_t i) const { return self.inputs[i]->requires_grad; }
+    const xt::xarray<T>& x(std::size_t i) const { return self.inputs[i]->value; }
+    const xt::xarray<T>& y() const { return self.value; }
+    const xt::xarray<T>& gy() const { return self.grad; }
+
+    // Recorded-graph views of the same things (create_graph only).
+    tensor<T> tx(std::size_t i) const { return handle(self.inputs[i]); }
+    tensor<T> ty() const { return handle(&self); }
+    tensor<T> tgy() const { return self.grad_graph; }
+
+    static tensor<T> handle(node<T>* n) {
+        return n->on_tape ? tensor<T>::from_tape(n) : tensor<T>::from_leaf(leaf_owner(n));
+    }
+    static std::shared_ptr<node<T>> leaf_owner(node<T>* n) {
+        // Leaves are kept alive by the tape for the whole pass; a non-owning
+        // shared_ptr lets the handle point at them without a second count.
+        return std::shared_ptr<node<T>>(std::shared_ptr<node<T>>{}, n);
+    }
+
+    /// Buffer the gradient for node `n` goes into during this pass.
+    xt::xarray<T>& target(node<T>* n) const {
+        if (n->on_tape) return n->grad;
+        return into_leaf_grad ? n->grad : n->work;
+    }
+    bool defined(node<T>* n) const {
+        return (!n->on_tape && into_leaf_grad) ? n->grad_defined : n->pass == pass;
+    }
+    void mark(node<T>* n) const {
+        if (!n->on_tape && into_leaf_grad) n->grad_defined = true;
+        n->pass = pass;
+    }
+
+    /// Add `g` (an xtensor expression of the output's or the input's shape) to
+    /// input i's gradient, reducing broadcast dimensions.
+    template <class E> void add(std::size_t i, const E& g) { add_to(self.inputs[i], g); }
+
+    template <class E> void add_to(node<T>* n, const E& g) {
+        auto& dst = target(n);
+        const auto& want = n->value.shape();
+        const bool had = defined(n);
+        if (detail::shapes_equal(g.shape(), want)) {
+            if (had) {
+                xt::noalias(dst) += g;
+            } else {
+                dst.resize(want);
+                xt::noalias(dst) = g;
+            }
+        } else {
+            auto& tmp = tp.scratch();
+            tmp.resize(g.shape());
+            xt::noalias(tmp) = g;
+            detail::sum_to<T>(tmp, dst, want, had);
+        }
+        mark(n);
+    }
+
+    /// Recorded version of add(): `g` is a tensor on the tape.
+    void add_graph(std::size_t i, const tensor<T>& g) { add_graph_to(self.inputs[i], g); }
+    void add_graph_to(node<T>* n, tensor<T> g);
+};
+
+}  // namespace tapegrad

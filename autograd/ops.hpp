@@ -1,0 +1,189 @@
+#pragma once
+// Every differentiable op. Each is implemented in one place in autograd/ops_*.cpp,
+// forward and backward side by side, for T = float and T = double.
+// Binary elementwise ops broadcast both operands as NumPy does. Axes may be
+// negative (counted from the end). Shape errors throw tapegrad::shape_error and
+// name the op and both shapes.
+//
+// Domains follow IEEE 754 as PyTorch does: log(0) = -inf, log(-1) = NaN,
+// sqrt(-1) = NaN; these propagate and are never an error.
+
+#include <cstddef>
+#include <type_traits>
+#include <vector>
+
+#include "autograd/tensor.hpp"
+
+namespace tapegrad {
+
+/// How a loss reduces its per-element values.
+enum class reduction { mean, sum, none };
+
+// ---------------------------------------------------------------- elementwise
+/// a + b
+template <class T> tensor<T> add(const tensor<T>& a, const tensor<T>& b);
+/// a - b
+template <class T> tensor<T> sub(const tensor<T>& a, const tensor<T>& b);
+/// a * b (elementwise)
+template <class T> tensor<T> mul(const tensor<T>& a, const tensor<T>& b);
+/// a / b
+template <class T> tensor<T> div(const tensor<T>& a, const tensor<T>& b);
+/// -x
+template <class T> tensor<T> neg(const tensor<T>& x);
+/// x + s
+template <class T> tensor<T> add_scalar(const tensor<T>& x, T s);
+/// x * s
+template <class T> tensor<T> mul_scalar(const tensor<T>& x, T s);
+/// s - x
+template <class T> tensor<T> rsub_scalar(const tensor<T>& x, T s);
+/// s / x
+template <class T> tensor<T> rdiv_scalar(const tensor<T>& x, T s);
+/// a ^ b, both tensors (b's gradient needs a > 0)
+template <class T> tensor<T> pow(const tensor<T>& a, const tensor<T>& b);
+/// x ^ p for a scalar exponent
+template <class T> tensor<T> pow(const tensor<T>& x, T p);
+/// e^x
+template <class T> tensor<T> exp(const tensor<T>& x);
+/// natural log
+template <class T> tensor<T> log(const tensor<T>& x);
+/// square root
+template <class T> tensor<T> sqrt(const tensor<T>& x);
+/// |x|; gradient sign(x), 0 at 0 (as PyTorch)
+template <class T> tensor<T> abs(const tensor<T>& x);
+/// Gauss error function
+template <class T> tensor<T> erf(const tensor<T>& x);
+/// min(max(x, lo), hi); gradient 1 on [lo, hi]
+template <class T> tensor<T> clamp(const tensor<T>& x, T lo, T hi);
+/// Elementwise max; on ties each side gets half the gradient (as PyTorch).
+template <class T> tensor<T> maximum(const tensor<T>& a, const tensor<T>& b);
+/// Elementwise min; on ties each side gets half the gradient.
+template <class T> tensor<T> minimum(const tensor<T>& a, const tensor<T>& b);
+/// cond != 0 ? a : b, broadcasting all three; cond gets no gradient.
+template <class T> tensor<T> where(const tensor<T>& cond, const tensor<T>& a, const tensor<T>& b);
+
+/// 1 where x > 0 else 0 (a constant mask, no gradient).
+template <class T> tensor<T> greater(const tensor<T>& x, T s);
+/// 1 where x < 0 else 0 (a constant mask).
+template <class T> tensor<T> less(const tensor<T>& x, T s);
+/// sign(x) as a constant (no gradient).
+template <class T> tensor<T> sign(const tensor<T>& x);
+
+// ---------------------------------------------------------- linear algebra
+/// Matrix product op(a) . op(b) through BLAS gemm, where op transposes when the
+/// flag is set (no transpose is materialised). 2-D x 2-D, batched 3-D x 3-D with
+/// equal batch, or 3-D x 2-D (the 2-D operand shared by every batch).
+template <class T>
+tensor<T> matmul(const tensor<T>& a, const tensor<T>& b, bool transpose_a = false, bool transpose_b = false);
+
+// ------------------------------------------------------------------ shapes
+/// Swap the last two axes (a copy).
+template <class T> tensor<T> transpose(const tensor<T>& x);
+/// Reorder axes: result axis i is x's axis `axes[i]`.
+template <class T> tensor<T> permute(const tensor<T>& x, const std::vector<std::size_t>& axes);
+/// Same elements, new shape (row-major); sizes must agree.
+template <class T> tensor<T> reshape(const tensor<T>& x, const shape_t& shape);
+/// Elements [begin, end) along `axis`.
+template <class T> tensor<T> slice(const tensor<T>& x, int axis, std::size_t begin, std::size_t end);
+/// Rows x[indices[k]] along axis 0 (a gather); the gradient scatter-adds.
+template <class T> tensor<T> index_select(const tensor<T>& x, const std::vector<std::size_t>& indices);
+/// Join along an existing axis.
+template <class T> tensor<T> concat(const std::vector<tensor<T>>& xs, int axis);
+/// Join along a new axis.
+template <class T> tensor<T> stack(const std::vector<tensor<T>>& xs, int axis);
+/// Broadcast to `shape` (the gradient is sum_to).
+template <class T> tensor<T> broadcast_to(const tensor<T>& x, const shape_t& shape);
+/// Sum broadcast dimensions away to reach `shape` (the gradient is broadcast_to).
+template <class T> tensor<T> sum_to(const tensor<T>& x, const shape_t& shape);
+
+// -------------------------------------------------------------- reductions
+/// Sum of all elements (0-d result).
+template <class T> tensor<T> sum(const tensor<T>& x);
+/// Sum over `axes`.
+template <class T> tensor<T> sum(const tensor<T>& x, const std::vector<int>& axes, bool keepdims = false);
+/// Mean of all elements.
+template <class T> tensor<T> mean(const tensor<T>& x);
+/// Mean over `axes`.
+template <class T> tensor<T> mean(const tensor<T>& x, const std::vector<int>& axes, bool keepdims = false);
+/// Max of all elements; tied maxima share the gradient equally.
+template <class T> tensor<T> max(const tensor<T>& x);
+/// Max over `axes`.
+template <class T> tensor<T> max(const tensor<T>& x, const std::vector<int>& axes, bool keepdims = false);
+/// Min of all elements.
+template <class T> tensor<T> min(const tensor<T>& x);
+/// Min over `axes`.
+template <class T> tensor<T> min(const tensor<T>& x, const std::vector<int>& axes, bool keepdims = false);
+/// log(sum(exp(x))) over `axis`, computed without overflow.
+template <class T> tensor<T> logsumexp(const tensor<T>& x, int axis, bool keepdims = false);
+
+// ------------------------------------------------------------- activations
+/// max(x, 0); gradient 0 at 0.
+template <class T> tensor<T> relu(const tensor<T>& x);
+/// x > 0 ? x : slope * x
+template <class T> tensor<T> leaky_relu(const tensor<T>& x, T slope = T(0.01));
+/// x > 0 ? x : alpha * (e^x - 1)
+template <class T> tensor<T> elu(const tensor<T>& x, T alpha = T(1));
+/// x * Phi(x), the exact (erf) form
+template <class T> tensor<T> gelu(const tensor<T>& x);
+/// hyperbolic tangent
+template <class T> tensor<T> tanh(const tensor<T>& x);
+/// 1 / (1 + e^-x), stable for any x
+template <class T> tensor<T> sigmoid(const tensor<T>& x);
+/// log(1 + e^x), stable for any x
+template <class T> tensor<T> softplus(const tensor<T>& x);
+/// exp(x) / sum(exp(x)) along `axis`, stable for any x
+template <class T> tensor<T> softmax(const tensor<T>& x, int axis = -1);
+/// x - logsumexp(x) along `axis`
+template <class T> tensor<T> log_softmax(const tensor<T>& x, int axis = -1);
+
+// ------------------------------------------------------------------ losses
+/// mean((pred - target)^2); shapes must match exactly.
+template <class T> tensor<T> mse(const tensor<T>& pred, const tensor<T>& target, reduction r = reduction::mean);
+/// mean(|pred - target|)
+template <class T> tensor<T> l1(const tensor<T>& pred, const tensor<T>& target, reduction r = reduction::mean);
+/// Huber: 0.5 d^2 where |d| < delta, else delta (|d| - delta/2)
+template <class T>
+tensor<T> huber(const tensor<T>& pred, const tensor<T>& target, T delta = T(1), reduction r = reduction::mean);
+/// Negative log-likelihood of log-probabilities [N, C] at class labels [N].
+template <class T>
+tensor<T> nll(const tensor<T>& log_probs, const std::vector<std::size_t>& labels, reduction r = reduction::mean);
+/// Cross-entropy from logits [N, C] with class labels [N].
+template <class T>
+tensor<T> cross_entropy(const tensor<T>& logits, const std::vector<std::size_t>& labels,
+                        reduction r = reduction::mean);
+/// Cross-entropy from logits [N, C] with probability targets [N, C].
+template <class T>
+tensor<T> cross_entropy(const tensor<T>& logits, const tensor<T>& target_probs, reduction r = reduction::mean);
+/// Binary cross-entropy from logits, targets in [0, 1], stable for any logit.
+template <class T>
+tensor<T> bce_with_logits(const tensor<T>& logits, const tensor<T>& targets, reduction r = reduction::mean);
+
+// --------------------------------------------------------------- operators
+template <class T> tensor<T> operator+(const tensor<T>& a, const tensor<T>& b) { return add(a, b); }
+template <class T> tensor<T> operator-(const tensor<T>& a, const tensor<T>& b) { return sub(a, b); }
+template <class T> tensor<T> operator*(const tensor<T>& a, const tensor<T>& b) { return mul(a, b); }
+template <class T> tensor<T> operator/(const tensor<T>& a, const tensor<T>& b) { return div(a, b); }
+template <class T> tensor<T> operator-(const tensor<T>& x) { return neg(x); }
+
+template <class S> using if_scalar = std::enable_if_t<std::is_arithmetic<S>::value, int>;
+template <class T, class S, if_scalar<S> = 0> tensor<T> operator+(const tensor<T>& x, S s) { return add_scalar(x, T(s)); }
+template <class T, class S, if_scalar<S> = 0> tensor<T> operator+(S s, const tensor<T>& x) { return add_scalar(x, T(s)); }
+template <class T, class S, if_scalar<S> = 0> tensor<T> operator-(const tensor<T>& x, S s) { return add_scalar(x, T(-s)); }
+template <class T, class S, if_scalar<S> = 0> tensor<T> operator-(S s, const tensor<T>& x) { return rsub_scalar(x, T(s)); }
+template <class T, class S, if_scalar<S> = 0> tensor<T> operator*(const tensor<T>& x, S s) { return mul_scalar(x, T(s)); }
+template <class T, class S, if_scalar<S> = 0> tensor<T> operator*(S s, const tensor<T>& x) { return mul_scalar(x, T(s)); }
+template <class T, class S, if_scalar<S> = 0> tensor<T> operator/(const tensor<T>& x, S s) { return mul_scalar(x, T(1) / T(s)); }
+template <class T, class S, if_scalar<S> = 0> tensor<T> operator/(S s, const tensor<T>& x) { return rdiv_scalar(x, T(s)); }
+/// Constant 0/1 mask of x > s.
+template <class T, class S, if_scalar<S> = 0> tensor<T> operator>(const tensor<T>& x, S s) { return greater(x, T(s)); }
+/// Constant 0/1 mask of x < s.
+template <class T, class S, if_scalar<S> = 0> tensor<T> operator<(const tensor<T>& x, S s) { return less(x, T(s)); }
+
+/// where() with a scalar branch.
+template <class T, class S, if_scalar<S> = 0> tensor<T> where(const tensor<T>& c, const tensor<T>& a, S b) {
+    return where(c, a, tensor<T>::scalar(T(b)));
+}
+template <class T, class S, if_scalar<S> = 0> tensor<T> where(const tensor<T>& c, S a, const tensor<T>& b) {
+    return where(c, tensor<T>::scalar(T(a)), b);
+}
+
+}  // namespace tapegrad
