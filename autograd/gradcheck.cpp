@@ -102,7 +102,7 @@ gradcheck_report gradcheck(const gradcheck_fn& f, const std::vector<xt::xarray<d
         for (const auto& d : dirs) {
             std::vector<xt::xarray<double>> row;
             if (y.requires_grad()) {
-                auto g = tp.gradient(y, leaves, tensor<double>(d));
+                auto g = tp.gradient(y, leaves, tensor<double>(d), {});
                 for (std::size_t i = 0; i < g.size(); ++i) row.push_back(g[i].value());
             } else {
                 for (const auto& x : inputs) row.push_back(xt::zeros<double>(x.shape()));
@@ -111,7 +111,7 @@ gradcheck_report gradcheck(const gradcheck_fn& f, const std::vector<xt::xarray<d
         }
         // Reentrancy: the same backward again must give the same numbers.
         if (y.requires_grad() && !dirs.empty()) {
-            auto again = tp.gradient(y, leaves, tensor<double>(dirs[0]));
+            auto again = tp.gradient(y, leaves, tensor<double>(dirs[0]), {});
             for (std::size_t i = 0; i < again.size(); ++i) {
                 const auto& a = again[i].value();
                 const auto& b = analytic[0][i];
@@ -195,7 +195,7 @@ gradcheck_report gradgradcheck(const gradcheck_fn& f, const std::vector<xt::xarr
             std::vector<tensor<double>> live;
             for (const auto& x : xs) live.emplace_back(x.value(), true);
             tensor<double> yl = f(live);
-            auto g = tape<double>::current().gradient(yl, live, tensor<double>(cot.value()));
+            auto g = tape<double>::current().gradient(yl, live, tensor<double>(cot.value()), {});
             for (auto& gi : g) parts.push_back(reshape(gi.detach(), {gi.size()}));
         } else {
             auto g = tape<double>::current().gradient(y, xs, cot, {true});

@@ -19,9 +19,18 @@
 #include <string>
 #include <vector>
 
+#include <stdexcept>
+
 #include <xtensor/xarray.hpp>
+#include <xtensor/xnoalias.hpp>
 
 namespace tapegrad {
+
+/// Error for a shape an op cannot take; the message names the op and the shapes.
+class shape_error : public std::invalid_argument {
+  public:
+    using std::invalid_argument::invalid_argument;
+};
 
 /// Shape of a tensor, outermost dimension first.
 using shape_t = std::vector<std::size_t>;
@@ -197,9 +206,9 @@ template <class T> class tape {
     /// alone. A tensor that `loss` does not depend on gets zeros.
     std::vector<tensor<T>> gradient(const tensor<T>& loss, const std::vector<tensor<T>>& wrt,
                                     gradient_options opts = {});
-    /// Same with an explicit seed (vector-Jacobian product) for a non-scalar output.
+    /// Same with an explicit seed (a vector-Jacobian product) for an output of any shape.
     std::vector<tensor<T>> gradient(const tensor<T>& output, const std::vector<tensor<T>>& wrt,
-                                    const tensor<T>& seed, gradient_options opts = {});
+                                    const tensor<T>& seed, gradient_options opts);
 
     /// Reverse pass that accumulates into leaves' `.grad()` (tensor::backward).
     void backward(const tensor<T>& output, const array_type* seed);

@@ -14,12 +14,6 @@
 
 namespace tapegrad {
 
-/// Error for a shape that an op cannot take. The message names op and shapes.
-class shape_error : public std::invalid_argument {
-  public:
-    using std::invalid_argument::invalid_argument;
-};
-
 namespace detail {
 
 /// Shape of `a op b` under NumPy broadcasting; throws shape_error naming op and shapes.

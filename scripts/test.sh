@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install, build and run the whole test suite twice: a Release build, then a build
+# with AddressSanitizer and UndefinedBehaviorSanitizer. Used by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+jobs="${JOBS:-2}"
+
+echo "== Release build and tests"
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/release -j "$jobs"
+(cd build/release && ctest --output-on-failure -j "$jobs")
+
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
+cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_SANITIZE=ON \
+      -DTAPEGRAD_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build/sanitize -j "$jobs"
+# OpenBLAS is not instrumented; its pthread pool trips LeakSanitizer at exit only.
+(cd build/sanitize && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+   TAPEGRAD_SANITIZED=1 ctest --output-on-failure -j "$jobs")

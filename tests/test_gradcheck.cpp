@@ -1,0 +1,70 @@
+// gradcheck as a user feature: it passes correct gradients and pinpoints wrong ones.
+
+#include <doctest/doctest.h>
+
+#include "autograd/ops.hpp"
+#include "tests/check.hpp"
+
+using namespace tapegrad;
+using tapegrad::testing::uniform;
+using xt::xarray;
+using args = std::vector<tensor<double>>;
+
+TEST_CASE("gradcheck passes a correct function and reports every input") {
+    auto r = gradcheck([](const args& a) { return tapegrad::tanh(matmul(a[0], a[1])); },
+                       {uniform({2, 3}, -1, 1, 1), uniform({3, 2}, -1, 1, 2)});
+    CHECK(r.passed());
+    REQUIRE(r.inputs.size() == 2);
+    CHECK(r.outputs == 4);
+    CHECK_FALSE(r.projected);
+    CHECK(r.reentrant);
+    CHECK(r.inputs[1].shape == shape_t{3, 2});
+    CHECK(r.inputs[0].abs_error < 1e-8);
+    CHECK(r.table().find("PASS") != std::string::npos);
+}
+
+TEST_CASE("gradcheck finds a wrong derivative and names the input and element") {
+    // x * detach(x): the tape sees d/dx = x, the truth is 2x. Only input 0 is wrong.
+    auto buggy = [](const args& a) { return a[0] * a[0].detach() + a[1] * 3.0; };
+    xarray<double> x{0.5, -2.0, 1.0}, y{1.0, 2.0, 3.0};
+    auto r = gradcheck(buggy, {x, y});
+    INFO(r.table());
+    CHECK_FALSE(r.passed());
+    CHECK_FALSE(r.inputs[0].passed);
+    CHECK(r.inputs[1].passed);
+    CHECK(r.inputs[0].worst_element == 1);  // |x| largest at element 1
+    CHECK(r.inputs[0].worst_index == "(1)");
+    CHECK(r.inputs[0].numeric == doctest::Approx(-4.0));
+    CHECK(r.inputs[0].analytic == doctest::Approx(-2.0));
+    CHECK(r.inputs[0].abs_error == doctest::Approx(2.0));
+    CHECK(r.table().find("FAIL") != std::string::npos);
+}
+
+TEST_CASE("gradcheck uses random projections for large outputs") {
+    gradcheck_options o;
+    o.max_outputs = 4;
+    auto r = gradcheck([](const args& a) { return a[0] * a[0]; }, {uniform({5, 5}, -1, 1, 3)}, o);
+    CHECK(r.projected);
+    CHECK(r.passed());
+    auto bad = gradcheck([](const args& a) { return a[0] * a[0].detach(); }, {uniform({5, 5}, 0.5, 1, 4)}, o);
+    CHECK_FALSE(bad.passed());
+}
+
+TEST_CASE("gradcheck leaves the tape where it was") {
+    reset_tape<double>();
+    tensor<double> w(xarray<double>{1.0}, true);
+    auto before = w * 2.0;
+    const auto size = tape<double>::current().size();
+    gradcheck([](const args& a) { return exp(a[0]); }, {uniform({3}, -1, 1, 5)});
+    CHECK(tape<double>::current().size() == size);
+    CHECK(before.value()(0) == 2.0);
+}
+
+TEST_CASE("gradgradcheck finds a wrong second derivative") {
+    // tanh(x) * detach-free first derivative is right, but this hides x from the
+    // recorded backward: d/dx [x * detach(x)^2] = 3x^2 truly; the tape says x^2 ...
+    auto r1 = gradgradcheck([](const args& a) { return tapegrad::tanh(a[0]); }, {uniform({3}, -1, 1, 6)});
+    CHECK(r1.passed());
+    auto r2 = gradgradcheck([](const args& a) { return a[0] * a[0] * a[0].detach(); }, {uniform({3}, 0.5, 1, 7)});
+    CHECK_FALSE(r2.passed());
+}
