@@ -1,0 +1,182 @@
+// Elementwise ops and activations: closed forms, float64 gradcheck over several
+// shapes and broadcasting in each operand, kinks nudged away, stability at +-1000.
+
+#include <cmath>
+
+#include <doctest/doctest.h>
+
+#include "autograd/ops.hpp"
+#include "tests/check.hpp"
+
+using namespace tapegrad;
+using tapegrad::testing::expect_grads;
+using tapegrad::testing::uniform;
+using xt::xarray;
+using args = std::vector<tensor<double>>;
+
+namespace {
+const std::vector<shape_t> shapes = {{1}, {5}, {3, 4}, {2, 3, 2}};
+// Pairs of shapes that broadcast, in both orders.
+const std::vector<std::pair<shape_t, shape_t>> broadcast_pairs = {
+    {{3, 4}, {3, 4}}, {{3, 4}, {4}}, {{4}, {3, 4}}, {{3, 1}, {1, 4}}, {{2, 3, 4}, {3, 1}}, {{1}, {2, 3}}, {{2, 1, 3}, {4, 1}}, {{}, {2, 2}}};
+}  // namespace
+
+TEST_CASE("binary ops: values and gradients with broadcasting in either operand") {
+    using fn = tensor<double> (*)(const tensor<double>&, const tensor<double>&);
+    const std::vector<std::pair<const char*, fn>> ops = {
+        {"add", &add<double>}, {"sub", &sub<double>}, {"mul", &mul<double>}, {"div", &div<double>},
+        {"pow", &tapegrad::pow<double>}, {"maximum", &maximum<double>}, {"minimum", &minimum<double>}};
+    unsigned seed = 1;
+    for (const auto& [name, op] : ops) {
+        for (const auto& [sa, sb] : broadcast_pairs) {
+            CAPTURE(name);
+            INFO(shape_str(sa), " with ", shape_str(sb));
+            // pow needs a > 0; div needs b away from 0; max/min need a != b
+            xarray<double> a = uniform(sa, 0.5, 2.0, seed++);
+            xarray<double> b = uniform(sb, 0.5, 2.0, seed++);
+            if (std::string(name) == "maximum" || std::string(name) == "minimum") b = b + 0.013;  // no ties
+            expect_grads([op](const args& x) { return op(x[0], x[1]); }, {a, b}, seed % 3 == 0);
+        }
+    }
+}
+
+TEST_CASE("binary op values match xtensor") {
+    xarray<double> a{{1, 2, 3}, {4, 5, 6}}, b{10, 20, 30};
+    tensor<double> ta(a), tb(b);
+    CHECK((ta + tb).value() == xarray<double>(a + b));
+    CHECK((ta - tb).value() == xarray<double>(a - b));
+    CHECK((ta * tb).value() == xarray<double>(a * b));
+    CHECK((ta / tb).value() == xarray<double>(a / b));
+    CHECK((2.0 - ta).value() == xarray<double>(2.0 - a));
+    CHECK((2.0 / ta).value() == xarray<double>(2.0 / a));
+    CHECK(xt::allclose(tapegrad::pow(ta, 2.0).value(), a * a, 1e-15));  // libm pow is not exact
+    CHECK(maximum(ta, tensor<double>(xarray<double>{3.0})).value() == xarray<double>{{3, 3, 3}, {4, 5, 6}});
+}
+
+TEST_CASE("maximum and minimum split the gradient on ties, as PyTorch") {
+    tensor<double> a(xarray<double>{1.0, 2.0, 3.0}, true), b(xarray<double>{1.0, 5.0, 0.0}, true);
+    sum(maximum(a, b)).backward();
+    CHECK(a.grad() == xarray<double>{0.5, 0.0, 1.0});
+    CHECK(b.grad() == xarray<double>{0.5, 1.0, 0.0});
+}
+
+TEST_CASE("scalar ops") {
+    unsigned seed = 100;
+    for (const auto& s : shapes) {
+        xarray<double> x = uniform(s, 0.5, 2.0, seed++);
+        expect_grads([](const args& a) { return a[0] + 3.0; }, {x});
+        expect_grads([](const args& a) { return 3.0 - a[0]; }, {x});
+        expect_grads([](const args& a) { return a[0] * -2.5; }, {x});
+        expect_grads([](const args& a) { return a[0] / 4.0; }, {x});
+        expect_grads([](const args& a) { return 2.0 / a[0]; }, {x}, true);
+        expect_grads([](const args& a) { return -a[0]; }, {x});
+        expect_grads([](const args& a) { return tapegrad::pow(a[0], 3.5); }, {x}, true);
+        expect_grads([](const args& a) { return tapegrad::pow(a[0], -1.5); }, {x});
+    }
+}
+
+TEST_CASE("unary math ops: gradients and second derivatives") {
+    unsigned seed = 200;
+    for (const auto& s : shapes) {
+        INFO(shape_str(s));
+        xarray<double> pos = uniform(s, 0.2, 3.0, seed++);
+        xarray<double> any = uniform(s, -2.0, 2.0, seed++, 0.0);
+        expect_grads([](const args& a) { return tapegrad::exp(a[0]); }, {any}, true);
+        expect_grads([](const args& a) { return tapegrad::log(a[0]); }, {pos}, true);
+        expect_grads([](const args& a) { return tapegrad::sqrt(a[0]); }, {pos}, true);
+        expect_grads([](const args& a) { return tapegrad::abs(a[0]); }, {any}, true);
+        expect_grads([](const args& a) { return tapegrad::erf(a[0]); }, {any}, true);
+        // clamp: values nudged away from both bounds
+        xarray<double> c = uniform(s, -2.0, 2.0, seed++, 0.5);
+        for (auto& v : c)
+            if (std::abs(v + 0.5) < 0.05) v += 0.1;
+        expect_grads([](const args& a) { return clamp(a[0], -0.5, 0.5); }, {c}, true);
+    }
+}
+
+TEST_CASE("activations: gradients and second derivatives, kinks nudged away") {
+    unsigned seed = 300;
+    for (const auto& s : shapes) {
+        INFO(shape_str(s));
+        xarray<double> x = uniform(s, -3.0, 3.0, seed++, 0.0, 0.05);
+        expect_grads([](const args& a) { return relu(a[0]); }, {x}, true);
+        expect_grads([](const args& a) { return leaky_relu(a[0], 0.1); }, {x}, true);
+        expect_grads([](const args& a) { return elu(a[0], 1.3); }, {x}, true);
+        expect_grads([](const args& a) { return gelu(a[0]); }, {x}, true);
+        expect_grads([](const args& a) { return tapegrad::tanh(a[0]); }, {x}, true);
+        expect_grads([](const args& a) { return sigmoid(a[0]); }, {x}, true);
+        expect_grads([](const args& a) { return softplus(a[0]); }, {x}, true);
+    }
+}
+
+TEST_CASE("activation values match their closed forms") {
+    xarray<double> x{-2.0, -0.5, 0.0, 0.5, 2.0};
+    tensor<double> t(x);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        const double v = x(i);
+        CHECK(relu(t).value()(i) == std::max(v, 0.0));
+        CHECK(leaky_relu(t, 0.2).value()(i) == doctest::Approx(v > 0 ? v : 0.2 * v));
+        CHECK(elu(t, 1.5).value()(i) == doctest::Approx(v > 0 ? v : 1.5 * (std::exp(v) - 1)));
+        CHECK(gelu(t).value()(i) == doctest::Approx(0.5 * v * (1 + std::erf(v / std::sqrt(2.0)))));
+        CHECK(sigmoid(t).value()(i) == doctest::Approx(1 / (1 + std::exp(-v))));
+        CHECK(softplus(t).value()(i) == doctest::Approx(std::log1p(std::exp(v))));
+    }
+}
+
+TEST_CASE("relu, abs and clamp gradients at their kinks follow PyTorch") {
+    tensor<double> x(xarray<double>{0.0, -1.0, 1.0}, true);
+    sum(relu(x) + tapegrad::abs(x) + clamp(x, -1.0, 1.0)).backward();
+    // relu'(0) = 0, abs'(0) = 0, clamp' = 1 on the closed interval
+    CHECK(x.grad() == xarray<double>{1.0, 0.0, 3.0});
+}
+
+TEST_CASE("activations are finite at +-1000 (float and double)") {
+    auto finite = [](const auto& a) {
+        for (auto v : a)
+            if (!std::isfinite(v)) return false;
+        return true;
+    };
+    tensor<float> xf(xarray<float>{-1000.f, -50.f, 0.f, 50.f, 1000.f}, true);
+    for (auto y : {tapegrad::tanh(xf), sigmoid(xf), softplus(xf), gelu(xf), elu(xf, 1.f), leaky_relu(xf, .1f),
+                   softmax(xf, 0), log_softmax(xf, 0)}) {
+        INFO(y.op_name());
+        CHECK(finite(y.value()));
+        auto g = tape<float>::current().gradient(sum(y), {xf});
+        CHECK(finite(g[0].value()));
+    }
+    CHECK(sigmoid(xf).value()(0) == 0.0f);
+    CHECK(sigmoid(xf).value()(4) == 1.0f);
+    CHECK(softplus(xf).value()(4) == 1000.0f);
+    CHECK(softplus(xf).value()(0) == 0.0f);
+    reset_tape<float>();
+}
+
+TEST_CASE("where picks elementwise and routes gradients to the chosen branch") {
+    xarray<double> cond{1, 0, 1}, a = uniform({2, 3}, -1, 1, 7), b = uniform({3}, -1, 1, 8);
+    tensor<double> c(cond);
+    expect_grads([c](const args& x) { return where(c, x[0], x[1]); }, {a, b}, true);
+    tensor<double> ta(a), tb(b);
+    auto w = where(c, ta, tb).value();
+    CHECK(w(1, 0) == a(1, 0));
+    CHECK(w(1, 1) == b(1));
+}
+
+TEST_CASE("log and sqrt follow IEEE outside their domain, as PyTorch") {
+    tensor<double> x(xarray<double>{-1.0, 0.0, 4.0});
+    auto l = tapegrad::log(x).value();
+    auto r = tapegrad::sqrt(x).value();
+    CHECK(std::isnan(l(0)));
+    CHECK(std::isinf(l(1)));
+    CHECK(l(1) < 0);
+    CHECK(std::isnan(r(0)));
+    CHECK(r(1) == 0.0);
+    CHECK(r(2) == 2.0);
+}
+
+TEST_CASE("broadcast errors name the op and both shapes") {
+    tensor<double> a(xarray<double>::from_shape({2, 3})), b(xarray<double>::from_shape({4}));
+    CHECK_THROWS_WITH_AS(a + b, doctest::Contains("add: shapes [2, 3] and [4] cannot be broadcast"), shape_error);
+    CHECK_THROWS_WITH_AS(a * b, doctest::Contains("mul: shapes [2, 3] and [4]"), shape_error);
+    CHECK_THROWS_WITH_AS(maximum(a, b), doctest::Contains("maximum"), shape_error);
+    CHECK_THROWS_AS(clamp(a, 1.0, -1.0), std::invalid_argument);
+}

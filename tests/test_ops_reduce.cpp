@@ -1,0 +1,102 @@
+// Reductions over every axis and over all, with keepdims; logsumexp, softmax, log_softmax.
+
+#include <cmath>
+
+#include <doctest/doctest.h>
+#include <xtensor/xreducer.hpp>
+#include <xtensor/xsort.hpp>
+
+#include "autograd/ops.hpp"
+#include "tests/check.hpp"
+
+using namespace tapegrad;
+using tapegrad::testing::expect_grads;
+using tapegrad::testing::uniform;
+using xt::xarray;
+using args = std::vector<tensor<double>>;
+
+TEST_CASE("sum and mean over each axis, several axes and all, with and without keepdims") {
+    xarray<double> x = uniform({2, 3, 4}, -1, 1, 1);
+    tensor<double> t(x);
+    CHECK(sum(t).value()() == doctest::Approx(xt::sum(x)()));
+    CHECK(mean(t).value()() == doctest::Approx(xt::mean(x)()));
+    for (std::vector<int> axes : {std::vector<int>{0}, {1}, {2}, {-1}, {0, 2}, {}}) {
+        for (bool keep : {false, true}) {
+            INFO("axes ", shape_str(shape_t(axes.begin(), axes.end())), " keepdims ", keep);
+            auto s = sum(t, axes, keep).value();
+            std::vector<std::size_t> ax;
+            for (int a : axes) ax.push_back(a < 0 ? a + 3 : a);
+            if (ax.empty()) ax = {0, 1, 2};
+            xarray<double> expected = xt::sum(x, ax, xt::evaluation_strategy::immediate);
+            CHECK(s.size() == expected.size());
+            CHECK(xt::allclose(xt::flatten(s), xt::flatten(expected)));
+            CHECK(s.dimension() == (keep ? 3 : 3 - ax.size()));
+            expect_grads([axes, keep](const args& a) { return sum(a[0], axes, keep); }, {x}, true);
+            expect_grads([axes, keep](const args& a) { return mean(a[0], axes, keep); }, {x});
+        }
+    }
+}
+
+TEST_CASE("max and min, ties share the gradient") {
+    xarray<double> x = uniform({3, 4}, -1, 1, 2);
+    tensor<double> t(x);
+    CHECK(max(t).value()() == xt::amax(x)());
+    CHECK(min(t, {1}).value() == xarray<double>(xt::amin(x, {1})));
+    for (int axis : {0, 1}) {
+        expect_grads([axis](const args& a) { return max(a[0], {axis}); }, {x}, true);
+        expect_grads([axis](const args& a) { return min(a[0], {axis}, true); }, {x});
+    }
+    expect_grads([](const args& a) { return max(a[0]); }, {x});
+    tensor<double> tied(xarray<double>{{1, 3, 3}, {2, 0, 1}}, true);
+    sum(max(tied, {1})).backward();
+    CHECK(tied.grad() == xarray<double>{{0, 0.5, 0.5}, {1, 0, 0}});
+}
+
+TEST_CASE("logsumexp is stable and differentiable") {
+    xarray<double> x = uniform({3, 5}, -2, 2, 3);
+    auto l = logsumexp(tensor<double>(x), 1).value();
+    for (std::size_t i = 0; i < 3; ++i) {
+        double s = 0;
+        for (std::size_t j = 0; j < 5; ++j) s += std::exp(x(i, j));
+        CHECK(l(i) == doctest::Approx(std::log(s)));
+    }
+    for (int axis : {0, 1})
+        expect_grads([axis](const args& a) { return logsumexp(a[0], axis); }, {x}, true);
+    tensor<float> big(xarray<float>{{1000.f, 1000.f}, {-1000.f, -1000.f}});
+    auto lb = logsumexp(big, 1).value();
+    CHECK(lb(0) == doctest::Approx(1000.f + std::log(2.f)));
+    CHECK(lb(1) == doctest::Approx(-1000.f + std::log(2.f)));
+}
+
+TEST_CASE("softmax and log_softmax: values, gradients on each axis, stability") {
+    xarray<double> x = uniform({3, 4}, -2, 2, 4);
+    auto p = softmax(tensor<double>(x), 1).value();
+    auto lp = log_softmax(tensor<double>(x), 1).value();
+    for (std::size_t i = 0; i < 3; ++i) {
+        double s = 0;
+        for (std::size_t j = 0; j < 4; ++j) s += std::exp(x(i, j));
+        for (std::size_t j = 0; j < 4; ++j) {
+            CHECK(p(i, j) == doctest::Approx(std::exp(x(i, j)) / s));
+            CHECK(lp(i, j) == doctest::Approx(x(i, j) - std::log(s)));
+        }
+    }
+    for (int axis : {0, 1, -1}) {
+        expect_grads([axis](const args& a) { return softmax(a[0], axis); }, {x}, true);
+        expect_grads([axis](const args& a) { return log_softmax(a[0], axis); }, {x}, true);
+    }
+    xarray<double> x3 = uniform({2, 3, 2}, -2, 2, 5);
+    expect_grads([](const args& a) { return softmax(a[0], 1); }, {x3});
+    tensor<float> big(xarray<float>{{1000.f, 0.f, -1000.f}});
+    auto ps = softmax(big, 1).value();
+    CHECK(ps(0) == 1.0f);
+    CHECK(ps(2) == 0.0f);
+    auto ls = log_softmax(big, 1).value();
+    CHECK(ls(0) == 0.0f);
+    CHECK(ls(2) == -2000.0f);
+}
+
+TEST_CASE("reduction axis errors name the op") {
+    tensor<double> t(xarray<double>::from_shape({2, 3}));
+    CHECK_THROWS_WITH_AS(sum(t, {2}), doctest::Contains("sum: axis 2 is out of range for a tensor of rank 2"), shape_error);
+    CHECK_THROWS_WITH_AS(softmax(t, -3), doctest::Contains("softmax: axis -3"), shape_error);
+}
