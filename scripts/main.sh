@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install, build in Release, and run the main job.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --data
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/release -j "${JOBS:-2}"
+./build/release/examples/article_net
