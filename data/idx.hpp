@@ -1,0 +1,39 @@
+#pragma once
+// IDX files (the MNIST / Fashion-MNIST format), gzip-compressed or plain.
+//
+// Layout: a big-endian header, magic 0x0000TTNN (TT = element type, 0x08 for
+// uint8; NN = number of dimensions), one big-endian uint32 per dimension, then
+// the elements row-major. zlib's gzopen/gzread read both compressed and plain
+// files, so one code path serves both.
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tapegrad::data {
+
+/// Error for a data file that cannot be used: the message names the file, what
+/// is wrong, and the byte offset (in the uncompressed stream) where it applies.
+class data_error : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+/// The contents of a uint8 IDX file.
+struct idx_array {
+    std::vector<std::uint32_t> dims;  ///< dimensions, outermost first
+    std::vector<std::uint8_t> data;   ///< product(dims) elements, row-major
+};
+
+/// Read an IDX file of uint8 elements with `expected_dims` dimensions (magic
+/// 0x000008NN). Throws data_error for a missing or unreadable file, a wrong
+/// magic number, a truncated header or body, or data after the last element.
+idx_array read_idx(const std::string& path, std::size_t expected_dims);
+
+/// Read a whole file through zlib (gzip or plain) into memory; throws
+/// data_error naming the file if it cannot be opened or decompressed.
+std::vector<unsigned char> read_gz_file(const std::string& path);
+
+}  // namespace tapegrad::data
