@@ -1,0 +1,82 @@
+#pragma once
+// The `tapegrad` program's subcommands as functions, so tests can call them
+// without a process; apps/main.cpp only parses arguments into these structs.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tapegrad::app {
+
+/// Everything `tapegrad train` can be told. Defaults are the measured recipe
+/// for Fashion-MNIST (see docs/trainer.md).
+struct train_options {
+    std::string model = "mlp";                  ///< "seed" (the article's network) or "mlp"
+    std::size_t hidden = 100;                   ///< seed: hidden units (tanh)
+    std::string loss = "ce";                    ///< "ce" or "mse" (mse on softmax probabilities, as the article)
+    std::vector<std::size_t> layers{256, 128};  ///< mlp: hidden layer sizes
+    std::string activation = "relu";            ///< mlp: hidden activation
+    std::string optimizer = "adam";             ///< sgd | adam | adamw | rmsprop | adagrad
+    double lr = 1e-3;                           ///< base learning rate
+    double momentum = 0.9;                      ///< sgd momentum
+    double weight_decay = 0;                    ///< L2 (sgd/adam/...) or decoupled (adamw) weight decay
+    std::string schedule = "cosine";            ///< none | step | cosine | exp
+    std::size_t warmup = 0;                     ///< linear warm-up steps (batches) before the schedule
+    std::size_t step_size = 3;                  ///< step schedule: epochs between decays
+    double gamma = 0.5;                         ///< step/exp schedule: decay factor (per epoch for exp)
+    double clip = 0;                            ///< clip the global gradient norm to this (0 = off)
+    std::size_t epochs = 10;                    ///< total epochs (including those of a resumed run)
+    std::size_t batch_size = 128;               ///< mini-batch size
+    std::uint64_t seed = 1;                     ///< seeds init, split and shuffling
+    int threads = 1;                            ///< BLAS threads
+    std::string data = "fashion";               ///< fashion | digits
+    std::string data_dir;                       ///< Fashion-MNIST directory (default: Debian's)
+    double val_fraction = 1.0 / 12;             ///< part of the training set held out for validation
+    std::string normalization = "feature";      ///< none | scale | global | feature
+    std::string out;                            ///< output directory (default runs/<name>)
+    std::string name;                           ///< run name (default from model and data)
+    std::string resume;                         ///< checkpoint to continue from
+    std::size_t stop_after = 0;                 ///< stop after this epoch, as if interrupted (0 = run all)
+    std::string progress = "auto";              ///< auto | bar | lines
+    bool quiet = false;                         ///< no per-epoch lines (tests)
+};
+
+/// `tapegrad train`; returns the process exit code.
+int run_train(const train_options& o);
+
+/// What `tapegrad eval` needs.
+struct eval_options {
+    std::string checkpoint;  ///< .npz written by train
+    std::string data_dir;    ///< override the Fashion-MNIST directory
+    int threads = 1;         ///< BLAS threads
+};
+
+/// `tapegrad eval`: test accuracy and confusion matrix of a checkpoint.
+int run_eval(const eval_options& o);
+
+/// What `tapegrad gradcheck` needs.
+struct gradcheck_options_cli {
+    unsigned seed = 1;     ///< seed of the random inputs and of the audit
+    bool verbose = false;  ///< print every full report table, not only failures
+    bool audit = true;     ///< also print the audit of the article's formulas
+};
+
+/// `tapegrad gradcheck`: every op and layer, then the article's formulas.
+int run_gradcheck(const gradcheck_options_cli& o);
+
+/// What `tapegrad bench` needs.
+struct bench_options {
+    std::vector<std::size_t> layers{256, 128};  ///< hidden sizes of the 784-...-10 MLP
+    std::size_t batch_size = 64;                ///< batch
+    std::size_t steps = 50;                     ///< steps per timed repeat
+    std::size_t repeats = 7;                    ///< timed repeats (median reported)
+    std::size_t warmup = 20;                    ///< untimed steps first
+    int threads = 1;                            ///< BLAS threads
+    bool flush_denormals = true;                ///< flush-to-zero on
+};
+
+/// `tapegrad bench`: tapegrad vs a hand-written xtensor + BLAS step.
+int run_bench(const bench_options& o);
+
+}  // namespace tapegrad::app
