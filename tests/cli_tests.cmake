@@ -1,5 +1,6 @@
-# Tests of the `tapegrad` program (apps/) and its library: the unit tests that
-# call apps/ code link tapegrad_app; the integration tests run the real binary.
+# Tests of the `tapegrad` program (apps/): unit tests of apps/ code link
+# tapegrad_app; integration tests run the real binary on the embedded digits
+# (seconds, also under the sanitizers) through tests/cli/check_run.cmake.
 if(NOT TARGET tapegrad_app)
   return()
 endif()
@@ -8,3 +9,16 @@ foreach(t test_trainer_report test_trainer)
     target_link_libraries(${t} PRIVATE tapegrad_app)
   endif()
 endforeach()
+
+set(_tg_check ${CMAKE_CURRENT_SOURCE_DIR}/cli/check_run.cmake)
+foreach(mode accuracy determinism resume bad_input)
+  add_test(NAME cli_${mode}
+           COMMAND ${CMAKE_COMMAND} -DTAPEGRAD=$<TARGET_FILE:tapegrad_cli> -DWORK=${CMAKE_CURRENT_BINARY_DIR}/cli_${mode}
+                   -DMODE=${mode} -DMIN_ACC=0.9 -P ${_tg_check})
+endforeach()
+add_test(NAME cli_gradcheck COMMAND tapegrad_cli gradcheck)
+set_tests_properties(cli_gradcheck PROPERTIES PASS_REGULAR_EXPRESSION "gradcheck: all cases passed")
+add_test(NAME cli_bench COMMAND tapegrad_cli bench --layers 32 --batch-size 8 --steps 2 --repeats 1 --warmup 1)
+set_tests_properties(cli_bench PROPERTIES PASS_REGULAR_EXPRESSION "hand-written xtensor\\+BLAS")
+add_test(NAME cli_help COMMAND tapegrad_cli train --help)
+set_tests_properties(cli_help PROPERTIES PASS_REGULAR_EXPRESSION "--optimizer.*--schedule.*--resume")
