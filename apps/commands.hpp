@@ -42,6 +42,13 @@ struct train_options {
     bool quiet = false;                         ///< no per-epoch lines (tests)
 };
 
+/// Learning rate at global step `step` (0-based) of epoch `epoch` for a run of
+/// `total_steps` steps: linear warm-up over `warmup` steps times the schedule
+/// (step: gamma^(epoch / step_size); exp: gamma^epoch; cosine: per step from lr
+/// to 0 over the steps after warm-up). A closed form, so resuming continues the
+/// same curve.
+double learning_rate(const train_options& o, std::size_t step, std::size_t epoch, std::size_t total_steps);
+
 /// `tapegrad train`; returns the process exit code.
 int run_train(const train_options& o);
 

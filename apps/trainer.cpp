@@ -223,28 +223,6 @@ evaluation evaluate(classifier& model, const std::string& loss_name, const data:
     return e;
 }
 
-// -------------------------------------------------------------- schedule
-
-/// Learning rate of global step `step` (0-based) in epoch `epoch`: a closed form
-/// of (step, epoch), so a resumed run continues the exact same curve.
-double learning_rate(const train_options& o, std::size_t step, std::size_t epoch, std::size_t total_steps) {
-    double f = 1;
-    if (o.schedule == "step") {
-        f = std::pow(o.gamma, static_cast<double>(epoch / o.step_size));
-    } else if (o.schedule == "exp") {
-        f = std::pow(o.gamma, static_cast<double>(epoch));
-    } else if (o.schedule == "cosine") {
-        // Cosine annealing to 0 over the whole run, per step (after warm-up).
-        const double t = static_cast<double>(step > o.warmup ? step - o.warmup : 0);
-        const double span = static_cast<double>(total_steps > o.warmup ? total_steps - o.warmup : 1);
-        f = 0.5 * (1 + std::cos(M_PI * std::min(1.0, t / span)));
-    } else if (o.schedule != "none") {
-        throw std::invalid_argument("unknown schedule '" + o.schedule + "': use none, step, cosine or exp");
-    }
-    if (step < o.warmup) f *= static_cast<double>(step + 1) / static_cast<double>(o.warmup);
-    return o.lr * f;
-}
-
 model_spec spec_of(const train_options& o, std::size_t inputs, std::size_t classes) {
     model_spec s;
     s.kind = o.model;
@@ -319,6 +297,28 @@ std::string fmt_seconds(double s) {
 std::string default_name(const train_options& o) { return o.model + "-" + o.data; }
 
 }  // namespace
+
+// -------------------------------------------------------------- schedule
+
+// Learning rate of global step `step` (0-based) in epoch `epoch`: a closed form
+// of (step, epoch), so a resumed run continues the exact same curve.
+double learning_rate(const train_options& o, std::size_t step, std::size_t epoch, std::size_t total_steps) {
+    double f = 1;
+    if (o.schedule == "step") {
+        f = std::pow(o.gamma, static_cast<double>(epoch / o.step_size));
+    } else if (o.schedule == "exp") {
+        f = std::pow(o.gamma, static_cast<double>(epoch));
+    } else if (o.schedule == "cosine") {
+        // Cosine annealing to 0 over the whole run, per step (after warm-up).
+        const double t = static_cast<double>(step > o.warmup ? step - o.warmup : 0);
+        const double span = static_cast<double>(total_steps > o.warmup ? total_steps - o.warmup : 1);
+        f = 0.5 * (1 + std::cos(M_PI * std::min(1.0, t / span)));
+    } else if (o.schedule != "none") {
+        throw std::invalid_argument("unknown schedule '" + o.schedule + "': use none, step, cosine or exp");
+    }
+    if (step < o.warmup) f *= static_cast<double>(step + 1) / static_cast<double>(o.warmup);
+    return o.lr * f;
+}
 
 // ----------------------------------------------------------------- train
 
