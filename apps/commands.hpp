@@ -27,7 +27,7 @@ struct train_options {
     double gamma = 0.5;                         ///< step/exp schedule: decay factor (per epoch for exp)
     double clip = 0;                            ///< clip the global gradient norm to this (0 = off)
     std::size_t epochs = 10;                    ///< total epochs (including those of a resumed run)
-    std::size_t batch_size = 128;               ///< mini-batch size
+    std::size_t batch_size = 0;                 ///< mini-batch size; 0: 128 for fashion, 32 for digits
     std::uint64_t seed = 1;                     ///< seeds init, split and shuffling
     int threads = 1;                            ///< BLAS threads
     std::string data = "fashion";               ///< fashion | digits

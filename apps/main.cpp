@@ -82,7 +82,8 @@ int main(int argc, char** argv) {
     train->add_option("--epochs", t.epochs, "total epochs (a resumed run continues up to this)")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
-    train->add_option("--batch-size", t.batch_size, "mini-batch size")->check(CLI::PositiveNumber)->capture_default_str();
+    train->add_option("--batch-size", t.batch_size, "mini-batch size (default 128 for fashion, 32 for the small digits set)")
+        ->check(CLI::PositiveNumber);
     train->add_option("--seed", t.seed, "seed of initialisation, split and shuffling")->capture_default_str();
     train->add_option("--threads", t.threads, "BLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
     train->add_option("--data", t.data, "data set: fashion (Fashion-MNIST) or digits (embedded UCI 8x8 digits)")

@@ -341,6 +341,8 @@ int run_train(const train_options& cli) {
         o.data_dir = cli.data_dir;
         if (o.out.empty()) o.out = ".";
     }
+    // Digits has 1318 training images: 128-image batches give too few steps in 10 epochs.
+    if (o.batch_size == 0) o.batch_size = o.data == "digits" ? 32 : 128;
     if (o.name.empty()) o.name = default_name(o);
     if (o.out.empty()) o.out = (fs::path("runs") / o.name).string();
     fs::create_directories(o.out);
