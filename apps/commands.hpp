@@ -18,7 +18,7 @@ struct train_options {
     std::vector<std::size_t> layers{256, 128};  ///< mlp: hidden layer sizes
     std::string activation = "relu";            ///< mlp: hidden activation
     std::string optimizer = "adam";             ///< sgd | adam | adamw | rmsprop | adagrad
-    double lr = 1e-3;                           ///< base learning rate
+    double lr = 2e-3;                           ///< base learning rate
     double momentum = 0.9;                      ///< sgd momentum
     double weight_decay = 0;                    ///< L2 (sgd/adam/...) or decoupled (adamw) weight decay
     std::string schedule = "cosine";            ///< none | step | cosine | exp
