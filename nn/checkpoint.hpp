@@ -1,0 +1,21 @@
+#pragma once
+// Model checkpoints as .npz: one array per parameter and buffer, named by its
+// dotted name ("0.weight"), readable with numpy.load.
+
+#include <string>
+
+#include "nn/module.hpp"
+#include "nn/npz.hpp"
+
+namespace tapegrad::nn {
+
+/// Write every parameter and buffer of `m` to `path` (.npz).
+template <class T> void save_npz(const module<T>& m, const std::string& path);
+
+/// Load parameters and buffers saved by save_npz (or numpy.savez). All or
+/// nothing: every name, shape and dtype is checked before anything is
+/// assigned; a missing, unexpected or wrong-shaped array throws npz::npz_error
+/// naming the parameter and the file. Values are loaded bit-identically.
+template <class T> void load_npz(module<T>& m, const std::string& path);
+
+}  // namespace tapegrad::nn
