@@ -42,6 +42,11 @@ template <class T> class module {
     /// Direct children in registration order.
     const std::vector<std::pair<std::string, std::shared_ptr<module<T>>>>& children() const { return children_; }
 
+    /// The stored handle of a parameter or buffer by dotted name ("0.weight").
+    /// Assigning a leaf of the same shape to it replaces what the module uses
+    /// (tests bind gradcheck's inputs this way). Throws listing the valid names.
+    tensor<T>& parameter(const std::string& dotted_name);
+
     /// Forget the gradient of every parameter.
     void zero_grad();
     /// Training mode on or off, for this module and all children.

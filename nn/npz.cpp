@@ -1,0 +1,321 @@
+// .npz reading and writing: a zip archive (PKWARE APPNOTE) whose members are
+// NPY files (NumPy's format.py, version 1.0 written; 1.0-3.0 read).
+// Only what numpy.savez/savez_compressed produce needs to be read; the byte
+// layouts below are noted field by field because a wrong offset is silent.
+
+#include "nn/npz.hpp"
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <sstream>
+
+#include <zlib.h>
+
+namespace tapegrad::npz {
+
+namespace {
+
+using bytes = std::vector<unsigned char>;
+
+void put16(bytes& b, std::uint32_t v) {
+    b.push_back(std::uint8_t(v));
+    b.push_back(std::uint8_t(v >> 8));
+}
+void put32(bytes& b, std::uint32_t v) {
+    put16(b, v & 0xffff);
+    put16(b, v >> 16);
+}
+
+std::size_t elem_size(const std::string& dtype) { return dtype == "<f4" ? 4 : 8; }
+
+std::size_t count(const shape_t& s) {
+    std::size_t n = 1;
+    for (auto d : s) n *= d;
+    return n;
+}
+
+// NPY v1.0: magic, version, uint16 header length, a Python dict literal padded
+// with spaces to a multiple of 64 bytes and ended by '\n', then the data.
+bytes npy_bytes(const entry& e) {
+    std::string shape = "(";
+    for (std::size_t i = 0; i < e.shape.size(); ++i) shape += std::to_string(e.shape[i]) + ", ";
+    if (e.shape.size() == 1) shape.pop_back();                 // "(3,)"
+    else if (!e.shape.empty()) shape.resize(shape.size() - 2);  // "(2, 3)"
+    shape += ")";
+    std::string header = "{'descr': '" + e.dtype + "', 'fortran_order': False, 'shape': " + shape + ", }";
+    const std::size_t unpadded = 10 + header.size() + 1;
+    header.append((64 - unpadded % 64) % 64, ' ');
+    header += '\n';
+    bytes b = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
+    put16(b, std::uint32_t(header.size()));
+    b.insert(b.end(), header.begin(), header.end());
+    b.insert(b.end(), e.data.begin(), e.data.end());
+    return b;
+}
+
+// Every structural error says which file, where, and what was expected.
+[[noreturn]] void corrupt(const std::string& path, std::size_t offset, const std::string& what) {
+    throw npz_error(path + ": corrupt or unsupported .npz at byte offset " + std::to_string(offset) + ": " + what);
+}
+
+struct reader {
+    const bytes& b;
+    const std::string& path;
+    void need(std::size_t at, std::size_t n, const char* what) const {
+        if (at > b.size() || n > b.size() - at)
+            corrupt(path, at,
+                    std::string(what) + " needs " + std::to_string(n) + " bytes but the file ends at byte " +
+                        std::to_string(b.size()) + " (truncated?)");
+    }
+    std::uint64_t le(std::size_t at, int n, const char* what) const {
+        need(at, std::size_t(n), what);
+        std::uint64_t v = 0;
+        for (int i = n - 1; i >= 0; --i) v = (v << 8) | b[at + std::size_t(i)];
+        return v;
+    }
+};
+
+// Values of the NPY header dict: 'descr', 'fortran_order', 'shape'.
+entry parse_npy(const bytes& npy, const std::string& path, std::size_t base, const std::string& name) {
+    reader r{npy, path};
+    auto fail = [&](std::size_t at, const std::string& what) { corrupt(path, base + at, "array '" + name + "': " + what); };
+    if (npy.size() < 10 || std::memcmp(npy.data(), "\x93NUMPY", 6) != 0) fail(0, "not an NPY array (bad magic)");
+    const unsigned major = npy[6];
+    std::size_t hlen, hstart;
+    if (major == 1) { hlen = std::size_t(r.le(8, 2, "NPY header length")); hstart = 10; }
+    else if (major == 2 || major == 3) { hlen = std::size_t(r.le(8, 4, "NPY header length")); hstart = 12; }
+    else fail(6, "NPY version " + std::to_string(major) + " is not supported (1, 2 or 3)");
+    if (hstart + hlen > npy.size()) fail(hstart, "NPY header runs past the end of the array");
+    const std::string h(npy.begin() + long(hstart), npy.begin() + long(hstart + hlen));
+    auto value_of = [&](const std::string& key) {
+        auto k = h.find("'" + key + "'");
+        if (k == std::string::npos) fail(hstart, "NPY header has no '" + key + "'");
+        auto colon = h.find(':', k);
+        if (colon == std::string::npos) fail(hstart + k, "NPY header: no ':' after '" + key + "'");
+        auto v = h.find_first_not_of(' ', colon + 1);
+        if (v == std::string::npos) fail(hstart + k, "NPY header: no value for '" + key + "'");
+        return v;
+    };
+    entry e;
+    e.name = name;
+    auto d = value_of("descr");
+    auto dend = h.find(h[d], d + 1);
+    if ((h[d] != '\'' && h[d] != '"') || dend == std::string::npos) fail(hstart + d, "NPY header: bad 'descr'");
+    e.dtype = h.substr(d + 1, dend - d - 1);
+    if (e.dtype != "<f4" && e.dtype != "<f8")
+        fail(hstart + d, "dtype '" + e.dtype + "' is not supported (only '<f4' and '<f8'; save float32 or float64)");
+    auto f = value_of("fortran_order");
+    if (h.compare(f, 4, "True") == 0)
+        fail(hstart + f, "Fortran-order arrays are not supported (save with np.ascontiguousarray)");
+    auto s = value_of("shape");
+    if (h[s] != '(') fail(hstart + s, "NPY header: 'shape' is not a tuple");
+    auto send = h.find(')', s);
+    if (send == std::string::npos) fail(hstart + s, "NPY header: unterminated 'shape'");
+    std::istringstream dims(h.substr(s + 1, send - s - 1));
+    std::string tok;
+    while (std::getline(dims, tok, ',')) {
+        auto a = tok.find_first_not_of(' ');
+        if (a == std::string::npos) continue;
+        char* endp = nullptr;
+        unsigned long long v = std::strtoull(tok.c_str() + a, &endp, 10);
+        if (endp == tok.c_str() + a) fail(hstart + s, "NPY header: bad dimension '" + tok + "'");
+        e.shape.push_back(std::size_t(v));
+    }
+    const std::size_t data_at = hstart + hlen;
+    const std::size_t want = count(e.shape) * elem_size(e.dtype);
+    if (npy.size() - data_at != want)
+        fail(data_at, "data has " + std::to_string(npy.size() - data_at) + " bytes but shape " + shape_str(e.shape) +
+                          " of " + e.dtype + " needs " + std::to_string(want));
+    e.data.assign(npy.begin() + long(data_at), npy.end());
+    return e;
+}
+
+bytes inflate_raw(const unsigned char* src, std::size_t n, std::size_t out_size, const std::string& path,
+                  std::size_t at, const std::string& name) {
+    bytes out(out_size);
+    z_stream zs{};
+    if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) corrupt(path, at, "zlib inflateInit2 failed");
+    zs.next_in = const_cast<unsigned char*>(src);
+    zs.avail_in = uInt(n);
+    zs.next_out = out.data();
+    zs.avail_out = uInt(out_size);
+    int rc = inflate(&zs, Z_FINISH);
+    inflateEnd(&zs);
+    if (rc != Z_STREAM_END || zs.total_out != out_size)
+        corrupt(path, at, "member '" + name + "': deflate data is corrupt");
+    return out;
+}
+
+}  // namespace
+
+template <class T> entry make_entry(std::string name, const xt::xarray<T>& a) {
+    static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "npz: float or double only");
+    entry e;
+    e.name = std::move(name);
+    e.dtype = sizeof(T) == 4 ? "<f4" : "<f8";
+    e.shape.assign(a.shape().begin(), a.shape().end());
+    e.data.resize(a.size() * sizeof(T));
+    // xarray is row-major and contiguous; the host is little-endian (x86-64).
+    if (!e.data.empty()) std::memcpy(e.data.data(), a.data(), e.data.size());
+    return e;
+}
+
+template <class T> xt::xarray<T> to_array(const entry& e, const std::string& path) {
+    const char* want = sizeof(T) == 4 ? "<f4" : "<f8";
+    if (e.dtype != want)
+        throw npz_error(path + ": array '" + e.name + "' has dtype " + e.dtype + " but " + want +
+                        " is needed (values are loaded bit-identically, never converted)");
+    xt::xarray<T> a = xt::empty<T>(e.shape);
+    if (!e.data.empty()) std::memcpy(a.data(), e.data.data(), e.data.size());
+    return a;
+}
+
+void write(const std::string& path, const std::vector<entry>& entries) {
+    bytes out, central;
+    std::set<std::string> seen;
+    for (const auto& e : entries) {
+        if (!seen.insert(e.name).second) throw npz_error(path + ": array name '" + e.name + "' appears twice");
+        if (e.dtype != "<f4" && e.dtype != "<f8") throw npz_error(path + ": array '" + e.name + "': bad dtype " + e.dtype);
+        if (e.data.size() != count(e.shape) * elem_size(e.dtype))
+            throw npz_error(path + ": array '" + e.name + "': data size does not match shape " + shape_str(e.shape));
+        const bytes npy = npy_bytes(e);
+        if (npy.size() >= 0xffffffffu || out.size() >= 0xffffffffu)
+            throw npz_error(path + ": array '" + e.name + "' is too large for a zip without zip64");
+        const std::string fname = e.name + ".npy";
+        const std::uint32_t crc = std::uint32_t(crc32(0L, npy.data(), uInt(npy.size())));
+        const std::uint32_t offset = std::uint32_t(out.size());
+        // local file header (30 bytes + name): stored, fixed 1980-01-01 timestamp
+        put32(out, 0x04034b50); put16(out, 20); put16(out, 0); put16(out, 0);
+        put16(out, 0); put16(out, 0x21);
+        put32(out, crc); put32(out, std::uint32_t(npy.size())); put32(out, std::uint32_t(npy.size()));
+        put16(out, std::uint32_t(fname.size())); put16(out, 0);
+        out.insert(out.end(), fname.begin(), fname.end());
+        out.insert(out.end(), npy.begin(), npy.end());
+        // central directory header (46 bytes + name)
+        put32(central, 0x02014b50); put16(central, 20); put16(central, 20); put16(central, 0); put16(central, 0);
+        put16(central, 0); put16(central, 0x21);
+        put32(central, crc); put32(central, std::uint32_t(npy.size())); put32(central, std::uint32_t(npy.size()));
+        put16(central, std::uint32_t(fname.size())); put16(central, 0); put16(central, 0);
+        put16(central, 0); put16(central, 0); put32(central, 0); put32(central, offset);
+        central.insert(central.end(), fname.begin(), fname.end());
+    }
+    if (entries.size() >= 0xffff) throw npz_error(path + ": too many arrays for a zip without zip64");
+    const std::uint32_t cd_offset = std::uint32_t(out.size());
+    out.insert(out.end(), central.begin(), central.end());
+    // end of central directory record (22 bytes)
+    put32(out, 0x06054b50); put16(out, 0); put16(out, 0);
+    put16(out, std::uint32_t(entries.size())); put16(out, std::uint32_t(entries.size()));
+    put32(out, std::uint32_t(central.size())); put32(out, cd_offset); put16(out, 0);
+
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+        if (!f) throw npz_error(path + ": cannot write (" + std::strerror(errno) + "); does the directory exist?");
+        f.write(reinterpret_cast<const char*>(out.data()), std::streamsize(out.size()));
+        f.close();
+        if (!f) {
+            std::remove(tmp.c_str());
+            throw npz_error(path + ": write failed (disk full?)");
+        }
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        std::remove(tmp.c_str());
+        throw npz_error(path + ": cannot replace the file (" + std::strerror(errno) + ")");
+    }
+}
+
+std::vector<entry> read(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw npz_error(path + ": cannot open (" + std::strerror(errno) + ")");
+    const bytes b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    reader r{b, path};
+    if (b.size() < 22) corrupt(path, 0, "file has " + std::to_string(b.size()) + " bytes, too short for a zip archive");
+    // The end-of-central-directory record is the last 22 bytes plus a comment of up to 64 KiB.
+    std::size_t eocd = std::string::npos;
+    const std::size_t lowest = b.size() > 22 + 0xffff ? b.size() - 22 - 0xffff : 0;
+    for (std::size_t i = b.size() - 22 + 1; i-- > lowest;)
+        if (r.le(i, 4, "signature") == 0x06054b50) { eocd = i; break; }
+    if (eocd == std::string::npos)
+        corrupt(path, b.size(), "no end-of-central-directory record (not a zip, or truncated)");
+    std::uint64_t n_entries = r.le(eocd + 10, 2, "entry count");
+    std::uint64_t cd_offset = r.le(eocd + 16, 4, "central directory offset");
+    if (n_entries == 0xffff || cd_offset == 0xffffffff) {
+        // zip64: a locator just before the record points at the zip64 end record.
+        if (eocd < 20 || r.le(eocd - 20, 4, "zip64 locator") != 0x07064b50)
+            corrupt(path, eocd, "zip64 fields without a zip64 locator");
+        const std::size_t z = std::size_t(r.le(eocd - 20 + 8, 8, "zip64 end offset"));
+        if (r.le(z, 4, "zip64 end record") != 0x06064b50) corrupt(path, z, "bad zip64 end-of-central-directory signature");
+        n_entries = r.le(z + 32, 8, "zip64 entry count");
+        cd_offset = r.le(z + 48, 8, "zip64 central directory offset");
+    }
+    std::vector<entry> out;
+    std::set<std::string> names;
+    std::size_t at = std::size_t(cd_offset);
+    for (std::uint64_t k = 0; k < n_entries; ++k) {
+        if (r.le(at, 4, "central directory entry") != 0x02014b50)
+            corrupt(path, at, "bad central directory signature for entry " + std::to_string(k));
+        const auto method = r.le(at + 10, 2, "compression method");
+        const auto crc = std::uint32_t(r.le(at + 16, 4, "crc32"));
+        std::uint64_t csize = r.le(at + 20, 4, "compressed size");
+        std::uint64_t usize = r.le(at + 24, 4, "size");
+        const auto name_len = std::size_t(r.le(at + 28, 2, "name length"));
+        const auto extra_len = std::size_t(r.le(at + 30, 2, "extra length"));
+        const auto comment_len = std::size_t(r.le(at + 32, 2, "comment length"));
+        std::uint64_t local = r.le(at + 42, 4, "local header offset");
+        r.need(at + 46, name_len + extra_len, "entry name");
+        const std::string fname(b.begin() + long(at + 46), b.begin() + long(at + 46 + name_len));
+        // zip64 extra field (id 1): only the fields that are 0xffffffff above, in this order.
+        for (std::size_t x = at + 46 + name_len; x + 4 <= at + 46 + name_len + extra_len;) {
+            const auto id = r.le(x, 2, "extra id"), len = r.le(x + 2, 2, "extra length");
+            if (id == 1) {
+                std::size_t p = x + 4;
+                if (usize == 0xffffffff) { usize = r.le(p, 8, "zip64 size"); p += 8; }
+                if (csize == 0xffffffff) { csize = r.le(p, 8, "zip64 compressed size"); p += 8; }
+                if (local == 0xffffffff) { local = r.le(p, 8, "zip64 offset"); p += 8; }
+            }
+            x += 4 + std::size_t(len);
+        }
+        if (fname.size() < 4 || fname.compare(fname.size() - 4, 4, ".npy") != 0)
+            corrupt(path, at + 46, "member '" + fname + "' is not a .npy array");
+        const std::string name = fname.substr(0, fname.size() - 4);
+        if (!names.insert(name).second) corrupt(path, at + 46, "array '" + name + "' appears twice");
+        // The local header repeats name and extra with its own lengths; the data follows them.
+        const auto lh = std::size_t(local);
+        if (r.le(lh, 4, "local header") != 0x04034b50) corrupt(path, lh, "bad local header signature for '" + fname + "'");
+        const std::size_t data_at = lh + 30 + std::size_t(r.le(lh + 26, 2, "name length")) +
+                                    std::size_t(r.le(lh + 28, 2, "extra length"));
+        r.need(data_at, std::size_t(csize), ("data of '" + fname + "'").c_str());
+        bytes npy;
+        if (method == 0) {
+            if (csize != usize) corrupt(path, at + 20, "stored member '" + fname + "' has different sizes");
+            npy.assign(b.begin() + long(data_at), b.begin() + long(data_at + csize));
+        } else if (method == 8) {
+            npy = inflate_raw(b.data() + data_at, std::size_t(csize), std::size_t(usize), path, data_at, fname);
+        } else {
+            corrupt(path, at + 10, "member '" + fname + "' uses compression method " + std::to_string(method) +
+                                       " (only stored and deflate are supported)");
+        }
+        const auto actual = std::uint32_t(crc32(0L, npy.data(), uInt(npy.size())));
+        if (actual != crc) {
+            std::ostringstream os;
+            os << "CRC-32 mismatch in '" << fname << "' (stored " << std::hex << crc << ", computed " << actual
+               << "): the data is damaged";
+            corrupt(path, data_at, os.str());
+        }
+        out.push_back(parse_npy(npy, path, data_at, name));
+        at += 46 + name_len + extra_len + comment_len;
+    }
+    return out;
+}
+
+template entry make_entry<float>(std::string, const xt::xarray<float>&);
+template entry make_entry<double>(std::string, const xt::xarray<double>&);
+template xt::xarray<float> to_array<float>(const entry&, const std::string&);
+template xt::xarray<double> to_array<double>(const entry&, const std::string&);
+
+}  // namespace tapegrad::npz

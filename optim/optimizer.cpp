@@ -1,0 +1,166 @@
+// The optimizer base (parameter checks, lr, zero_grad, state save/load) and SGD.
+
+#include "optim/optimizer.hpp"
+
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include <xtensor/xnoalias.hpp>
+
+#include "nn/npz.hpp"
+
+namespace tapegrad::optim {
+
+namespace {
+std::string num(double v) {
+    std::ostringstream os;
+    os << v;
+    return os.str();
+}
+}  // namespace
+
+template <class T>
+optimizer<T>::optimizer(std::vector<tensor<T>> params, double lr, std::string name)
+    : params_(std::move(params)), steps_(params_.size(), 0), lr_(lr), name_(std::move(name)) {
+    if (params_.empty())
+        throw std::invalid_argument(name_ + ": got an empty parameter list (pass model.parameters())");
+    std::set<const node<T>*> seen;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        const auto& p = params_[i];
+        const std::string which = name_ + ": parameter " + std::to_string(i);
+        if (!p.defined()) throw std::invalid_argument(which + " is an undefined tensor");
+        if (!p.is_leaf()) throw std::invalid_argument(which + " is not a leaf (an op result cannot be optimised)");
+        if (!p.requires_grad()) throw std::invalid_argument(which + " does not require grad");
+        if (!seen.insert(p.node_ptr()).second) throw std::invalid_argument(which + " appears twice in the list");
+    }
+    if (!(lr >= 0)) fail("learning rate", lr, ">= 0");
+}
+
+template <class T> void optimizer<T>::fail(const std::string& what, double v, const std::string& rule) const {
+    throw std::invalid_argument(name_ + ": invalid " + what + " " + num(v) + " (must be " + rule + ")");
+}
+
+template <class T> void optimizer<T>::zero_grad() {
+    for (auto& p : params_) p.zero_grad();
+}
+
+template <class T> void optimizer<T>::set_lr(double lr) {
+    if (!(lr >= 0)) fail("learning rate", lr, ">= 0");
+    lr_ = lr;
+}
+
+template <class T>
+std::vector<std::pair<std::string, const xt::xarray<T>*>> optimizer<T>::state(std::size_t i) const {
+    std::vector<std::pair<std::string, const xt::xarray<T>*>> out;
+    for (auto& [n, a] : const_cast<optimizer*>(this)->buffers(i)) out.emplace_back(n, a);
+    return out;
+}
+
+template <class T> void optimizer<T>::save_state(const std::string& path) const {
+    std::vector<npz::entry> entries;
+    entries.push_back(npz::make_entry(name_ + ".lr", xt::xarray<double>(lr_)));
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        const std::string prefix = name_ + "." + std::to_string(i) + ".";
+        entries.push_back(npz::make_entry(prefix + "step", xt::xarray<double>(double(steps_[i]))));
+        for (auto& [n, a] : state(i)) entries.push_back(npz::make_entry(prefix + n, *a));
+    }
+    npz::write(path, entries);
+}
+
+template <class T> void optimizer<T>::load_state(const std::string& path) {
+    std::map<std::string, npz::entry> file;
+    for (auto& e : npz::read(path)) file.emplace(e.name, std::move(e));
+    auto take = [&](const std::string& key, const shape_t& shape) -> npz::entry {
+        auto it = file.find(key);
+        if (it == file.end()) {
+            std::string hint;
+            if (!file.empty() && file.begin()->first.rfind(name_ + ".", 0) != 0)
+                hint = " (the file holds '" + file.begin()->first + "': state of another optimizer?)";
+            throw npz::npz_error(path + ": missing optimizer state '" + key + "'" + hint);
+        }
+        if (it->second.shape != shape)
+            throw npz::npz_error(path + ": optimizer state '" + key + "' has shape " + shape_str(it->second.shape) +
+                                 " but " + shape_str(shape) + " is needed");
+        npz::entry e = std::move(it->second);
+        file.erase(it);
+        return e;
+    };
+    // Validate and convert everything first; assign only when all of it is good.
+    const double lr = npz::to_array<double>(take(name_ + ".lr", {}), path)();
+    if (!(lr >= 0)) throw npz::npz_error(path + ": saved learning rate " + num(lr) + " is invalid");
+    std::vector<std::int64_t> steps(params_.size());
+    std::vector<std::vector<xt::xarray<T>>> values(params_.size());
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        const std::string prefix = name_ + "." + std::to_string(i) + ".";
+        const double s = npz::to_array<double>(take(prefix + "step", {}), path)();
+        if (!(s >= 0) || s != double(std::int64_t(s)))
+            throw npz::npz_error(path + ": '" + prefix + "step' is " + num(s) + ", not a step count");
+        steps[i] = std::int64_t(s);
+        for (auto& [n, a] : buffers(i)) {
+            values[i].push_back(npz::to_array<T>(take(prefix + n, shape_t(a->shape().begin(), a->shape().end())), path));
+        }
+    }
+    if (!file.empty())
+        throw npz::npz_error(path + ": unexpected optimizer state '" + file.begin()->first + "' (" +
+                             std::to_string(file.size()) + " unexpected in all; saved with other options or parameters?)");
+    lr_ = lr;
+    steps_ = steps;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        std::size_t k = 0;
+        for (auto& [n, a] : buffers(i)) *a = std::move(values[i][k++]);
+    }
+}
+
+// -------------------------------------------------------------------- SGD
+template <class T>
+sgd<T>::sgd(std::vector<tensor<T>> params, sgd_options o) : optimizer<T>(std::move(params), o.lr, "sgd"), o_(o) {
+    if (!(o.momentum >= 0)) this->fail("momentum", o.momentum, ">= 0");
+    if (!(o.dampening >= 0 && o.dampening <= 1)) this->fail("dampening", o.dampening, "in [0, 1]");
+    if (!(o.weight_decay >= 0)) this->fail("weight_decay", o.weight_decay, ">= 0");
+    if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
+        throw std::invalid_argument("sgd: nesterov momentum requires momentum > 0 and dampening == 0 (got momentum " +
+                                    num(o.momentum) + ", dampening " + num(o.dampening) + ")");
+    if (o.momentum != 0)
+        for (auto& p : this->params_) buf_.push_back(xt::zeros<T>(p.value().shape()));
+}
+
+template <class T> std::vector<std::pair<std::string, xt::xarray<T>*>> sgd<T>::buffers(std::size_t i) {
+    if (o_.momentum == 0) return {};
+    return {{"momentum_buffer", &buf_[i]}};
+}
+
+// PyTorch 1.13 (_single_tensor_sgd):
+//   d = g + wd * p;  buf = d on the first step, else momentum * buf + (1 - dampening) * d
+//   d = nesterov ? d + momentum * buf : buf;  p -= lr * d
+template <class T> void sgd<T>::step() {
+    const T lr = T(this->lr_), wd = T(o_.weight_decay), mom = T(o_.momentum), damp1 = T(1 - o_.dampening);
+    for (std::size_t i = 0; i < this->params_.size(); ++i) {
+        auto& p = this->params_[i];
+        if (!p.has_grad()) continue;
+        auto& w = p.mutable_value();
+        const auto& g = p.grad();
+        auto update = [&](auto&& d) {
+            if (o_.momentum == 0) {
+                xt::noalias(w) -= lr * d;
+                return;
+            }
+            auto& buf = buf_[i];
+            if (this->steps_[i] == 0) xt::noalias(buf) = d;
+            else xt::noalias(buf) = mom * buf + damp1 * d;
+            if (o_.nesterov) xt::noalias(w) -= lr * (d + mom * buf);
+            else xt::noalias(w) -= lr * buf;
+        };
+        if (o_.weight_decay != 0) update(g + wd * w);
+        else update(g);
+        ++this->steps_[i];
+    }
+}
+
+template class optimizer<float>;
+template class optimizer<double>;
+template class sgd<float>;
+template class sgd<double>;
+
+}  // namespace tapegrad::optim
