@@ -1,6 +1,7 @@
 #pragma once
-// The trainer's view of a model and its optimizer: build from a spec, forward to
-// logits, loss, one optimizer step, and the named arrays a checkpoint holds.
+// The trainer's view of a model and its optimizer, built on nn/ and optim/:
+// a network from a spec, the loss, an optimizer from command-line settings,
+// and the three files of a checkpoint.
 
 #include <cstddef>
 #include <cstdint>
@@ -12,44 +13,30 @@
 #include <xtensor/xarray.hpp>
 
 #include "autograd/tensor.hpp"
+#include "nn/module.hpp"
+#include "optim/optimizer.hpp"
 
 namespace tapegrad::app {
 
 /// What network to build.
 struct model_spec {
-    std::string kind = "mlp";                 ///< "seed" or "mlp"
-    std::size_t inputs = 0;                   ///< input features
-    std::size_t classes = 0;                  ///< output classes
-    std::size_t hidden = 100;                 ///< seed: tanh hidden units
-    std::vector<std::size_t> layers;          ///< mlp: hidden sizes
-    std::string activation = "relu";          ///< mlp: hidden activation
-    std::string loss = "ce";                  ///< "ce" or "mse"
+    std::string kind = "mlp";         ///< "seed" or "mlp"
+    std::size_t inputs = 0;           ///< input features
+    std::size_t classes = 0;          ///< output classes
+    std::size_t hidden = 100;         ///< seed: tanh hidden units
+    std::vector<std::size_t> layers;  ///< mlp: hidden sizes
+    std::string activation = "relu";  ///< mlp: hidden activation
+    std::string loss = "ce";          ///< "ce" or "mse"
 
-    /// "784-256-128-10 relu, ce" for logs.
+    /// "mlp 784-256-128-10 relu, ce" for logs.
     std::string describe() const;
 };
 
-/// Named arrays: what checkpoints are made of.
-using state_dict = std::map<std::string, xt::xarray<float>>;
-
-/// A classifier: logits = net(x); the loss is applied by the trainer.
-class classifier {
-  public:
-    virtual ~classifier() = default;
-    /// Logits [B, classes] of inputs [B, inputs], recorded on the tape.
-    virtual tensor<float> forward(const tensor<float>& x) = 0;
-    /// Trainable parameters, in a fixed order.
-    virtual std::vector<tensor<float>> parameters() = 0;
-    /// Parameter values by name.
-    virtual state_dict state() = 0;
-    /// Load values by name; throws naming the parameter on a missing/unexpected name or wrong shape.
-    virtual void load_state(const state_dict& s) = 0;
-    /// A printout of the layers and parameter count.
-    virtual std::string summary() = 0;
-};
-
-/// Build the network of `spec`, initialised from `seed`.
-std::unique_ptr<classifier> make_classifier(const model_spec& spec, std::uint64_t seed);
+/// The network of `spec` as an nn::sequential of linear layers and activation
+/// modules (parameters "0.weight", "0.bias", "2.weight", ...), initialised with
+/// PyTorch's default from an engine seeded with `seed`. The seed network is
+/// Linear -> Tanh -> Linear; its softmax belongs to the loss.
+std::shared_ptr<nn::module<float>> make_classifier(const model_spec& spec, std::uint64_t seed);
 
 /// The loss of `spec.loss` on logits: cross-entropy, or MSE between
 /// softmax(logits) and one-hot targets (the article).
@@ -61,34 +48,29 @@ struct optimizer_spec {
     std::string name = "adam";  ///< sgd | adam | adamw | rmsprop | adagrad
     double lr = 1e-3;           ///< initial learning rate
     double momentum = 0.9;      ///< sgd
-    double weight_decay = 0;    ///< all
+    double weight_decay = 0;    ///< all (decoupled for adamw)
 };
 
-/// An optimizer over a fixed list of parameters.
-class trainer_optimizer {
-  public:
-    virtual ~trainer_optimizer() = default;
-    /// Apply one update from the parameters' .grad().
-    virtual void step() = 0;
-    /// Clear the parameters' gradients.
-    virtual void zero_grad() = 0;
-    /// Set the learning rate of the next step.
-    virtual void set_lr(double lr) = 0;
-    /// Per-parameter state (moments, step counts) by name.
-    virtual state_dict state() = 0;
-    /// Restore state saved by state().
-    virtual void load_state(const state_dict& s) = 0;
+/// The optimizer of `spec` over `params` (PyTorch defaults for everything else).
+std::unique_ptr<optim::optimizer<float>> make_optimizer(const optimizer_spec& spec, std::vector<tensor<float>> params);
+
+/// Named float arrays: the trainer's own part of a checkpoint.
+using state_dict = std::map<std::string, xt::xarray<float>>;
+
+/// The files of a checkpoint. `model` is nn::save_npz's file (the parameters
+/// under their names, for numpy.load or nn::load_npz); the optimizer state and
+/// the trainer's metadata sit beside it with the same stem.
+struct checkpoint_paths {
+    std::string model;      ///< "<dir>/checkpoint.npz"
+    std::string optimizer;  ///< "<dir>/checkpoint.optim.npz"
+    std::string meta;       ///< "<dir>/checkpoint.meta.npz"
 };
+/// The three paths of the checkpoint whose model file is `model_path`.
+checkpoint_paths checkpoint_files(const std::string& model_path);
 
-/// Build the optimizer of `spec` over `params`.
-std::unique_ptr<trainer_optimizer> make_optimizer(const optimizer_spec& spec, std::vector<tensor<float>> params);
-
-/// Scale gradients so their global L2 norm is at most `max_norm`; returns the norm before.
-double clip_grad_norm(const std::vector<tensor<float>>& params, double max_norm);
-
-/// Save named arrays as a NumPy .npz; load them back.
-void save_checkpoint(const std::string& path, const state_dict& arrays);
-/// Load a .npz written by save_checkpoint; throws naming the file on bad input.
-state_dict load_checkpoint(const std::string& path);
+/// Write named float arrays as an .npz (through nn/npz).
+void save_arrays(const std::string& path, const state_dict& arrays);
+/// Read an .npz of float arrays; throws npz::npz_error naming the file.
+state_dict load_arrays(const std::string& path);
 
 }  // namespace tapegrad::app

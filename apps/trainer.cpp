@@ -18,6 +18,8 @@
 #include "autograd/float_env.hpp"
 #include "autograd/ops.hpp"
 #include "data/dataset.hpp"
+#include "nn/checkpoint.hpp"
+#include "optim/clip.hpp"
 
 namespace fs = std::filesystem;
 
@@ -197,8 +199,10 @@ struct evaluation {
 };
 
 /// Loss, accuracy and confusion matrix over a whole data set, recording nothing.
-evaluation evaluate(classifier& model, const std::string& loss_name, const data::dataset& d) {
+evaluation evaluate(nn::module<float>& model, const std::string& loss_name, const data::dataset& d) {
     no_grad guard;
+    const bool was_training = model.is_training();
+    model.eval();
     evaluation e;
     e.confusion = confusion_matrix(d.num_classes());
     data::loader chunks(d, 1000, 0, /*shuffle=*/false);
@@ -218,6 +222,7 @@ evaluation evaluate(classifier& model, const std::string& loss_name, const data:
             e.confusion.add(b.y[i], best);
         }
     }
+    model.train(was_training);
     e.loss = loss_sum / static_cast<double>(d.size());
     e.accuracy = e.confusion.accuracy();
     return e;
@@ -235,56 +240,56 @@ model_spec spec_of(const train_options& o, std::size_t inputs, std::size_t class
     return s;
 }
 
-/// Everything needed to continue a run: weights, optimizer state, settings,
-/// normalisation statistics and the number of epochs done.
-void write_checkpoint(const std::string& path, classifier& model, trainer_optimizer& opt, const train_options& o,
-                      const data::normalizer& norm, std::size_t epochs_done) {
+/// Everything needed to continue a run: weights (nn::save_npz), optimizer
+/// state (optimizer::save_state), and the trainer's metadata: settings,
+/// normalisation statistics and the number of epochs done. The metadata is
+/// written last, so its epoch count never runs ahead of the other two files.
+void write_checkpoint(const std::string& path, nn::module<float>& model, optim::optimizer<float>& opt,
+                      const train_options& o, const data::normalizer& norm, std::size_t epochs_done) {
+    const checkpoint_paths files = checkpoint_files(path);
+    nn::save_npz(model, files.model);
+    opt.save_state(files.optimizer);
     state_dict s;
-    for (auto& [k, v] : model.state()) s["model." + k] = v;
-    for (auto& [k, v] : opt.state()) s["optim." + k] = v;
     config_map c = to_config(o);
     c["epochs_done"] = std::to_string(epochs_done);
-    s["meta.config"] = text_to_array(config_text(c));
-    s["meta.norm_mean"] = xt::xarray<float>::from_shape({norm.mean().size()});
-    s["meta.norm_scale"] = xt::xarray<float>::from_shape({norm.scale().size()});
-    std::copy(norm.mean().begin(), norm.mean().end(), s["meta.norm_mean"].begin());
-    std::copy(norm.scale().begin(), norm.scale().end(), s["meta.norm_scale"].begin());
-    // Write then rename, so an interrupted save never leaves a half checkpoint.
-    const std::string tmp = path + ".tmp.npz";
-    save_checkpoint(tmp, s);
-    fs::rename(tmp, path);
+    s["config"] = text_to_array(config_text(c));
+    s["norm_mean"] = xt::xarray<float>::from_shape({norm.mean().size()});
+    s["norm_scale"] = xt::xarray<float>::from_shape({norm.scale().size()});
+    std::copy(norm.mean().begin(), norm.mean().end(), s["norm_mean"].begin());
+    std::copy(norm.scale().begin(), norm.scale().end(), s["norm_scale"].begin());
+    save_arrays(files.meta, s);
 }
 
-/// The parts of a checkpoint, split by prefix.
+/// The trainer's metadata of a checkpoint (the weights and optimizer state are
+/// loaded into the rebuilt model and optimizer).
 struct loaded_checkpoint {
-    state_dict model, optim;
+    checkpoint_paths files;
     train_options options;
     std::size_t epochs_done = 0;
     data::normalizer norm;
 };
 
 loaded_checkpoint read_checkpoint(const std::string& path) {
-    state_dict s = load_checkpoint(path);
     loaded_checkpoint c;
+    c.files = checkpoint_files(path);
+    if (!fs::exists(c.files.meta)) {
+        throw std::runtime_error(path + ": no " + c.files.meta +
+                                 " beside it: a tapegrad training checkpoint is checkpoint.npz (weights), "
+                                 "checkpoint.optim.npz and checkpoint.meta.npz, as `tapegrad train` writes them");
+    }
+    state_dict s = load_arrays(c.files.meta);
     auto take = [&](const std::string& key) -> xt::xarray<float>& {
         auto it = s.find(key);
-        if (it == s.end()) {
-            throw std::runtime_error(path + ": not a tapegrad training checkpoint (no array '" + key +
-                                     "'); write one with `tapegrad train`");
-        }
+        if (it == s.end()) throw std::runtime_error(c.files.meta + ": no array '" + key + "'");
         return it->second;
     };
-    const config_map cfg = parse_config_text(array_to_text(take("meta.config")));
-    from_config(cfg, c.options, path);
-    c.epochs_done = std::stoul(need(cfg, "epochs_done", path));
-    const auto& m = take("meta.norm_mean");
-    const auto& sc = take("meta.norm_scale");
+    const config_map cfg = parse_config_text(array_to_text(take("config")));
+    from_config(cfg, c.options, c.files.meta);
+    c.epochs_done = std::stoul(need(cfg, "epochs_done", c.files.meta));
+    const auto& m = take("norm_mean");
+    const auto& sc = take("norm_scale");
     c.norm = data::normalizer(data::parse_normalization(c.options.normalization), std::vector<float>(m.begin(), m.end()),
                               std::vector<float>(sc.begin(), sc.end()));
-    for (auto& [k, v] : s) {
-        if (k.rfind("model.", 0) == 0) c.model[k.substr(6)] = v;
-        else if (k.rfind("optim.", 0) == 0) c.optim[k.substr(6)] = v;
-    }
     return c;
 }
 
@@ -359,15 +364,16 @@ int run_train(const train_options& cli) {
     d.norm.apply(d.test);
 
     const model_spec spec = spec_of(o, d.train.features, d.train.num_classes());
-    std::unique_ptr<classifier> model = make_classifier(spec, o.seed);
+    std::shared_ptr<nn::module<float>> model = make_classifier(spec, o.seed);
     optimizer_spec os{o.optimizer, o.lr, o.momentum, o.weight_decay};
-    std::unique_ptr<trainer_optimizer> opt = make_optimizer(os, model->parameters());
+    std::unique_ptr<optim::optimizer<float>> opt = make_optimizer(os, model->parameters());
+    model->train();
     std::size_t start_epoch = 0;
     std::vector<epoch_record> history;
     const std::string csv_path = (fs::path(o.out) / "metrics.csv").string();
     if (!cli.resume.empty()) {
-        model->load_state(resumed.model);
-        opt->load_state(resumed.optim);
+        nn::load_npz(*model, resumed.files.model);
+        opt->load_state(resumed.files.optimizer);
         start_epoch = resumed.epochs_done;
         if (fs::exists(csv_path)) {
             for (const auto& r : read_metrics_csv(csv_path))
@@ -387,6 +393,7 @@ int run_train(const train_options& cli) {
                                            : std::string())
               << std::defaultfloat << "\n"
               << "output: " << o.out << "\n";
+    if (!o.quiet) std::cout << model->summary();
     if (start_epoch > 0) std::cout << "resuming from " << cli.resume << " after epoch " << start_epoch << "\n";
     if (start_epoch >= o.epochs) std::cout << "nothing to train: the checkpoint already has " << start_epoch << " epochs\n";
 
@@ -421,7 +428,7 @@ int run_train(const train_options& cli) {
                                          ": lower --lr or use --clip");
             }
             loss.backward();
-            if (o.clip > 0) clip_grad_norm(params, o.clip);
+            if (o.clip > 0) optim::clip_grad_norm(params, static_cast<float>(o.clip));
             opt->step();
             opt->zero_grad();
             reset_tape<float>();
@@ -489,8 +496,8 @@ int run_eval(const eval_options& e) {
     run_data d = load_run_data(c.options, false);
     c.norm.apply(d.test);
     const model_spec spec = spec_of(c.options, d.test.features, d.test.num_classes());
-    std::unique_ptr<classifier> model = make_classifier(spec, c.options.seed);
-    model->load_state(c.model);
+    std::shared_ptr<nn::module<float>> model = make_classifier(spec, c.options.seed);
+    nn::load_npz(*model, c.files.model);
     const auto t0 = seconds_clock::now();
     const evaluation t = evaluate(*model, c.options.loss, d.test);
     std::cout << "tapegrad eval: " << e.checkpoint << ": " << spec.describe() << ", trained " << c.epochs_done

@@ -3,6 +3,7 @@
 // the learning-rate schedules, and a short digits training run.
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -13,6 +14,7 @@
 #include "apps/commands.hpp"
 #include "apps/model.hpp"
 #include "autograd/ops.hpp"
+#include "nn/checkpoint.hpp"
 
 namespace fs = std::filesystem;
 using namespace tapegrad;
@@ -33,58 +35,60 @@ model_spec small_mlp() {
 }
 }  // namespace
 
-TEST_CASE("checkpoint .npz round-trips every array bit for bit") {
+/// The parameter values of a module by name (copies).
+state_dict values(const nn::module<float>& m) {
     state_dict s;
-    s["a.weight"] = xt::xarray<float>({{1.5f, -2.25f, 3e-39f}, {NAN, INFINITY, -0.0f}});
-    s["b"] = xt::xarray<float>({0.1f});
-    s["scalar_vec"] = xt::xarray<float>::from_shape({0});
+    for (const auto& [name, t] : m.named_parameters()) s[name] = t.value();
+    return s;
+}
+
+TEST_CASE("the trainer's arrays round-trip bit for bit") {
+    state_dict s;
+    s["config"] = xt::xarray<float>({1.5f, -2.25f, 3e-39f, NAN, INFINITY, -0.0f});
+    s["norm_mean"] = xt::xarray<float>({{0.1f, 0.2f}, {0.3f, 0.4f}});
     const std::string p = temp_path("rt.npz");
-    save_checkpoint(p, s);
-    state_dict back = load_checkpoint(p);
-    REQUIRE(back.size() == 3);
-    CHECK(back["a.weight"].shape() == s["a.weight"].shape());
-    CHECK(std::memcmp(back["a.weight"].data(), s["a.weight"].data(), 6 * sizeof(float)) == 0);
-    CHECK(back["b"](0) == 0.1f);
-    CHECK(back["scalar_vec"].size() == 0);
+    save_arrays(p, s);
+    state_dict back = load_arrays(p);
+    REQUIRE(back.size() == 2);
+    CHECK(back["norm_mean"].shape() == s["norm_mean"].shape());
+    CHECK(std::memcmp(back["config"].data(), s["config"].data(), 6 * sizeof(float)) == 0);
     fs::remove(p);
-}
-
-TEST_CASE("a bad checkpoint file is refused with its name") {
-    const std::string p = temp_path("bad.npz");
     std::ofstream(p) << "hello";
-    CHECK_THROWS_WITH(load_checkpoint(p), doctest::Contains("not an .npz checkpoint"));
+    CHECK_THROWS_WITH(load_arrays(p), doctest::Contains(p.c_str()));
     fs::remove(p);
-    CHECK_THROWS_WITH(load_checkpoint(p), doctest::Contains("cannot open"));
 }
 
-TEST_CASE("load_state names the bad parameter and changes nothing") {
-    auto m = make_classifier(small_mlp(), 1);
-    const state_dict good = m->state();
-    CHECK(good.count("0.weight") == 1);
-    CHECK(good.count("2.bias") == 1);
-    CHECK(good.at("0.weight").shape() == std::vector<std::size_t>{4, 5});
-
-    auto other = make_classifier(small_mlp(), 2);
-    const state_dict before = other->state();
-    state_dict missing = good;
-    missing.erase("2.bias");
-    CHECK_THROWS_WITH(other->load_state(missing), doctest::Contains("no parameter '2.bias'"));
-    state_dict extra = good;
-    extra["3.weight"] = xt::xarray<float>({1.f});
-    CHECK_THROWS_WITH(other->load_state(extra), doctest::Contains("unexpected parameter '3.weight'"));
-    state_dict wrong = good;
-    wrong["2.weight"] = xt::zeros<float>({3, 5});
-    CHECK_THROWS_WITH(other->load_state(wrong), doctest::Contains("'2.weight' has shape [3, 5], the model expects [3, 4]"));
-    CHECK(other->state() == before);  // nothing half-loaded
-    other->load_state(good);
-    CHECK(other->state() == good);
+TEST_CASE("checkpoint files sit beside the model file") {
+    auto f = checkpoint_files("runs/x/checkpoint.npz");
+    CHECK(f.model == "runs/x/checkpoint.npz");
+    CHECK(f.optimizer == "runs/x/checkpoint.optim.npz");
+    CHECK(f.meta == "runs/x/checkpoint.meta.npz");
 }
 
-TEST_CASE("initialisation is fixed by the seed and within 1/sqrt(fan_in)") {
+TEST_CASE("a model checkpoint of another architecture is refused, naming the parameter") {
+    auto a = make_classifier(small_mlp(), 1);
+    const std::string p = temp_path("model.npz");
+    nn::save_npz(*a, p);
+    model_spec wider = small_mlp();
+    wider.layers = {6};
+    auto b = make_classifier(wider, 2);
+    const state_dict before = values(*b);
+    CHECK_THROWS_WITH(nn::load_npz(*b, p), doctest::Contains("0.weight"));
+    CHECK(values(*b) == before);  // nothing half-loaded
+    auto c = make_classifier(small_mlp(), 3);
+    nn::load_npz(*c, p);
+    CHECK(values(*c) == values(*a));
+    fs::remove(p);
+}
+
+TEST_CASE("networks: names, shapes, seeded initialisation") {
     auto a = make_classifier(small_mlp(), 5), b = make_classifier(small_mlp(), 5), c = make_classifier(small_mlp(), 6);
-    CHECK(a->state() == b->state());
-    CHECK(a->state() != c->state());
-    const state_dict sa = a->state();
+    const state_dict sa = values(*a);
+    CHECK(sa.count("0.weight") == 1);
+    CHECK(sa.count("2.bias") == 1);
+    CHECK(sa.at("0.weight").shape() == std::vector<std::size_t>{4, 5});
+    CHECK(sa == values(*b));
+    CHECK(sa != values(*c));
     for (float v : sa.at("0.weight")) CHECK(std::abs(v) <= 1 / std::sqrt(5.f));
     model_spec seed;
     seed.kind = "seed";
@@ -92,9 +96,15 @@ TEST_CASE("initialisation is fixed by the seed and within 1/sqrt(fan_in)") {
     seed.classes = 3;
     seed.hidden = 7;
     auto s = make_classifier(seed, 1);
-    CHECK(s->state().at("fc1.weight").shape() == std::vector<std::size_t>{7, 6});
-    CHECK(s->state().at("fc2.bias").shape() == std::vector<std::size_t>{3});
-    CHECK(s->summary().find("parameters: " + std::to_string(7 * 6 + 7 + 3 * 7 + 3)) != std::string::npos);
+    const state_dict ss = values(*s);
+    CHECK(ss.at("0.weight").shape() == std::vector<std::size_t>{7, 6});
+    CHECK(ss.at("2.bias").shape() == std::vector<std::size_t>{3});
+    CHECK(s->parameter_count() == 7 * 6 + 7 + 3 * 7 + 3);
+    // tanh hidden layer: outputs of the hidden layer lie in (-1, 1)
+    CHECK(s->summary().find("Tanh") != std::string::npos);
+    model_spec bad = small_mlp();
+    bad.activation = "swish";
+    CHECK_THROWS(make_classifier(bad, 1));
 }
 
 TEST_CASE("one optimizer step matches the textbook update") {
@@ -127,18 +137,20 @@ TEST_CASE("one optimizer step matches the textbook update") {
     // adagrad: v = g^2, w - lr sign(g)
     w = one_step({"adagrad", lr, 0.0, 0.0});
     CHECK(w(1) == doctest::Approx(-1.9).epsilon(1e-5));
-    CHECK_THROWS_WITH(make_optimizer({"lbfgs", lr, 0, 0}, {}), doctest::Contains("unknown optimizer 'lbfgs'"));
-    CHECK_THROWS_WITH(make_optimizer({"sgd", -1, 0, 0}, {}), doctest::Contains("learning rate must be > 0"));
+    tensor<float> p(w0, true);
+    CHECK_THROWS_WITH(make_optimizer({"lbfgs", lr, 0, 0}, {p}), doctest::Contains("unknown optimizer 'lbfgs'"));
+    CHECK_THROWS_AS(make_optimizer({"sgd", -1, 0, 0}, {p}), std::invalid_argument);
 }
 
 TEST_CASE("optimizer state restores the exact trajectory") {
-    auto run = [](int steps, const state_dict* resume_from, state_dict* save_after_2) {
+    const std::string state_path = temp_path("opt.npz");
+    auto run = [&](int steps, bool resume, xt::xarray<float>* w_after_2) {
         tensor<float> w(xt::xarray<float>{0.3f, -0.7f, 1.1f}, true);
         auto opt = make_optimizer({"adam", 0.05, 0.0, 0.0}, {w});
         int start = 0;
-        if (resume_from) {
-            w.mutable_value() = resume_from->at("w");
-            opt->load_state(*resume_from);
+        if (resume) {
+            w.mutable_value() = *w_after_2;
+            opt->load_state(state_path);
             start = 2;
         }
         for (int i = start; i < steps; ++i) {
@@ -146,17 +158,18 @@ TEST_CASE("optimizer state restores the exact trajectory") {
             opt->step();
             opt->zero_grad();
             reset_tape<float>();
-            if (i == 1 && save_after_2) {
-                *save_after_2 = opt->state();
-                (*save_after_2)["w"] = w.value();
+            if (i == 1 && !resume) {
+                opt->save_state(state_path);
+                *w_after_2 = w.value();
             }
         }
         return xt::xarray<float>(w.value());
     };
-    state_dict mid;
-    const auto straight = run(5, nullptr, &mid);
-    const auto resumed = run(5, &mid, nullptr);
+    xt::xarray<float> mid;
+    const auto straight = run(5, false, &mid);
+    const auto resumed = run(5, true, &mid);
     CHECK(straight == resumed);
+    fs::remove(state_path);
 }
 
 TEST_CASE("learning-rate schedules") {
