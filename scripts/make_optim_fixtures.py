@@ -6,7 +6,9 @@ Run with Debian's interpreter, which has python3-torch 1.13.1:
     /usr/bin/python3 scripts/make_optim_fixtures.py
 
 It writes tests/fixtures/optim/problem.txt and one <case>.txt per optimizer or
-schedule. The C++ tests (tests/test_optim_pytorch.cpp) read them and need no
+schedule, and (with NumPy) the checkpoints in tests/fixtures/checkpoint/ that
+tests/test_checkpoint.cpp must load: .npz files written by numpy.savez, so the
+C++ reader is tested against NumPy's writer as well as its own. The C++ tests (tests/test_optim_pytorch.cpp) read them and need no
 Python.
 
 The problem: two float64 parameters, p0 of shape [5] and p1 of shape [2, 3],
@@ -141,7 +143,27 @@ def run(name, opt_kind, opt_opts, sched):
         f.write("\n".join(lines) + "\n")
 
 
+def make_npz_fixtures():
+    """np.savez checkpoints of nn::mlp({3, 4, 2}): names 0.weight [4, 3], 0.bias [4],
+    2.weight [2, 4], 2.bias [2]; element k of each array (row-major) is
+    (k - 5) / 8 + offset, exact in float32 and float64, so the test can recompute it."""
+    import numpy as np
+    out = os.path.join(os.path.dirname(OUT), "checkpoint")
+    os.makedirs(out, exist_ok=True)
+    shapes = {"0.weight": (4, 3), "0.bias": (4,), "2.weight": (2, 4), "2.bias": (2,)}
+    offsets = {"0.weight": 0.0, "0.bias": 1.0, "2.weight": 2.0, "2.bias": 3.0}
+
+    def arrays(dtype):
+        return {k: ((np.arange(int(np.prod(s))) - 5) / 8 + offsets[k]).reshape(s).astype(dtype)
+                for k, s in shapes.items()}
+
+    np.savez(os.path.join(out, "numpy_mlp_f64.npz"), **arrays(np.float64))
+    np.savez(os.path.join(out, "numpy_mlp_f32.npz"), **arrays(np.float32))
+    np.savez_compressed(os.path.join(out, "numpy_mlp_f64_compressed.npz"), **arrays(np.float64))
+
+
 def main():
+    make_npz_fixtures()
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "problem.txt"), "w") as f:
         f.write("# grad = a * (p - c) + b * p^3 elementwise; p = concat(p0 [5], p1 [2, 3] row-major)\n")
