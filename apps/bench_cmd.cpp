@@ -18,6 +18,9 @@
 #include "autograd/blas.hpp"
 #include "autograd/float_env.hpp"
 #include "autograd/ops.hpp"
+#include "nn/layers.hpp"
+#include "optim/optimizer.hpp"
+#include <xtensor/xmanipulation.hpp>
 
 namespace tapegrad::app {
 
@@ -158,6 +161,41 @@ class tape_mlp {
     std::vector<tensor<float>> w_, b_;
 };
 
+/// The same step written as a user would with the library: nn::mlp, the
+/// cross-entropy loss, optim::sgd.
+class module_mlp {
+  public:
+    explicit module_mlp(const mlp_weights& init, float lr) {
+        std::mt19937_64 rng(0);
+        net_ = nn::mlp<float>(init.sizes, nn::activation::relu, rng);
+        std::size_t l = 0;
+        for (std::size_t i = 0; i < net_->size(); ++i) {
+            auto lin = std::dynamic_pointer_cast<nn::linear<float>>((*net_)[i]);
+            if (!lin) continue;
+            lin->weight().mutable_value() = xt::transpose(init.w[l]);  // nn stores [out, in]
+            lin->bias().mutable_value() = init.b[l];
+            ++l;
+        }
+        optim::sgd_options o;
+        o.lr = lr;
+        opt_ = std::make_unique<optim::sgd<float>>(net_->parameters(), o);
+    }
+
+    float step(const tensor<float>& x, const std::vector<std::size_t>& labels) {
+        tensor<float> loss = cross_entropy(net_->forward(x), labels);
+        const float value = loss.item();
+        loss.backward();
+        opt_->step();
+        opt_->zero_grad();
+        reset_tape<float>();
+        return value;
+    }
+
+  private:
+    std::shared_ptr<nn::sequential<float>> net_;
+    std::unique_ptr<optim::sgd<float>> opt_;
+};
+
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0.0 : v[v.size() / 2];
@@ -183,13 +221,16 @@ int run_bench(const bench_options& o) {
     handwritten_mlp hand(init, o.batch_size);
     tape_mlp tape(init);
     const float lr = 0.01f;
+    module_mlp mod(init, lr);
     // Same start, same data: the first losses must agree, or the comparison is meaningless.
-    const float l_hand = hand.step(x, labels, lr), l_tape = tape.step(xt_in, labels, lr);
+    const float l_hand = hand.step(x, labels, lr), l_tape = tape.step(xt_in, labels, lr),
+                l_mod = mod.step(xt_in, labels);
     for (std::size_t i = 0; i < o.warmup; ++i) {
         hand.step(x, labels, lr);
         tape.step(xt_in, labels, lr);
+        mod.step(xt_in, labels);
     }
-    std::vector<double> t_hand, t_tape;
+    std::vector<double> t_hand, t_tape, t_mod;
     // Interleave the engines so load from other processes hits both alike.
     for (std::size_t r = 0; r < o.repeats; ++r) {
         auto t0 = clock_type::now();
@@ -197,10 +238,13 @@ int run_bench(const bench_options& o) {
         auto t1 = clock_type::now();
         for (std::size_t i = 0; i < o.steps; ++i) tape.step(xt_in, labels, lr);
         auto t2 = clock_type::now();
+        for (std::size_t i = 0; i < o.steps; ++i) mod.step(xt_in, labels);
+        auto t3 = clock_type::now();
+        t_mod.push_back(std::chrono::duration<double, std::micro>(t3 - t2).count() / static_cast<double>(o.steps));
         t_hand.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count() / static_cast<double>(o.steps));
         t_tape.push_back(std::chrono::duration<double, std::micro>(t2 - t1).count() / static_cast<double>(o.steps));
     }
-    const double mh = median(t_hand), mt = median(t_tape);
+    const double mh = median(t_hand), mt = median(t_tape), mm = median(t_mod);
     std::ostringstream arch;
     for (std::size_t i = 0; i < sizes.size(); ++i) arch << (i ? "-" : "") << sizes[i];
     std::cout << "bench: MLP " << arch.str() << " ReLU, softmax cross-entropy, SGD, batch " << o.batch_size
@@ -209,19 +253,22 @@ int run_bench(const bench_options& o) {
               << ", " << o.repeats << " interleaved repeats of " << o.steps << " steps after " << o.warmup
               << " warm-up steps (medians)\n"
               << "       " << blas::info() << "\n"
-              << "       first-step loss: hand-written " << l_hand << ", tapegrad " << l_tape << "\n\n";
-    std::cout << std::left << std::setw(28) << "engine" << std::right << std::setw(14) << "us/step" << std::setw(16)
+              << "       first-step loss: hand-written " << l_hand << ", tapegrad ops " << l_tape << ", nn + optim " << l_mod
+              << "\n\n";
+    std::cout << std::left << std::setw(32) << "engine" << std::right << std::setw(14) << "us/step" << std::setw(16)
               << "samples/s" << std::setw(12) << "ratio\n";
     auto row = [&](const char* name, double us) {
-        std::cout << std::left << std::setw(28) << name << std::right << std::fixed << std::setprecision(1)
+        std::cout << std::left << std::setw(32) << name << std::right << std::fixed << std::setprecision(1)
                   << std::setw(14) << us << std::setw(16) << std::setprecision(0)
                   << 1e6 * static_cast<double>(o.batch_size) / us << std::setw(11) << std::setprecision(2) << us / mh
                   << "\n"
                   << std::defaultfloat;
     };
     row("hand-written xtensor+BLAS", mh);
-    row("tapegrad", mt);
-    const bool agree = std::abs(l_hand - l_tape) <= 1e-4f * std::max(1.f, std::abs(l_hand));
+    row("tapegrad ops + manual SGD", mt);
+    row("tapegrad nn::mlp + optim::sgd", mm);
+    const float tol = 1e-4f * std::max(1.f, std::abs(l_hand));
+    const bool agree = std::abs(l_hand - l_tape) <= tol && std::abs(l_hand - l_mod) <= tol;
     if (!agree) std::cout << "WARNING: the two engines' first-step losses differ\n";
     return agree ? 0 : 1;
 }
