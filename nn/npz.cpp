@@ -295,6 +295,9 @@ std::vector<entry> read(const std::string& path) {
             if (csize != usize) corrupt(path, at + 20, "stored member '" + fname + "' has different sizes");
             npy.assign(b.begin() + long(data_at), b.begin() + long(data_at + csize));
         } else if (method == 8) {
+            // deflate cannot expand more than ~1032:1; a larger claim is corruption, not a reason to allocate
+            if (usize > csize * 1032 + 1024)
+                corrupt(path, at + 24, "member '" + fname + "' claims an impossible uncompressed size");
             npy = inflate_raw(b.data() + data_at, std::size_t(csize), std::size_t(usize), path, data_at, fname);
         } else {
             corrupt(path, at + 10, "member '" + fname + "' uses compression method " + std::to_string(method) +

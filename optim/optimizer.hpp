@@ -95,6 +95,7 @@ template <class T> class sgd : public optimizer<T> {
   public:
     /// Validates the options (std::invalid_argument naming the bad one).
     sgd(std::vector<tensor<T>> params, sgd_options o = {});
+    /// One in-place update of every parameter that has a gradient.
     void step() override;
     /// The options in use.
     const sgd_options& options() const { return o_; }
@@ -113,6 +114,7 @@ template <class T> class adam : public optimizer<T> {
   public:
     /// Validates the options (std::invalid_argument naming the bad one).
     adam(std::vector<tensor<T>> params, adam_options o = {});
+    /// One in-place update of every parameter that has a gradient.
     void step() override;
     /// The options in use.
     const adam_options& options() const { return o_; }
@@ -141,6 +143,7 @@ template <class T> class rmsprop : public optimizer<T> {
   public:
     /// Validates the options (std::invalid_argument naming the bad one).
     rmsprop(std::vector<tensor<T>> params, rmsprop_options o = {});
+    /// One in-place update of every parameter that has a gradient.
     void step() override;
     /// The options in use.
     const rmsprop_options& options() const { return o_; }
@@ -158,6 +161,7 @@ template <class T> class adagrad : public optimizer<T> {
   public:
     /// Validates the options (std::invalid_argument naming the bad one).
     adagrad(std::vector<tensor<T>> params, adagrad_options o = {});
+    /// One in-place update of every parameter that has a gradient.
     void step() override;
     /// The options in use.
     const adagrad_options& options() const { return o_; }
