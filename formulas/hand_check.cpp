@@ -153,14 +153,14 @@ std::string hand_check_report::table() const {
        << std::setprecision(8) << loss << ", " << params.size() << " parameters, eps " << std::setprecision(2)
        << options.eps << ", atol " << options.atol << ", rtol " << options.rtol << ")\n";
     os << std::left << std::setw(10) << "param" << std::setw(10) << "shape" << std::setw(9) << "vs tape"
-       << std::setw(9) << "vs diff" << std::setw(12) << "max abs err" << std::setw(12) << "max rel err"
+       << std::setw(9) << "vs diff" << std::setw(13) << "max abs err" << std::setw(13) << "max rel err"
        << std::setw(11) << "ratio" << std::setw(11) << "fit resid" << "diagnosis\n";
     for (const auto& p : params) {
         const bool shaped = p.diagnosis != hand_diagnosis::shape_mismatch;
         os << std::left << std::setw(10) << p.name << std::setw(10) << shape_str(p.shape) << std::setw(9)
            << (shaped ? (p.agrees_autodiff ? "ok" : "FAIL") : "-") << std::setw(9)
-           << (shaped ? (p.agrees_numeric ? "ok" : "FAIL") : "-") << std::setprecision(2) << std::setw(12)
-           << p.max_abs_error << std::setw(12) << p.max_rel_error << std::setprecision(4) << std::setw(11) << p.ratio
+           << (shaped ? (p.agrees_numeric ? "ok" : "FAIL") : "-") << std::setprecision(2) << std::setw(13)
+           << p.max_abs_error << std::setw(13) << p.max_rel_error << std::setprecision(4) << std::setw(11) << p.ratio
            << std::setprecision(2) << std::setw(11) << p.fit_residual << to_string(p.diagnosis) << '\n';
         if (p.passed()) continue;
         os << "    " << p.explanation << '\n';

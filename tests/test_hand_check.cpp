@@ -209,3 +209,22 @@ TEST_CASE("bad input to hand_check gives a clear error and leaves the tape as it
     auto r = hand_check(square, {{"a", a, 2.0 * a}});
     CHECK_THROWS_WITH_AS(r.param("b"), doctest::Contains("no parameter named 'b'"), std::out_of_range);
 }
+
+TEST_CASE("the docs/formulas.md example: a forgotten 2 from a square is a factor 1/2") {
+    // L = sum((w*x + b - y)^2), elementwise
+    xarray<double> x{0.5, -1.0, 2.0}, y{1.0, 0.0, -1.0};
+    xarray<double> w{0.3, 0.7, -0.2}, b{0.1, 0.1, 0.1};
+    auto loss = [&](const args& p) {
+        tensor<double> r = p[0] * tensor<double>(x) + p[1] - tensor<double>(y);
+        return sum(r * r);
+    };
+    const xarray<double> r = w * x + b - y;
+    auto report = hand_check(loss, {{"w", w, r * x}, {"b", b, 2.0 * r}});
+    INFO(report.table());
+    CHECK(report.loss == doctest::Approx(1.4125));
+    CHECK(report.param("w").diagnosis == hand_diagnosis::constant_factor);
+    CHECK(report.param("w").ratio == doctest::Approx(0.5));
+    CHECK(report.param("w").worst[0].index == "(2)");
+    CHECK(report.param("w").worst[0].autodiff == doctest::Approx(2.8));
+    CHECK(report.param("b").passed());
+}
