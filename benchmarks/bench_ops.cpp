@@ -1,0 +1,185 @@
+// tapegrad_bench: the Google Benchmark suite. Op overhead on tiny tensors
+// (opchain, reported as ns per op), elementwise ops, reductions,
+// softmax/log_softmax and matmul at realistic sizes (forward, and forward +
+// backward), and full training steps of every case in benchmarks/cases.hpp in
+// tapegrad (core ops and nn/optim) and the hand-written limit.
+//
+//   tapegrad_bench [--benchmark_filter=REGEX] [--benchmark_min_time=SECONDS]
+
+#include <benchmark/benchmark.h>
+
+#include <functional>
+#include <random>
+
+#include <xtensor/xarray.hpp>
+
+#include "autograd/blas.hpp"
+#include "autograd/float_env.hpp"
+#include "autograd/ops.hpp"
+#include "benchmarks/alloc_count.hpp"
+#include "benchmarks/cases.hpp"
+
+using namespace tapegrad;
+using namespace tapegrad::bench;
+
+namespace {
+
+using tf = tensor<float>;
+using unary_fn = std::function<tf(const tf&)>;
+
+tf random_leaf(const shape_t& shape, bool requires_grad, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    xt::xarray<float> v = xt::xarray<float>::from_shape(shape);
+    for (auto& e : v) e = u(rng);
+    return tf(std::move(v), requires_grad);
+}
+
+/// Adds the counters every benchmark reports: allocations and tape nodes per iteration.
+void report(benchmark::State& state, std::size_t allocs_before, std::size_t nodes) {
+    state.counters["allocs/iter"] =
+        benchmark::Counter(static_cast<double>(allocation_count() - allocs_before), benchmark::Counter::kAvgIterations);
+    state.counters["tape_nodes"] = static_cast<double>(nodes);
+}
+
+// ------------------------------------------------------------------ opchain
+void run_chain(benchmark::State& state, std::unique_ptr<runner> r, std::size_t ops) {
+    flush_denormals_scope ftz;
+    for (int i = 0; i < 100; ++i) r->step();
+    const std::size_t before = allocation_count();
+    for (auto _ : state) benchmark::DoNotOptimize(r->step());
+    state.counters["per_op"] =
+        benchmark::Counter(static_cast<double>(ops), benchmark::Counter::kIsIterationInvariantRate |
+                                                         benchmark::Counter::kInvert);
+    const std::size_t allocs = allocation_count() - before;
+    state.counters["allocs/iter"] = benchmark::Counter(static_cast<double>(allocs), benchmark::Counter::kAvgIterations);
+    state.counters["tape_nodes"] = static_cast<double>(r->memory_step().tape_nodes);
+}
+
+void BM_opchain(benchmark::State& state) {
+    const bool bwd = state.range(0) != 0;
+    auto p = make_opchain({bwd ? "opchain/fwd+bwd" : "opchain/fwd", 100, 16, bwd});
+    run_chain(state, make_tapegrad_opchain(p), 100);
+}
+BENCHMARK(BM_opchain)->ArgName("backward")->Arg(0)->Arg(1);
+
+void BM_opchain_handwritten(benchmark::State& state) {
+    const bool bwd = state.range(0) != 0;
+    auto p = make_opchain({"opchain", 100, 16, bwd});
+    run_chain(state, make_handwritten_opchain(p), 100);
+}
+BENCHMARK(BM_opchain_handwritten)->ArgName("backward")->Arg(0)->Arg(1);
+
+// --------------------------------------------------- ops at realistic sizes
+/// Times `f(x)` on a [rows, cols] input, with or without the backward pass.
+void op_bench(benchmark::State& state, const unary_fn& f, std::size_t rows, std::size_t cols, double flops_per_iter = 0) {
+    flush_denormals_scope ftz;
+    blas::set_num_threads(1);
+    const bool bwd = state.range(0) != 0;
+    tf x = random_leaf({rows, cols}, bwd, 1);
+    tf probe = f(x);
+    const xt::xarray<float> seed = xt::ones<float>(probe.value().shape());
+    reset_tape<float>();
+    std::size_t nodes = 0;
+    const std::size_t before = allocation_count();
+    for (auto _ : state) {
+        tf y = f(x);
+        if (bwd) {
+            y.backward(seed);
+            x.zero_grad();
+        }
+        nodes = tape<float>::current().size();
+        benchmark::DoNotOptimize(y.value().data());
+        reset_tape<float>();
+    }
+    report(state, before, nodes);
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * rows * cols * sizeof(float)));
+    if (flops_per_iter > 0)
+        state.counters["FLOP/s"] = benchmark::Counter(flops_per_iter * (bwd ? 3 : 1), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+constexpr std::size_t R = 256, C = 1024;
+
+void BM_add_bias(benchmark::State& s) {
+    tf bias = random_leaf({C}, true, 2);
+    op_bench(s, [&](const tf& x) { return x + bias; }, R, C);
+}
+void BM_mul(benchmark::State& s) {
+    tf other = random_leaf({R, C}, true, 3);
+    op_bench(s, [&](const tf& x) { return x * other; }, R, C);
+}
+void BM_relu(benchmark::State& s) { op_bench(s, [](const tf& x) { return relu(x); }, R, C); }
+void BM_tanh(benchmark::State& s) { op_bench(s, [](const tf& x) { return tapegrad::tanh(x); }, R, C); }
+void BM_exp(benchmark::State& s) { op_bench(s, [](const tf& x) { return tapegrad::exp(x); }, R, C); }
+void BM_sigmoid(benchmark::State& s) { op_bench(s, [](const tf& x) { return sigmoid(x); }, R, C); }
+void BM_sum_all(benchmark::State& s) { op_bench(s, [](const tf& x) { return sum(x); }, R, C); }
+void BM_sum_axis0(benchmark::State& s) { op_bench(s, [](const tf& x) { return sum(x, {0}); }, R, C); }
+void BM_sum_axis1(benchmark::State& s) { op_bench(s, [](const tf& x) { return sum(x, {1}); }, R, C); }
+void BM_mean_axis1(benchmark::State& s) { op_bench(s, [](const tf& x) { return mean(x, {1}); }, R, C); }
+void BM_max_axis1(benchmark::State& s) { op_bench(s, [](const tf& x) { return tapegrad::max(x, {1}); }, R, C); }
+void BM_softmax(benchmark::State& s) { op_bench(s, [](const tf& x) { return softmax(x, -1); }, R, 1000); }
+void BM_log_softmax(benchmark::State& s) { op_bench(s, [](const tf& x) { return log_softmax(x, -1); }, R, 1000); }
+void BM_cross_entropy(benchmark::State& s) {
+    std::vector<std::size_t> labels(R);
+    for (std::size_t i = 0; i < R; ++i) labels[i] = (i * 7) % 1000;
+    op_bench(s, [&](const tf& x) { return cross_entropy(x, labels); }, R, 1000);
+}
+void BM_matmul_64x784x256(benchmark::State& s) {
+    tf w = random_leaf({256, 784}, true, 4);
+    op_bench(s, [&](const tf& x) { return matmul(x, w, false, true); }, 64, 784, 2.0 * 64 * 784 * 256);
+}
+void BM_matmul_256cubed(benchmark::State& s) {
+    tf w = random_leaf({256, 256}, true, 5);
+    op_bench(s, [&](const tf& x) { return matmul(x, w); }, 256, 256, 2.0 * 256 * 256 * 256);
+}
+#define TAPEGRAD_OP_BENCH(fn) BENCHMARK(fn)->ArgName("backward")->Arg(0)->Arg(1)
+TAPEGRAD_OP_BENCH(BM_add_bias);
+TAPEGRAD_OP_BENCH(BM_mul);
+TAPEGRAD_OP_BENCH(BM_relu);
+TAPEGRAD_OP_BENCH(BM_tanh);
+TAPEGRAD_OP_BENCH(BM_exp);
+TAPEGRAD_OP_BENCH(BM_sigmoid);
+TAPEGRAD_OP_BENCH(BM_sum_all);
+TAPEGRAD_OP_BENCH(BM_sum_axis0);
+TAPEGRAD_OP_BENCH(BM_sum_axis1);
+TAPEGRAD_OP_BENCH(BM_mean_axis1);
+TAPEGRAD_OP_BENCH(BM_max_axis1);
+TAPEGRAD_OP_BENCH(BM_softmax);
+TAPEGRAD_OP_BENCH(BM_log_softmax);
+TAPEGRAD_OP_BENCH(BM_cross_entropy);
+TAPEGRAD_OP_BENCH(BM_matmul_64x784x256);
+TAPEGRAD_OP_BENCH(BM_matmul_256cubed);
+
+// ----------------------------------------------------------- training steps
+void train_bench(benchmark::State& state, const mlp_case& c, int engine) {
+    blas::set_num_threads(c.threads);
+    flush_denormals_scope ftz(c.ftz);
+    const auto p = make_problem(c);
+    auto r = engine == 0 ? make_tapegrad(p) : engine == 1 ? make_tapegrad_nn(p) : make_handwritten(p);
+    for (int i = 0; i < 20; ++i) r->step();
+    const std::size_t before = allocation_count();
+    for (auto _ : state) benchmark::DoNotOptimize(r->step());
+    const std::size_t allocs = allocation_count() - before;
+    const step_memory mem = r->memory_step();
+    state.counters["allocs/iter"] = benchmark::Counter(static_cast<double>(allocs), benchmark::Counter::kAvgIterations);
+    state.counters["tape_nodes"] = static_cast<double>(mem.tape_nodes);
+    state.counters["tape_bytes"] = static_cast<double>(mem.tape_bytes);
+    blas::set_num_threads(1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const char* engines[] = {"tapegrad", "tapegrad_nn", "handwritten"};
+    for (const auto& c : mlp_cases())
+        for (int e = 0; e < 3; ++e)
+            benchmark::RegisterBenchmark(("BM_train/" + c.name + "/" + engines[e]).c_str(),
+                                         [c, e](benchmark::State& s) { train_bench(s, c, e); })
+                ->Unit(benchmark::kMicrosecond);
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::AddCustomContext("blas", blas::info());
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

@@ -1,0 +1,54 @@
+// Deterministic data for the cases: every engine starts from these same numbers.
+
+#include "benchmarks/cases.hpp"
+
+#include <cmath>
+#include <random>
+
+namespace tapegrad::bench {
+
+mlp_problem make_problem(const mlp_case& c, std::uint64_t seed) {
+    mlp_problem p;
+    p.spec = c;
+    std::mt19937_64 rng(seed);
+    for (std::size_t l = 0; l + 1 < c.sizes.size(); ++l) {
+        const std::size_t in = c.sizes[l], out = c.sizes[l + 1];
+        const float bound = 1.0f / std::sqrt(static_cast<float>(in));  // torch.nn.Linear's default
+        std::uniform_real_distribution<float> u(-bound, bound);
+        std::vector<float> w(out * in), b(out);
+        for (auto& v : w) v = u(rng);
+        for (auto& v : b) v = u(rng);
+        p.w.push_back(std::move(w));
+        p.b.push_back(std::move(b));
+    }
+    const std::size_t in = c.sizes.front(), classes = c.sizes.back();
+    std::uniform_real_distribution<float> pixel(0.0f, 1.0f);
+    p.x.resize(c.batch * in);
+    for (auto& v : p.x) v = pixel(rng);
+    std::uniform_int_distribution<std::size_t> label(0, classes - 1);
+    p.labels.resize(c.batch);
+    p.onehot.assign(c.batch * classes, 0.0f);
+    for (std::size_t i = 0; i < c.batch; ++i) {
+        p.labels[i] = label(rng);
+        p.onehot[i * classes + p.labels[i]] = 1.0f;
+    }
+    return p;
+}
+
+opchain_problem make_opchain(const opchain_case& c, std::uint64_t seed) {
+    opchain_problem p;
+    p.spec = c;
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f), near_one(0.9f, 1.1f);
+    auto fill = [&](std::vector<float>& v, auto& dist) {
+        v.resize(c.width);
+        for (auto& e : v) e = dist(rng);
+    };
+    fill(p.x, u);
+    fill(p.a, near_one);
+    fill(p.b, u);
+    fill(p.c, u);
+    return p;
+}
+
+}  // namespace tapegrad::bench

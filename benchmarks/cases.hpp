@@ -1,0 +1,135 @@
+#pragma once
+// The benchmark cases, defined once, and the engine interface every engine
+// (tapegrad, hand-written xtensor + BLAS, LibTorch) implements. Nothing here
+// includes xtensor or LibTorch, so the LibTorch translation unit stays apart.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tapegrad::bench {
+
+/// Hidden-layer activation of an MLP case.
+enum class act_kind { tanh, relu };
+/// Loss of an MLP case: softmax then MSE against one-hot targets (the article's
+/// network), or cross-entropy from logits with class labels.
+enum class loss_kind { softmax_mse, cross_entropy };
+/// Parameter update.
+enum class opt_kind { sgd, adam };
+
+/// One training-step case: an MLP, a batch, an optimizer, thread and FTZ settings.
+struct mlp_case {
+    std::string name;
+    std::vector<std::size_t> sizes;  ///< layer widths, input first
+    act_kind act;
+    loss_kind loss;
+    std::size_t batch;
+    opt_kind opt;
+    int threads = 1;   ///< BLAS (and LibTorch intra-op) threads
+    bool ftz = true;   ///< flush-to-zero / denormals-are-zero on the timing thread
+};
+
+/// The opchain case: 100 chained elementwise ops on a 1x16 float tensor.
+struct opchain_case {
+    std::string name;
+    std::size_t ops = 100;
+    std::size_t width = 16;
+    bool backward = false;  ///< forward only, or forward + backward of sum(y)
+};
+
+/// Hyper-parameters shared by all engines.
+constexpr float sgd_lr = 0.01f;
+constexpr float adam_lr = 1e-3f, adam_beta1 = 0.9f, adam_beta2 = 0.999f, adam_eps = 1e-8f;
+
+/// Every training case of the comparison (issue 5, section 3).
+inline std::vector<mlp_case> mlp_cases() {
+    const std::vector<std::size_t> tiny{4, 16, 3}, seed{784, 64, 10}, relu{784, 256, 128, 10};
+    using A = act_kind;
+    using L = loss_kind;
+    using O = opt_kind;
+    return {
+        {"tiny/sgd", tiny, A::tanh, L::softmax_mse, 1, O::sgd},
+        {"tiny/adam", tiny, A::tanh, L::softmax_mse, 1, O::adam},
+        {"seed/sgd", seed, A::tanh, L::softmax_mse, 64, O::sgd},
+        {"relu64/sgd", relu, A::relu, L::cross_entropy, 64, O::sgd},
+        {"relu64/adam", relu, A::relu, L::cross_entropy, 64, O::adam},
+        {"relu256/sgd", relu, A::relu, L::cross_entropy, 256, O::sgd},
+        {"relu256/adam", relu, A::relu, L::cross_entropy, 256, O::adam},
+        {"relu256/sgd 2thr", relu, A::relu, L::cross_entropy, 256, O::sgd, 2},
+        {"relu256/adam 2thr", relu, A::relu, L::cross_entropy, 256, O::adam, 2},
+        {"relu64/adam noFTZ", relu, A::relu, L::cross_entropy, 64, O::adam, 1, false},
+    };
+}
+
+/// The opchain cases.
+inline std::vector<opchain_case> opchain_cases() {
+    return {{"opchain/fwd", 100, 16, false}, {"opchain/fwd+bwd", 100, 16, true}};
+}
+
+/// The op applied at chain position i (same in every engine): a cycle of
+/// y*a, y+b, tanh(y), y-c, sigmoid(y)... chosen so values stay bounded.
+enum class chain_op { mul, add, tanh, sub, sigmoid };
+inline chain_op chain_op_at(std::size_t i) {
+    static const chain_op cycle[] = {chain_op::mul, chain_op::add, chain_op::tanh, chain_op::sub, chain_op::sigmoid};
+    return cycle[i % 5];
+}
+
+/// The data of one MLP case, identical for all engines: weights [out, in]
+/// row-major, biases [out], one input batch reused every step, labels, one-hot.
+struct mlp_problem {
+    mlp_case spec;
+    std::vector<std::vector<float>> w, b;
+    std::vector<float> x;            ///< [batch, sizes[0]]
+    std::vector<std::size_t> labels; ///< [batch]
+    std::vector<float> onehot;       ///< [batch, classes]
+};
+
+/// Deterministic problem for `c` (PyTorch-style uniform init, seeded).
+mlp_problem make_problem(const mlp_case& c, std::uint64_t seed = 42);
+
+/// Data of the opchain: the input [1, width] and the constant operands a, b, c.
+struct opchain_problem {
+    opchain_case spec;
+    std::vector<float> x, a, b, c;
+};
+opchain_problem make_opchain(const opchain_case& c, std::uint64_t seed = 7);
+
+/// Per-step memory counters an engine can report (tapegrad's tape only).
+struct step_memory {
+    std::size_t tape_nodes = 0;
+    std::size_t tape_bytes = 0;  ///< value + gradient buffers + arena held by the tape
+};
+
+/// One engine running one case: `step()` does one full training step (or one
+/// opchain evaluation) and returns the loss (or a checksum).
+class runner {
+  public:
+    virtual ~runner() = default;
+    virtual float step() = 0;
+    /// One step that also reads the tape counters before the tape is reset
+    /// (kept out of step(): reading them walks every node slot).
+    virtual step_memory memory_step() {
+        step();
+        return {};
+    }
+};
+
+/// The engines. make_torch_* return nullptr when built without LibTorch.
+std::unique_ptr<runner> make_tapegrad(const mlp_problem& p);
+std::unique_ptr<runner> make_tapegrad_nn(const mlp_problem& p);  ///< nn::mlp + optim::sgd/adam
+std::unique_ptr<runner> make_handwritten(const mlp_problem& p);
+std::unique_ptr<runner> make_torch(const mlp_problem& p);
+std::unique_ptr<runner> make_tapegrad_opchain(const opchain_problem& p);
+std::unique_ptr<runner> make_handwritten_opchain(const opchain_problem& p);
+std::unique_ptr<runner> make_torch_opchain(const opchain_problem& p);
+
+/// Whether the LibTorch engine was compiled in.
+bool have_torch();
+/// Set LibTorch's intra-op threads (no-op without LibTorch).
+void torch_set_threads(int n);
+/// LibTorch's version and parallel backend, or "not built".
+std::string torch_info();
+
+}  // namespace tapegrad::bench

@@ -1,0 +1,349 @@
+// tapegrad_compare: the same cases (benchmarks/cases.hpp) in tapegrad, a
+// hand-written xtensor + BLAS backprop and LibTorch, interleaved in one process:
+// warm-up first, then rounds in which every engine times a block of steps in
+// rotating order; the table shows each engine's median time per step and the
+// ratios. Also prints the machine's settings and GEMM ceiling, tape counters,
+// allocations per step and peak RSS (each engine alone in a child process).
+//
+//   tapegrad_compare [--rounds N] [--block-ms M] [--case SUBSTR] [--no-rss]
+//   tapegrad_compare --profile CASE --engine ENGINE --seconds S   (for perf)
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autograd/blas.hpp"
+#include "autograd/float_env.hpp"
+#include "benchmarks/alloc_count.hpp"
+#include "benchmarks/cases.hpp"
+
+using namespace tapegrad;
+using namespace tapegrad::bench;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+    return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+struct options {
+    int rounds = 21;
+    double block_ms = 15;
+    std::string only;
+    bool rss = true;
+    std::string profile_case, profile_engine;
+    double profile_seconds = 10;
+    int rss_case = -2;  // child mode: run one case in one engine, report nothing
+    std::string rss_engine;
+};
+
+const char* engine_names[] = {"tapegrad", "tapegrad-nn", "handwritten", "libtorch"};
+constexpr int n_engines = 4;
+
+/// A case of either kind, as the runner sees it.
+struct any_case {
+    std::string name;
+    int threads = 1;
+    bool ftz = true;
+    std::size_t warmup_steps = 20;
+    double per_op = 0;  // opchain: divide the step time by the op count
+    std::function<std::unique_ptr<runner>(int engine)> make;
+};
+
+std::vector<any_case> all_cases() {
+    std::vector<any_case> out;
+    for (const auto& c : opchain_cases()) {
+        auto p = std::make_shared<opchain_problem>(make_opchain(c));
+        out.push_back({c.name, 1, true, 200, static_cast<double>(c.ops), [p](int e) -> std::unique_ptr<runner> {
+                           if (e == 0) return make_tapegrad_opchain(*p);
+                           if (e == 2) return make_handwritten_opchain(*p);
+                           if (e == 3) return make_torch_opchain(*p);
+                           return nullptr;
+                       }});
+    }
+    for (const auto& c : mlp_cases()) {
+        auto p = std::make_shared<mlp_problem>(make_problem(c));
+        // Adam without FTZ: moments need a few hundred steps to decay into denormals.
+        const std::size_t warm = c.ftz ? 20 : 600;
+        out.push_back({c.name, c.threads, c.ftz, warm, 0, [p](int e) -> std::unique_ptr<runner> {
+                           switch (e) {
+                               case 0: return make_tapegrad(*p);
+                               case 1: return make_tapegrad_nn(*p);
+                               case 2: return make_handwritten(*p);
+                               default: return make_torch(*p);
+                           }
+                       }});
+    }
+    return out;
+}
+
+void set_threads(int n) {
+    blas::set_num_threads(n);
+    torch_set_threads(n);
+}
+
+/// Median GFLOP/s of a float gemm m x n x k with `threads` BLAS threads.
+double gemm_gflops(std::size_t m, std::size_t n, std::size_t k, bool tb, int threads) {
+    blas::set_num_threads(threads);
+    std::vector<float> a(m * k, 0.5f), b(k * n, 0.25f), c(m * n);
+    std::vector<double> t;
+    for (int r = 0; r < 31; ++r) {
+        auto t0 = clock_type::now();
+        blas::gemm(false, tb, m, n, k, 1.0f, a.data(), k, b.data(), tb ? k : n, 0.0f, c.data(), n);
+        if (r >= 5) t.push_back(seconds_since(t0));
+    }
+    return 2.0 * m * n * k / median(t) * 1e-9;
+}
+
+std::string fmt_time(double s) {
+    char buf[32];
+    if (s < 1e-6) std::snprintf(buf, sizeof buf, "%.0f ns", s * 1e9);
+    else if (s < 1e-3) std::snprintf(buf, sizeof buf, "%.2f us", s * 1e6);
+    else std::snprintf(buf, sizeof buf, "%.3f ms", s * 1e3);
+    return buf;
+}
+
+std::string fmt_ratio(double a, double b) {
+    if (!(a > 0) || !(b > 0)) return "-";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2fx", a / b);
+    return buf;
+}
+
+/// Peak RSS (MB) of a child process running `case_index` in `engine` alone.
+double child_rss_mb(const char* self, int case_index, const std::string& engine) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+        const std::string idx = std::to_string(case_index);
+        execl(self, self, "--rss-child", idx.c_str(), engine.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    int status = 0;
+    rusage ru{};
+    if (pid < 0 || wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+    return ru.ru_maxrss / 1024.0;
+}
+
+int engine_index(const std::string& name) {
+    for (int e = 0; e < n_engines; ++e)
+        if (name == engine_names[e]) return e;
+    return -1;
+}
+
+int run_child(const options& o) {
+    if (o.rss_case < 0) return 0;  // baseline: the process with nothing run
+    auto cases = all_cases();
+    const auto& c = cases.at(static_cast<std::size_t>(o.rss_case));
+    set_threads(c.threads);
+    flush_denormals_scope ftz(c.ftz);
+    auto r = c.make(engine_index(o.rss_engine));
+    if (!r) return 1;
+    for (int i = 0; i < 50; ++i) r->step();
+    return 0;
+}
+
+int run_profile(const options& o) {
+    for (const auto& c : all_cases()) {
+        if (c.name != o.profile_case) continue;
+        set_threads(c.threads);
+        flush_denormals_scope ftz(c.ftz);
+        auto r = c.make(engine_index(o.profile_engine));
+        if (!r) {
+            std::fprintf(stderr, "no engine '%s' for case '%s'\n", o.profile_engine.c_str(), c.name.c_str());
+            return 1;
+        }
+        std::size_t steps = 0;
+        auto t0 = clock_type::now();
+        while (seconds_since(t0) < o.profile_seconds) {
+            for (int i = 0; i < 10; ++i) r->step();
+            steps += 10;
+        }
+        const double per = seconds_since(t0) / steps;
+        std::printf("%s in %s: %zu steps, %s per step%s\n", c.name.c_str(), o.profile_engine.c_str(), steps,
+                    fmt_time(per).c_str(),
+                    c.per_op > 0 ? (", " + fmt_time(per / c.per_op) + " per op").c_str() : "");
+        return 0;
+    }
+    std::fprintf(stderr, "no case named '%s'\n", o.profile_case.c_str());
+    return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    options o;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "%s needs a value\n", a.c_str());
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (a == "--rounds") o.rounds = std::stoi(next());
+        else if (a == "--block-ms") o.block_ms = std::stod(next());
+        else if (a == "--case") o.only = next();
+        else if (a == "--no-rss") o.rss = false;
+        else if (a == "--profile") o.profile_case = next();
+        else if (a == "--engine") o.profile_engine = next();
+        else if (a == "--seconds") o.profile_seconds = std::stod(next());
+        else if (a == "--rss-child") {
+            o.rss_case = std::stoi(next());
+            o.rss_engine = next();
+            return run_child(o);
+        } else {
+            std::fprintf(stderr,
+                         "usage: %s [--rounds N] [--block-ms M] [--case SUBSTR] [--no-rss]\n"
+                         "       %s --profile CASE --engine tapegrad|tapegrad-nn|handwritten|libtorch "
+                         "[--seconds S]\n",
+                         argv[0], argv[0]);
+            return 2;
+        }
+    }
+    if (!o.profile_case.empty()) return run_profile(o);
+
+    // ------------------------------------------------------------- header
+    char date[64];
+    const std::time_t now = std::time(nullptr);
+    std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+    std::printf("tapegrad_compare, %s\n", date);
+    std::printf("BLAS: %s\n", blas::info().c_str());
+    std::string tinfo = torch_info();
+    std::replace(tinfo.begin(), tinfo.end(), '\n', ' ');
+    std::printf("LibTorch: %s\n", tinfo.c_str());
+    std::printf("Threads: BLAS and LibTorch intra-op threads set per case (1 unless the case says 2thr); "
+                "engine code single-threaded\n");
+    std::printf("GEMM ceiling (sgemm, median of 26): ");
+    for (int t : {1, 2})
+        std::printf("%d thr: 256^3 %.0f GFLOP/s, 64x784x256 NT %.0f GFLOP/s%s", t, gemm_gflops(256, 256, 256, false, t),
+                    gemm_gflops(64, 256, 784, true, t), t == 1 ? "; " : "\n");
+    std::printf("Timing: warm-up, then %d rounds; each round times a ~%.0f ms block of steps per engine, "
+                "engines in rotating order; medians of the per-step times\n\n",
+                o.rounds, o.block_ms);
+
+    // ------------------------------------------------------------- cases
+    auto cases = all_cases();
+    struct row {
+        std::string name;
+        double t[n_engines] = {0, 0, 0, 0};
+        double allocs[n_engines] = {-1, -1, -1, -1};
+        float first_loss[n_engines] = {0, 0, 0, 0};
+        step_memory mem;
+        double per_op = 0;
+        int index = 0;
+    };
+    std::vector<row> rows;
+    for (std::size_t ci = 0; ci < cases.size(); ++ci) {
+        const auto& c = cases[ci];
+        if (!o.only.empty() && c.name.find(o.only) == std::string::npos) continue;
+        set_threads(c.threads);
+        flush_denormals_scope ftz(c.ftz);
+        row r;
+        r.name = c.name;
+        r.per_op = c.per_op;
+        r.index = static_cast<int>(ci);
+        std::unique_ptr<runner> eng[n_engines];
+        std::vector<int> live;
+        for (int e = 0; e < n_engines; ++e) {
+            eng[e] = c.make(e);
+            if (eng[e]) {
+                live.push_back(e);
+                r.first_loss[e] = eng[e]->step();  // same data and weights: these must agree
+            }
+        }
+        // warm-up, and steps per block from the warm-up speed
+        std::size_t block[n_engines] = {1, 1, 1, 1};
+        for (int e : live) {
+            auto t0 = clock_type::now();
+            std::size_t n = 0;
+            while (n < c.warmup_steps || seconds_since(t0) < 0.1) {
+                eng[e]->step();
+                ++n;
+            }
+            const double per = seconds_since(t0) / n;
+            block[e] = std::max<std::size_t>(1, static_cast<std::size_t>(o.block_ms * 1e-3 / per));
+        }
+        // allocations per step in steady state
+        for (int e : live) {
+            const std::size_t before = allocation_count();
+            for (int i = 0; i < 10; ++i) eng[e]->step();
+            r.allocs[e] = (allocation_count() - before) / 10.0;
+        }
+        r.mem = eng[0]->memory_step();
+        std::vector<double> times[n_engines];
+        for (int round = 0; round < o.rounds; ++round)
+            for (std::size_t k = 0; k < live.size(); ++k) {
+                const int e = live[(k + round) % live.size()];
+                auto t0 = clock_type::now();
+                for (std::size_t i = 0; i < block[e]; ++i) eng[e]->step();
+                times[e].push_back(seconds_since(t0) / block[e]);
+            }
+        for (int e : live) r.t[e] = median(times[e]) / (c.per_op > 0 ? c.per_op : 1);
+        rows.push_back(r);
+        std::fprintf(stderr, "done %s\n", c.name.c_str());
+    }
+
+    // ------------------------------------------------------------- table
+    std::printf("Time per training step (opchain: per op), median:\n");
+    std::printf("| case | tapegrad | tapegrad nn/optim | hand-written | LibTorch | tapegrad/hand | tapegrad/LibTorch |\n");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
+    for (const auto& r : rows) {
+        auto cell = [&](int e) { return r.t[e] > 0 ? fmt_time(r.t[e]) : std::string("-"); };
+        std::printf("| %s | %s | %s | %s | %s | %s | %s |\n", r.name.c_str(), cell(0).c_str(), cell(1).c_str(),
+                    cell(2).c_str(), cell(3).c_str(), fmt_ratio(r.t[0], r.t[2]).c_str(),
+                    fmt_ratio(r.t[0], r.t[3]).c_str());
+    }
+    std::printf("\nFirst-step loss (opchain: a value or gradient element) per engine, a correctness check:\n");
+    for (const auto& r : rows)
+        std::printf("  %-20s tapegrad %.6g  nn %.6g  hand %.6g  torch %.6g\n", r.name.c_str(), r.first_loss[0],
+                    r.first_loss[1], r.first_loss[2], r.first_loss[3]);
+
+    std::printf("\nMemory per step (steady state):\n");
+    std::printf("| case | tape nodes | tape bytes | allocs tapegrad | allocs nn/optim | allocs hand | allocs LibTorch |"
+                "%s\n", o.rss ? " peak RSS MB tapegrad / hand / LibTorch |" : "");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|%s\n", o.rss ? "---:|" : "");
+    double base_rss = o.rss ? child_rss_mb("/proc/self/exe", -1, "none") : 0;
+    for (const auto& r : rows) {
+        auto a = [&](int e) {
+            char buf[32];
+            if (r.allocs[e] < 0) return std::string("-");
+            std::snprintf(buf, sizeof buf, "%.1f", r.allocs[e]);
+            return std::string(buf);
+        };
+        std::string rss;
+        if (o.rss) {
+            char buf[96];
+            double m[3];
+            const int es[3] = {0, 2, 3};
+            for (int k = 0; k < 3; ++k) m[k] = (r.t[es[k]] > 0) ? child_rss_mb("/proc/self/exe", r.index, engine_names[es[k]]) : -1;
+            std::snprintf(buf, sizeof buf, " %.0f / %.0f / %.0f |", m[0], m[1], m[2]);
+            rss = buf;
+        }
+        std::printf("| %s | %zu | %zu | %s | %s | %s | %s |%s\n", r.name.c_str(), r.mem.tape_nodes, r.mem.tape_bytes,
+                    a(0).c_str(), a(1).c_str(), a(2).c_str(), a(3).c_str(), rss.c_str());
+    }
+    if (o.rss)
+        std::printf("(peak RSS of a child process running 50 steps of one engine; the same process doing nothing: "
+                    "%.0f MB, mostly LibTorch's shared libraries)\n", base_rss);
+    return 0;
+}

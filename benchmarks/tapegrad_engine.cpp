@@ -1,0 +1,226 @@
+// tapegrad's side of the comparison: the model written directly with core ops
+// (and, separately, with nn::mlp + optim), one full step per call.
+
+#include <cmath>
+#include <random>
+
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xarray.hpp>
+#include <xtensor/xnoalias.hpp>
+
+#include "autograd/ops.hpp"
+#include "benchmarks/cases.hpp"
+#include "nn/layers.hpp"
+#include "optim/optimizer.hpp"
+
+namespace tapegrad::bench {
+
+namespace {
+
+using tf = tensor<float>;
+
+xt::xarray<float> to_array(const std::vector<float>& v, const shape_t& shape) {
+    xt::xarray<float> a = xt::xarray<float>::from_shape(shape);
+    std::copy(v.begin(), v.end(), a.begin());
+    return a;
+}
+
+step_memory tape_memory() {
+    const auto s = tape<float>::current().stats();
+    return {s.nodes, s.value_bytes + s.arena_bytes};
+}
+
+/// Forward + loss of the case on core ops: z = x W^T + b, then the activation.
+tf mlp_loss(const mlp_case& c, const tf& x, const std::vector<tf>& w, const std::vector<tf>& b,
+            const tf& onehot, const std::vector<std::size_t>& labels) {
+    tf h = x;
+    for (std::size_t l = 0; l < w.size(); ++l) {
+        tf z = matmul(h, w[l], false, true) + b[l];
+        if (l + 1 == w.size()) {
+            h = z;
+        } else {
+            h = c.act == act_kind::relu ? relu(z) : tanh(z);
+        }
+    }
+    return c.loss == loss_kind::cross_entropy ? cross_entropy(h, labels) : mse(softmax(h, -1), onehot);
+}
+
+class tapegrad_mlp : public runner {
+  public:
+    explicit tapegrad_mlp(const mlp_problem& p) : c_(p.spec), labels_(p.labels) {
+        const auto& s = c_.sizes;
+        x_ = tf(to_array(p.x, {c_.batch, s.front()}));
+        onehot_ = tf(to_array(p.onehot, {c_.batch, s.back()}));
+        for (std::size_t l = 0; l < p.w.size(); ++l) {
+            w_.emplace_back(to_array(p.w[l], {s[l + 1], s[l]}), true);
+            b_.emplace_back(to_array(p.b[l], {s[l + 1]}), true);
+        }
+        if (c_.opt == opt_kind::adam)
+            for (const auto* group : {&w_, &b_})
+                for (const auto& t : *group) {
+                    m_.push_back(xt::zeros<float>(t.value().shape()));
+                    v_.push_back(xt::zeros<float>(t.value().shape()));
+                }
+    }
+
+    float step() override {
+        tf loss = mlp_loss(c_, x_, w_, b_, onehot_, labels_);
+        const float value = loss.item();
+        loss.backward();
+        if (want_mem_) mem_ = tape_memory();
+        update();
+        reset_tape<float>();
+        return value;
+    }
+    step_memory memory_step() override {
+        want_mem_ = true;
+        step();
+        want_mem_ = false;
+        return mem_;
+    }
+
+  private:
+    void update() {
+        std::size_t k = 0;
+        ++t_;
+        const float bc1 = 1.0f - std::pow(adam_beta1, static_cast<float>(t_));
+        const float bc2 = 1.0f - std::pow(adam_beta2, static_cast<float>(t_));
+        const float step_size = adam_lr / bc1, inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
+        for (auto* group : {&w_, &b_})
+            for (auto& t : *group) {
+                auto& v = t.mutable_value();
+                const auto& g = t.grad();
+                if (c_.opt == opt_kind::sgd) {
+                    xt::noalias(v) -= sgd_lr * g;
+                } else {
+                    auto& m = m_[k];
+                    auto& s = v_[k];
+                    ++k;
+                    xt::noalias(m) = adam_beta1 * m + (1.0f - adam_beta1) * g;
+                    xt::noalias(s) = adam_beta2 * s + (1.0f - adam_beta2) * g * g;
+                    xt::noalias(v) -= step_size * m / (xt::sqrt(s) * inv_sqrt_bc2 + adam_eps);
+                }
+                t.zero_grad();
+            }
+    }
+
+    mlp_case c_;
+    std::vector<std::size_t> labels_;
+    tf x_, onehot_;
+    std::vector<tf> w_, b_;
+    std::vector<xt::xarray<float>> m_, v_;
+    std::int64_t t_ = 0;
+    step_memory mem_;
+    bool want_mem_ = false;
+};
+
+/// Same step through the nn/optim layers (what a user of the library writes).
+class tapegrad_nn_mlp : public runner {
+  public:
+    explicit tapegrad_nn_mlp(const mlp_problem& p) : c_(p.spec), labels_(p.labels) {
+        std::mt19937_64 rng(1);
+        net_ = nn::mlp<float>(c_.sizes, c_.act == act_kind::relu ? nn::activation::relu : nn::activation::tanh,
+                              rng);
+        auto params = net_->parameters();
+        for (std::size_t l = 0; l < p.w.size(); ++l) {  // same start as the other engines
+            std::copy(p.w[l].begin(), p.w[l].end(), params[2 * l].mutable_value().begin());
+            std::copy(p.b[l].begin(), p.b[l].end(), params[2 * l + 1].mutable_value().begin());
+        }
+        if (c_.opt == opt_kind::sgd) {
+            optim::sgd_options o;
+            o.lr = sgd_lr;
+            opt_ = std::make_unique<optim::sgd<float>>(params, o);
+        } else {
+            optim::adam_options o;
+            o.lr = adam_lr;
+            opt_ = std::make_unique<optim::adam<float>>(params, o);
+        }
+        x_ = tf(to_array(p.x, {c_.batch, c_.sizes.front()}));
+        onehot_ = tf(to_array(p.onehot, {c_.batch, c_.sizes.back()}));
+    }
+
+    float step() override {
+        opt_->zero_grad();
+        tf out = net_->forward(x_);
+        tf loss = c_.loss == loss_kind::cross_entropy ? cross_entropy(out, labels_) : mse(softmax(out, -1), onehot_);
+        const float value = loss.item();
+        loss.backward();
+        if (want_mem_) mem_ = tape_memory();
+        opt_->step();
+        reset_tape<float>();
+        return value;
+    }
+    step_memory memory_step() override {
+        want_mem_ = true;
+        step();
+        want_mem_ = false;
+        return mem_;
+    }
+
+  private:
+    mlp_case c_;
+    std::vector<std::size_t> labels_;
+    std::shared_ptr<nn::sequential<float>> net_;
+    std::unique_ptr<optim::optimizer<float>> opt_;
+    tf x_, onehot_;
+    step_memory mem_;
+    bool want_mem_ = false;
+};
+
+class tapegrad_opchain : public runner {
+  public:
+    explicit tapegrad_opchain(const opchain_problem& p) : spec_(p.spec) {
+        const shape_t s{1, spec_.width};
+        x_ = tf(to_array(p.x, s), true);
+        a_ = tf(to_array(p.a, s));
+        b_ = tf(to_array(p.b, s));
+        c_ = tf(to_array(p.c, s));
+    }
+
+    float step() override {
+        tf y = x_;
+        for (std::size_t i = 0; i < spec_.ops; ++i) {
+            switch (chain_op_at(i)) {
+                case chain_op::mul: y = y * a_; break;
+                case chain_op::add: y = y + b_; break;
+                case chain_op::tanh: y = tapegrad::tanh(y); break;
+                case chain_op::sub: y = y - c_; break;
+                case chain_op::sigmoid: y = sigmoid(y); break;
+            }
+        }
+        float check;
+        if (spec_.backward) {
+            tf s = sum(y);
+            s.backward();
+            check = x_.grad().data()[0];
+            x_.zero_grad();
+        } else {
+            check = y.value().data()[0];
+        }
+        if (want_mem_) mem_ = tape_memory();
+        reset_tape<float>();
+        return check;
+    }
+    step_memory memory_step() override {
+        want_mem_ = true;
+        step();
+        want_mem_ = false;
+        return mem_;
+    }
+
+  private:
+    opchain_case spec_;
+    tf x_, a_, b_, c_;
+    step_memory mem_;
+    bool want_mem_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<runner> make_tapegrad(const mlp_problem& p) { return std::make_unique<tapegrad_mlp>(p); }
+std::unique_ptr<runner> make_tapegrad_nn(const mlp_problem& p) { return std::make_unique<tapegrad_nn_mlp>(p); }
+std::unique_ptr<runner> make_tapegrad_opchain(const opchain_problem& p) {
+    return std::make_unique<tapegrad_opchain>(p);
+}
+
+}  // namespace tapegrad::bench

@@ -1,0 +1,107 @@
+// LibTorch's side of the comparison, in its own translation unit because its
+// headers take long to compile. Written as a LibTorch user would: parameter
+// tensors with requires_grad, F::linear, F::cross_entropy / F::mse_loss, and
+// torch::optim::SGD / Adam.
+
+#include <torch/torch.h>
+
+#include "benchmarks/cases.hpp"
+
+namespace tapegrad::bench {
+
+namespace {
+
+namespace F = torch::nn::functional;
+
+torch::Tensor from(const std::vector<float>& v, std::vector<int64_t> shape) {
+    return torch::from_blob(const_cast<float*>(v.data()), shape, torch::kFloat32).clone();
+}
+
+class torch_mlp : public runner {
+  public:
+    explicit torch_mlp(const mlp_problem& p) : c_(p.spec) {
+        const auto& s = c_.sizes;
+        const auto B = static_cast<int64_t>(c_.batch);
+        x_ = from(p.x, {B, static_cast<int64_t>(s.front())});
+        onehot_ = from(p.onehot, {B, static_cast<int64_t>(s.back())});
+        std::vector<int64_t> labels(p.labels.begin(), p.labels.end());
+        labels_ = torch::tensor(labels, torch::kLong);
+        std::vector<torch::Tensor> params;
+        for (std::size_t l = 0; l < p.w.size(); ++l) {
+            w_.push_back(from(p.w[l], {static_cast<int64_t>(s[l + 1]), static_cast<int64_t>(s[l])}).requires_grad_());
+            b_.push_back(from(p.b[l], {static_cast<int64_t>(s[l + 1])}).requires_grad_());
+            params.push_back(w_.back());
+            params.push_back(b_.back());
+        }
+        if (c_.opt == opt_kind::sgd)
+            opt_ = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(sgd_lr));
+        else
+            opt_ = std::make_unique<torch::optim::Adam>(
+                params, torch::optim::AdamOptions(adam_lr).betas({adam_beta1, adam_beta2}).eps(adam_eps));
+    }
+
+    float step() override {
+        opt_->zero_grad();
+        torch::Tensor h = x_;
+        for (std::size_t l = 0; l < w_.size(); ++l) {
+            h = F::linear(h, w_[l], b_[l]);
+            if (l + 1 < w_.size()) h = c_.act == act_kind::relu ? torch::relu(h) : torch::tanh(h);
+        }
+        torch::Tensor loss = c_.loss == loss_kind::cross_entropy ? F::cross_entropy(h, labels_)
+                                                                 : F::mse_loss(torch::softmax(h, -1), onehot_);
+        loss.backward();
+        opt_->step();
+        return loss.item<float>();
+    }
+
+  private:
+    mlp_case c_;
+    torch::Tensor x_, onehot_, labels_;
+    std::vector<torch::Tensor> w_, b_;
+    std::unique_ptr<torch::optim::Optimizer> opt_;
+};
+
+class torch_opchain : public runner {
+  public:
+    explicit torch_opchain(const opchain_problem& p) : spec_(p.spec) {
+        const std::vector<int64_t> s{1, static_cast<int64_t>(spec_.width)};
+        x_ = from(p.x, s).requires_grad_();
+        a_ = from(p.a, s);
+        b_ = from(p.b, s);
+        c_ = from(p.c, s);
+    }
+
+    float step() override {
+        torch::Tensor y = x_;
+        for (std::size_t i = 0; i < spec_.ops; ++i) {
+            switch (chain_op_at(i)) {
+                case chain_op::mul: y = y * a_; break;
+                case chain_op::add: y = y + b_; break;
+                case chain_op::tanh: y = torch::tanh(y); break;
+                case chain_op::sub: y = y - c_; break;
+                case chain_op::sigmoid: y = torch::sigmoid(y); break;
+            }
+        }
+        if (!spec_.backward) return y.data_ptr<float>()[0];
+        y.sum().backward();
+        const float g = x_.grad().data_ptr<float>()[0];
+        x_.mutable_grad().reset();
+        return g;
+    }
+
+  private:
+    opchain_case spec_;
+    torch::Tensor x_, a_, b_, c_;
+};
+
+}  // namespace
+
+std::unique_ptr<runner> make_torch(const mlp_problem& p) { return std::make_unique<torch_mlp>(p); }
+std::unique_ptr<runner> make_torch_opchain(const opchain_problem& p) { return std::make_unique<torch_opchain>(p); }
+bool have_torch() { return true; }
+void torch_set_threads(int n) {
+    torch::set_num_threads(n);
+}
+std::string torch_info() { return "LibTorch " TORCH_VERSION ", " + at::get_parallel_info(); }
+
+}  // namespace tapegrad::bench
