@@ -8,10 +8,16 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <functional>
 #include <random>
 
+#include <array>
+
+#include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xreducer.hpp>
 
 #include "autograd/blas.hpp"
 #include "autograd/float_env.hpp"
@@ -132,6 +138,93 @@ void BM_matmul_256cubed(benchmark::State& s) {
     tf w = random_leaf({256, 256}, true, 5);
     op_bench(s, [&](const tf& x) { return matmul(x, w); }, 256, 256, 2.0 * 256 * 256 * 256);
 }
+// Hand-written references for the row-wise ops: one loop per row over raw
+// pointers (xsimd through rank-1 adaptors), what the engine's ops could reach.
+auto row_view(float* p, std::size_t n) { return xt::adapt(p, n, xt::no_ownership(), std::array<std::size_t, 1>{n}); }
+auto row_view(const float* p, std::size_t n) {
+    return xt::adapt(p, n, xt::no_ownership(), std::array<std::size_t, 1>{n});
+}
+
+/// Sum and max with eight independent accumulators (one AVX register), as a
+/// careful loop would; xtensor's lazy reducers are several times slower.
+float row_sum(const float* p, std::size_t n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; ++k) acc[k] += p[i + k];
+    float total = 0;
+    for (; i < n; ++i) total += p[i];
+    for (float a : acc) total += a;
+    return total;
+}
+float row_max(const float* p, std::size_t n) {
+    float acc[8];
+    std::fill_n(acc, 8, p[0]);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; ++k) acc[k] = acc[k] < p[i + k] ? p[i + k] : acc[k];
+    float m = *std::max_element(acc, acc + 8);
+    for (; i < n; ++i) m = m < p[i] ? p[i] : m;
+    return m;
+}
+
+void BM_softmax_handwritten(benchmark::State& state) {
+    flush_denormals_scope ftz;
+    const bool bwd = state.range(0) != 0;
+    const std::size_t rows = R, cols = 1000;
+    const xt::xarray<float> x = random_leaf({rows, cols}, false, 1).value();
+    xt::xarray<float> y = xt::xarray<float>::from_shape({rows, cols}), gx = y;
+    const xt::xarray<float> gy = xt::ones<float>({rows, cols});
+    for (auto _ : state) {
+        for (std::size_t i = 0; i < rows; ++i) {
+            auto xi = row_view(x.data() + i * cols, cols);
+            auto yi = row_view(y.data() + i * cols, cols);
+            const float mx = row_max(xi.data(), cols);
+            xt::noalias(yi) = xt::exp(xi - mx);
+            const float total = row_sum(yi.data(), cols);
+            yi *= 1.0f / total;
+            if (bwd) {
+                auto gyi = row_view(gy.data() + i * cols, cols);
+                auto gxi = row_view(gx.data() + i * cols, cols);
+                float dot = 0;
+                for (std::size_t j = 0; j < cols; ++j) dot += gyi(j) * yi(j);
+                xt::noalias(gxi) = yi * (gyi - dot);
+            }
+        }
+        benchmark::DoNotOptimize(gx.data());
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * rows * cols * sizeof(float)));
+}
+
+void BM_sum_axis1_handwritten(benchmark::State& state) {
+    const bool bwd = state.range(0) != 0;
+    const xt::xarray<float> x = random_leaf({R, C}, false, 1).value();
+    xt::xarray<float> out = xt::xarray<float>::from_shape({R}), gx = x;
+    const xt::xarray<float> gy = xt::ones<float>({R});
+    for (auto _ : state) {
+        for (std::size_t i = 0; i < R; ++i) out(i) = row_sum(x.data() + i * C, C);
+        if (bwd)
+            for (std::size_t i = 0; i < R; ++i) std::fill_n(gx.data() + i * C, C, gy(i));
+        benchmark::DoNotOptimize(out.data());
+        benchmark::DoNotOptimize(gx.data());
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * R * C * sizeof(float)));
+}
+
+void BM_sum_all_handwritten(benchmark::State& state) {
+    const bool bwd = state.range(0) != 0;
+    const xt::xarray<float> x = random_leaf({R, C}, false, 1).value();
+    xt::xarray<float> gx = x;
+    for (auto _ : state) {
+        float total = row_sum(x.data(), R * C);
+        benchmark::DoNotOptimize(total);
+        if (bwd) std::fill_n(gx.data(), R * C, 1.0f);
+        benchmark::DoNotOptimize(gx.data());
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * R * C * sizeof(float)));
+}
+
 #define TAPEGRAD_OP_BENCH(fn) BENCHMARK(fn)->ArgName("backward")->Arg(0)->Arg(1)
 TAPEGRAD_OP_BENCH(BM_add_bias);
 TAPEGRAD_OP_BENCH(BM_mul);
@@ -140,11 +233,14 @@ TAPEGRAD_OP_BENCH(BM_tanh);
 TAPEGRAD_OP_BENCH(BM_exp);
 TAPEGRAD_OP_BENCH(BM_sigmoid);
 TAPEGRAD_OP_BENCH(BM_sum_all);
+TAPEGRAD_OP_BENCH(BM_sum_all_handwritten);
 TAPEGRAD_OP_BENCH(BM_sum_axis0);
 TAPEGRAD_OP_BENCH(BM_sum_axis1);
+TAPEGRAD_OP_BENCH(BM_sum_axis1_handwritten);
 TAPEGRAD_OP_BENCH(BM_mean_axis1);
 TAPEGRAD_OP_BENCH(BM_max_axis1);
 TAPEGRAD_OP_BENCH(BM_softmax);
+TAPEGRAD_OP_BENCH(BM_softmax_handwritten);
 TAPEGRAD_OP_BENCH(BM_log_softmax);
 TAPEGRAD_OP_BENCH(BM_cross_entropy);
 TAPEGRAD_OP_BENCH(BM_matmul_64x784x256);
