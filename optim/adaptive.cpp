@@ -1,14 +1,14 @@
 // Adam, AdamW, RMSprop and Adagrad, each written as PyTorch 1.13's single-tensor
 // update (torch/optim/*.py, _single_tensor_*) in the same order of operations,
-// as in-place xtensor expressions over the parameter and state buffers.
+// as one fused in-place pass over the parameter, gradient and state buffers
+// (optim/simd.hpp): no temporaries, each buffer read and written once.
 
 #include <cmath>
 #include <sstream>
 
-#include <xtensor/xmath.hpp>
-#include <xtensor/xnoalias.hpp>
 
 #include "optim/optimizer.hpp"
+#include "optim/simd.hpp"
 
 namespace tapegrad::optim {
 
@@ -48,31 +48,34 @@ template <class T> std::vector<std::pair<std::string, xt::xarray<T>*>> adam<T>::
 template <class T> void adam<T>::step() {
     const double lr = this->lr_;
     const T b1 = T(o_.beta1), b2 = T(o_.beta2), c1 = T(1 - o_.beta1), c2 = T(1 - o_.beta2), eps = T(o_.eps);
-    const T wd = T(o_.weight_decay);
+    const bool l2 = !decoupled_ && o_.weight_decay != 0, decay = decoupled_ && o_.weight_decay != 0;
+    const T wd = T(o_.weight_decay), keep = T(1 - lr * o_.weight_decay);
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
         auto& p = this->params_[i];
         if (!p.has_grad()) continue;
-        auto& w = p.mutable_value();
-        const auto& g = p.grad();
-        auto& m = m_[i];
-        auto& v = v_[i];
+        T* w = p.mutable_value().data();
+        const T* g = p.grad().data();
+        T* m = m_[i].data();
+        T* v = v_[i].data();
+        T* vmax = o_.amsgrad ? vmax_[i].data() : nullptr;
         const double t = double(++this->steps_[i]);
-        if (decoupled_ && o_.weight_decay != 0) xt::noalias(w) = w * T(1 - lr * o_.weight_decay);
-        auto moments = [&](auto&& d) {
-            xt::noalias(m) = b1 * m + c1 * d;
-            xt::noalias(v) = b2 * v + c2 * (d * d);
-        };
-        if (!decoupled_ && o_.weight_decay != 0) moments(g + wd * w);
-        else moments(g);
         const T step_size = T(lr / (1 - std::pow(o_.beta1, t)));
         const T bc2_sqrt = T(std::sqrt(1 - std::pow(o_.beta2, t)));
-        if (o_.amsgrad) {
-            auto& vmax = vmax_[i];
-            xt::noalias(vmax) = xt::maximum(vmax, v);
-            xt::noalias(w) -= step_size * (m / (xt::sqrt(vmax) / bc2_sqrt + eps));
-        } else {
-            xt::noalias(w) -= step_size * (m / (xt::sqrt(v) / bc2_sqrt + eps));
-        }
+        simd::for_each<T>(m_[i].size(), [&](std::size_t k, auto tag) {
+            using V = xsimd::batch<T>;
+            V wk = simd::load(w + k, tag), d = simd::load(g + k, tag);
+            if (l2) d = d + wd * wk;
+            if (decay) wk = wk * keep;
+            const V mk = b1 * simd::load(m + k, tag) + c1 * d;
+            V vk = b2 * simd::load(v + k, tag) + c2 * (d * d);
+            simd::store(m + k, mk, tag);
+            simd::store(v + k, vk, tag);
+            if (vmax) {
+                vk = xsimd::max(simd::load(vmax + k, tag), vk);
+                simd::store(vmax + k, vk, tag);
+            }
+            simd::store(w + k, V(wk - step_size * (mk / (xsimd::sqrt(vk) / bc2_sqrt + eps))), tag);
+        });
     }
 }
 
@@ -117,33 +120,38 @@ template <class T> std::vector<std::pair<std::string, xt::xarray<T>*>> rmsprop<T
 template <class T> void rmsprop<T>::step() {
     const T lr = T(this->lr_), a = T(o_.alpha), c = T(1 - o_.alpha), eps = T(o_.eps), mu = T(o_.momentum);
     const T wd = T(o_.weight_decay);
+    const bool l2 = o_.weight_decay != 0;
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
         auto& p = this->params_[i];
         if (!p.has_grad()) continue;
-        auto& w = p.mutable_value();
-        const auto& g = p.grad();
-        auto& sq = sq_[i];
-        auto finish = [&](auto&& d, auto&& avg) {
-            if (o_.momentum > 0) {
-                auto& buf = buf_[i];
-                xt::noalias(buf) = mu * buf + d / avg;
-                xt::noalias(w) -= lr * buf;
+        T* w = p.mutable_value().data();
+        const T* g = p.grad().data();
+        T* sq = sq_[i].data();
+        T* buf = o_.momentum > 0 ? buf_[i].data() : nullptr;
+        T* ga = o_.centered ? gavg_[i].data() : nullptr;
+        simd::for_each<T>(sq_[i].size(), [&](std::size_t k, auto tag) {
+            using V = xsimd::batch<T>;
+            const V wk = simd::load(w + k, tag);
+            V d = simd::load(g + k, tag);
+            if (l2) d = d + wd * wk;
+            const V s = a * simd::load(sq + k, tag) + c * (d * d);
+            simd::store(sq + k, s, tag);
+            V avg;
+            if (ga) {
+                const V gk = a * simd::load(ga + k, tag) + c * d;
+                simd::store(ga + k, gk, tag);
+                avg = xsimd::sqrt(V(s - gk * gk)) + eps;
             } else {
-                xt::noalias(w) -= lr * (d / avg);
+                avg = xsimd::sqrt(s) + eps;
             }
-        };
-        auto update = [&](auto&& d) {
-            xt::noalias(sq) = a * sq + c * (d * d);
-            if (o_.centered) {
-                auto& ga = gavg_[i];
-                xt::noalias(ga) = a * ga + c * d;
-                finish(d, xt::sqrt(sq - ga * ga) + eps);
+            if (buf) {
+                const V b = mu * simd::load(buf + k, tag) + d / avg;
+                simd::store(buf + k, b, tag);
+                simd::store(w + k, V(wk - lr * b), tag);
             } else {
-                finish(d, xt::sqrt(sq) + eps);
+                simd::store(w + k, V(wk - lr * (d / avg)), tag);
             }
-        };
-        if (o_.weight_decay != 0) update(g + wd * w);
-        else update(g);
+        });
         ++this->steps_[i];
     }
 }
@@ -167,20 +175,24 @@ template <class T> std::vector<std::pair<std::string, xt::xarray<T>*>> adagrad<T
 // clr = lr / (1 + (t - 1) lr_decay);  sum += d^2;  p -= clr d / (sqrt(sum) + eps)
 template <class T> void adagrad<T>::step() {
     const T eps = T(o_.eps), wd = T(o_.weight_decay);
+    const bool l2 = o_.weight_decay != 0;
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
         auto& p = this->params_[i];
         if (!p.has_grad()) continue;
-        auto& w = p.mutable_value();
-        const auto& g = p.grad();
-        auto& sum = sum_[i];
+        T* w = p.mutable_value().data();
+        const T* g = p.grad().data();
+        T* sum = sum_[i].data();
         const double t = double(++this->steps_[i]);
         const T clr = T(this->lr_ / (1 + (t - 1) * o_.lr_decay));
-        auto update = [&](auto&& d) {
-            xt::noalias(sum) += d * d;
-            xt::noalias(w) -= clr * (d / (xt::sqrt(sum) + eps));
-        };
-        if (o_.weight_decay != 0) update(g + wd * w);
-        else update(g);
+        simd::for_each<T>(sum_[i].size(), [&](std::size_t k, auto tag) {
+            using V = xsimd::batch<T>;
+            const V wk = simd::load(w + k, tag);
+            V d = simd::load(g + k, tag);
+            if (l2) d = d + wd * wk;
+            const V s = simd::load(sum + k, tag) + d * d;
+            simd::store(sum + k, s, tag);
+            simd::store(w + k, V(wk - clr * (d / (xsimd::sqrt(s) + eps))), tag);
+        });
     }
 }
 

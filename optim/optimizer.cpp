@@ -1,4 +1,5 @@
-// The optimizer base (parameter checks, lr, zero_grad, state save/load) and SGD.
+// The optimizer base (parameter checks, lr, zero_grad, state save/load) and SGD
+// (one fused in-place pass per parameter, optim/simd.hpp).
 
 #include "optim/optimizer.hpp"
 
@@ -7,9 +8,9 @@
 #include <sstream>
 #include <stdexcept>
 
-#include <xtensor/xnoalias.hpp>
 
 #include "nn/npz.hpp"
+#include "optim/simd.hpp"
 
 namespace tapegrad::optim {
 
@@ -136,24 +137,27 @@ template <class T> std::vector<std::pair<std::string, xt::xarray<T>*>> sgd<T>::b
 //   d = nesterov ? d + momentum * buf : buf;  p -= lr * d
 template <class T> void sgd<T>::step() {
     const T lr = T(this->lr_), wd = T(o_.weight_decay), mom = T(o_.momentum), damp1 = T(1 - o_.dampening);
+    const bool l2 = o_.weight_decay != 0, nesterov = o_.nesterov;
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
         auto& p = this->params_[i];
         if (!p.has_grad()) continue;
-        auto& w = p.mutable_value();
-        const auto& g = p.grad();
-        auto update = [&](auto&& d) {
-            if (o_.momentum == 0) {
-                xt::noalias(w) -= lr * d;
+        T* w = p.mutable_value().data();
+        const T* g = p.grad().data();
+        T* buf = o_.momentum != 0 ? buf_[i].data() : nullptr;
+        const bool first = this->steps_[i] == 0;
+        simd::for_each<T>(p.value().size(), [&](std::size_t k, auto tag) {
+            using V = xsimd::batch<T>;
+            const V wk = simd::load(w + k, tag);
+            V d = simd::load(g + k, tag);
+            if (l2) d = d + wd * wk;
+            if (!buf) {
+                simd::store(w + k, V(wk - lr * d), tag);
                 return;
             }
-            auto& buf = buf_[i];
-            if (this->steps_[i] == 0) xt::noalias(buf) = d;
-            else xt::noalias(buf) = mom * buf + damp1 * d;
-            if (o_.nesterov) xt::noalias(w) -= lr * (d + mom * buf);
-            else xt::noalias(w) -= lr * buf;
-        };
-        if (o_.weight_decay != 0) update(g + wd * w);
-        else update(g);
+            const V b = first ? d : V(mom * simd::load(buf + k, tag) + damp1 * d);
+            simd::store(buf + k, b, tag);
+            simd::store(w + k, V(wk - lr * (nesterov ? V(d + mom * b) : b)), tag);
+        });
         ++this->steps_[i];
     }
 }

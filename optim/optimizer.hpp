@@ -1,8 +1,10 @@
 #pragma once
 // Optimizers as in PyTorch 1.13 (torch.optim), step for step: the same update
 // order, the same defaults, the same per-parameter state. Each update runs in
-// place over the parameters' value and grad buffers (xt::noalias), so a step
-// allocates nothing once the state exists (it is allocated at construction).
+// place over the parameters' value and grad buffers, so a step allocates
+// nothing (the state is allocated at construction). It is one fused pass per
+// parameter (optim/simd.hpp): every buffer is read and written once per element,
+// in SIMD batches, with no temporaries.
 
 #include <cstddef>
 #include <cstdint>
