@@ -21,6 +21,7 @@
 #include <ctime>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "autograd/blas.hpp"
@@ -297,6 +298,9 @@ int main(int argc, char** argv) {
                 auto t0 = clock_type::now();
                 for (std::size_t i = 0; i < block[e]; ++i) eng[e]->step();
                 times[e].push_back(seconds_since(t0) / block[e]);
+                // With 2 threads, worker threads (OpenBLAS's, LibTorch's OpenMP) keep
+                // spinning after a block and would steal the core from the next engine.
+                if (c.threads > 1) std::this_thread::sleep_for(std::chrono::milliseconds(150));
             }
         for (int e : live) r.t[e] = median(times[e]) / (c.per_op > 0 ? c.per_op : 1);
         rows.push_back(r);
@@ -320,7 +324,7 @@ int main(int argc, char** argv) {
 
     std::printf("\nMemory per step (steady state):\n");
     std::printf("| case | tape nodes | tape bytes | allocs tapegrad | allocs nn/optim | allocs hand | allocs LibTorch |"
-                "%s\n", o.rss ? " peak RSS MB tapegrad / hand / LibTorch |" : "");
+                "%s\n", o.rss ? " peak RSS above idle, MB: tapegrad / hand / LibTorch |" : "");
     std::printf("|---|---:|---:|---:|---:|---:|---:|%s\n", o.rss ? "---:|" : "");
     double base_rss = o.rss ? child_rss_mb("/proc/self/exe", -1, "none") : 0;
     for (const auto& r : rows) {
@@ -336,14 +340,15 @@ int main(int argc, char** argv) {
             double m[3];
             const int es[3] = {0, 2, 3};
             for (int k = 0; k < 3; ++k) m[k] = (r.t[es[k]] > 0) ? child_rss_mb("/proc/self/exe", r.index, engine_names[es[k]]) : -1;
-            std::snprintf(buf, sizeof buf, " %.0f / %.0f / %.0f |", m[0], m[1], m[2]);
+            for (double& v : m) v = v < 0 ? -1 : v - base_rss;
+            std::snprintf(buf, sizeof buf, " %.1f / %.1f / %.1f |", m[0], m[1], m[2]);
             rss = buf;
         }
         std::printf("| %s | %zu | %zu | %s | %s | %s | %s |%s\n", r.name.c_str(), r.mem.tape_nodes, r.mem.tape_bytes,
                     a(0).c_str(), a(1).c_str(), a(2).c_str(), a(3).c_str(), rss.c_str());
     }
     if (o.rss)
-        std::printf("(peak RSS of a child process running 50 steps of one engine; the same process doing nothing: "
-                    "%.0f MB, mostly LibTorch's shared libraries)\n", base_rss);
+        std::printf("(peak RSS of a child process running 50 steps of one engine, minus that of the same process "
+                    "doing nothing: %.0f MB, mostly LibTorch's shared libraries)\n", base_rss);
     return 0;
 }
