@@ -114,6 +114,10 @@ class runner {
         step();
         return {};
     }
+    /// Use these `spec.batch` rows of inputs and labels from now on (end-to-end runs).
+    virtual void set_batch(const float* /*x*/, const std::size_t* /*labels*/) {}
+    /// How many of the `n` rows of `x` the network classifies as `labels` (no gradients).
+    virtual std::size_t correct(const float* /*x*/, const std::size_t* /*labels*/, std::size_t /*n*/) { return 0; }
 };
 
 /// The engines. make_torch_* return nullptr when built without LibTorch.

@@ -90,16 +90,14 @@ void handwritten_mlp::adam_update(float* __restrict w, float* __restrict m, floa
     }
 }
 
-float handwritten_mlp::step() {
+void handwritten_mlp::forward(const float* x, std::size_t B, std::vector<mat>& h) const {
     const auto& s = c_.sizes;
-    const std::size_t B = c_.batch;
-    // forward: h[l] = act(h[l-1] W^T + b)
     for (std::size_t l = 0; l < layers_; ++l) {
-        const mat& in = l ? h_[l - 1] : x_;
+        const float* in = l ? h[l - 1].data() : x;
         const std::size_t k = s[l], n = s[l + 1];
-        blas::gemm(false, true, B, n, k, 1.0f, in.data(), k, w_[l].data(), k, 0.0f, h_[l].data(), n);
+        blas::gemm(false, true, B, n, k, 1.0f, in, k, w_[l].data(), k, 0.0f, h[l].data(), n);
         const float* bias = b_[l].data();
-        float* out = h_[l].data();
+        float* out = h[l].data();
         const bool last = l + 1 == layers_;
         for (std::size_t i = 0; i < B; ++i) {
             float* row = out + i * n;
@@ -111,8 +109,34 @@ float handwritten_mlp::step() {
                 for (std::size_t j = 0; j < n; ++j) row[j] = row[j] + bias[j];
             }
         }
-        if (!last && c_.act == act_kind::tanh) xt::noalias(h_[l]) = xt::tanh(h_[l]);
+        if (!last && c_.act == act_kind::tanh) xt::noalias(h[l]) = xt::tanh(h[l]);
     }
+}
+
+void handwritten_mlp::set_batch(const float* x, const std::size_t* labels) {
+    std::copy(x, x + x_.size(), x_.data());
+    labels_.assign(labels, labels + c_.batch);
+    onehot_.fill(0.0f);
+    for (std::size_t i = 0; i < c_.batch; ++i) onehot_(i, labels[i]) = 1.0f;
+}
+
+std::size_t handwritten_mlp::correct(const float* x, const std::size_t* labels, std::size_t n) {
+    std::vector<mat> h;
+    for (std::size_t l = 0; l < layers_; ++l) h.push_back(mat::from_shape({n, c_.sizes[l + 1]}));
+    forward(x, n, h);
+    const std::size_t k = c_.sizes.back();
+    std::size_t hits = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const float* row = h.back().data() + i * k;
+        hits += static_cast<std::size_t>(std::max_element(row, row + k) - row) == labels[i];
+    }
+    return hits;
+}
+
+float handwritten_mlp::step() {
+    const auto& s = c_.sizes;
+    const std::size_t B = c_.batch;
+    forward(x_.data(), B, h_);
     const float loss = loss_and_grad();
 
     // backward, last layer first

@@ -18,10 +18,14 @@ class handwritten_mlp : public runner {
   public:
     explicit handwritten_mlp(const mlp_problem& p);
     float step() override;
+    void set_batch(const float* x, const std::size_t* labels) override;
+    std::size_t correct(const float* x, const std::size_t* labels, std::size_t n) override;
 
   private:
     using mat = xt::xtensor<float, 2>;
     using vec = xt::xtensor<float, 1>;
+    /// h[l] = act(h[l-1] W^T + b) for `rows` rows of `in`; h[l] must be [rows, sizes[l+1]].
+    void forward(const float* in, std::size_t rows, std::vector<mat>& h) const;
     float loss_and_grad();  // writes dz_.back() from the logits
     void adam_update(float* w, float* m, float* v, const float* g, std::size_t n) const;
 

@@ -1,6 +1,7 @@
 // tapegrad's side of the comparison: the model written directly with core ops
 // (and, separately, with nn::mlp + optim), one full step per call.
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -30,9 +31,8 @@ step_memory tape_memory() {
     return {s.nodes, s.value_bytes + s.arena_bytes};
 }
 
-/// Forward + loss of the case on core ops: z = x W^T + b, then the activation.
-tf mlp_loss(const mlp_case& c, const tf& x, const std::vector<tf>& w, const std::vector<tf>& b,
-            const tf& onehot, const std::vector<std::size_t>& labels) {
+/// Logits of the case's MLP on core ops: z = h W^T + b, the activation between layers.
+tf mlp_logits(const mlp_case& c, const tf& x, const std::vector<tf>& w, const std::vector<tf>& b) {
     tf h = x;
     for (std::size_t l = 0; l < w.size(); ++l) {
         tf z = matmul(h, w[l], false, true) + b[l];
@@ -42,7 +42,36 @@ tf mlp_loss(const mlp_case& c, const tf& x, const std::vector<tf>& w, const std:
             h = c.act == act_kind::relu ? relu(z) : tanh(z);
         }
     }
+    return h;
+}
+
+/// Forward + loss of the case.
+tf mlp_loss(const mlp_case& c, const tf& x, const std::vector<tf>& w, const std::vector<tf>& b,
+            const tf& onehot, const std::vector<std::size_t>& labels) {
+    tf h = mlp_logits(c, x, w, b);
     return c.loss == loss_kind::cross_entropy ? cross_entropy(h, labels) : mse(softmax(h, -1), onehot);
+}
+
+/// Rows whose largest logit is at the label.
+std::size_t count_correct(const xt::xarray<float>& logits, const std::size_t* labels) {
+    const std::size_t n = logits.shape()[0], k = logits.shape()[1];
+    std::size_t hits = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const float* row = logits.data() + i * k;
+        hits += static_cast<std::size_t>(std::max_element(row, row + k) - row) == labels[i];
+    }
+    return hits;
+}
+
+/// Copy a batch into the input leaf, the label vector and the one-hot leaf.
+void load_batch(const mlp_case& c, const float* x, const std::size_t* labels, tf& xt_, tf& onehot,
+                std::vector<std::size_t>& label_vec) {
+    const std::size_t in = c.sizes.front(), classes = c.sizes.back();
+    std::copy(x, x + c.batch * in, xt_.mutable_value().data());
+    label_vec.assign(labels, labels + c.batch);
+    auto& oh = onehot.mutable_value();
+    std::fill(oh.begin(), oh.end(), 0.0f);
+    for (std::size_t i = 0; i < c.batch; ++i) oh.data()[i * classes + labels[i]] = 1.0f;
 }
 
 class tapegrad_mlp : public runner {
@@ -77,6 +106,14 @@ class tapegrad_mlp : public runner {
         step();
         want_mem_ = false;
         return mem_;
+    }
+    void set_batch(const float* x, const std::size_t* labels) override {
+        load_batch(c_, x, labels, x_, onehot_, labels_);
+    }
+    std::size_t correct(const float* x, const std::size_t* labels, std::size_t n) override {
+        no_grad guard;
+        tf in(to_array(std::vector<float>(x, x + n * c_.sizes.front()), {n, c_.sizes.front()}));
+        return count_correct(mlp_logits(c_, in, w_, b_).value(), labels);
     }
 
   private:
@@ -155,6 +192,14 @@ class tapegrad_nn_mlp : public runner {
         step();
         want_mem_ = false;
         return mem_;
+    }
+    void set_batch(const float* x, const std::size_t* labels) override {
+        load_batch(c_, x, labels, x_, onehot_, labels_);
+    }
+    std::size_t correct(const float* x, const std::size_t* labels, std::size_t n) override {
+        no_grad guard;
+        tf in(to_array(std::vector<float>(x, x + n * c_.sizes.front()), {n, c_.sizes.front()}));
+        return count_correct(net_->forward(in).value(), labels);
     }
 
   private:

@@ -40,13 +40,39 @@ class torch_mlp : public runner {
                 params, torch::optim::AdamOptions(adam_lr).betas({adam_beta1, adam_beta2}).eps(adam_eps));
     }
 
-    float step() override {
-        opt_->zero_grad();
-        torch::Tensor h = x_;
+    torch::Tensor logits(const torch::Tensor& x) {
+        torch::Tensor h = x;
         for (std::size_t l = 0; l < w_.size(); ++l) {
             h = F::linear(h, w_[l], b_[l]);
             if (l + 1 < w_.size()) h = c_.act == act_kind::relu ? torch::relu(h) : torch::tanh(h);
         }
+        return h;
+    }
+
+    void set_batch(const float* x, const std::size_t* labels) override {
+        torch::NoGradGuard guard;
+        const auto B = static_cast<int64_t>(c_.batch);
+        x_.copy_(torch::from_blob(const_cast<float*>(x), {B, static_cast<int64_t>(c_.sizes.front())}));
+        auto* l = labels_.data_ptr<int64_t>();
+        for (int64_t i = 0; i < B; ++i) l[i] = static_cast<int64_t>(labels[i]);
+        onehot_.zero_();
+        auto* oh = onehot_.data_ptr<float>();
+        for (int64_t i = 0; i < B; ++i) oh[i * static_cast<int64_t>(c_.sizes.back()) + l[i]] = 1.0f;
+    }
+
+    std::size_t correct(const float* x, const std::size_t* labels, std::size_t n) override {
+        torch::NoGradGuard guard;
+        auto in = torch::from_blob(const_cast<float*>(x), {static_cast<int64_t>(n), static_cast<int64_t>(c_.sizes.front())});
+        auto pred = logits(in).argmax(1);
+        const auto* p = pred.data_ptr<int64_t>();
+        std::size_t hits = 0;
+        for (std::size_t i = 0; i < n; ++i) hits += static_cast<std::size_t>(p[i]) == labels[i];
+        return hits;
+    }
+
+    float step() override {
+        opt_->zero_grad();
+        torch::Tensor h = logits(x_);
         torch::Tensor loss = c_.loss == loss_kind::cross_entropy ? F::cross_entropy(h, labels_)
                                                                  : F::mse_loss(torch::softmax(h, -1), onehot_);
         loss.backward();
