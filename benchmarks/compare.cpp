@@ -62,8 +62,8 @@ struct options {
     int epochs = 10;
 };
 
-const char* engine_names[] = {"tapegrad", "tapegrad-nn", "handwritten", "libtorch"};
-constexpr int n_engines = 4;
+const char* engine_names[] = {"tapegrad", "tapegrad-nn", "handwritten", "libtorch", "handwritten-unfused"};
+constexpr int n_engines = 5;
 
 /// A case of either kind, as the runner sees it.
 struct any_case {
@@ -95,7 +95,9 @@ std::vector<any_case> all_cases() {
                                case 0: return make_tapegrad(*p);
                                case 1: return make_tapegrad_nn(*p);
                                case 2: return make_handwritten(*p);
-                               default: return make_torch(*p);
+                               case 3: return make_torch(*p);
+                               default:  // only SGD differs when not fused
+                                   return p->spec.opt == opt_kind::sgd ? make_handwritten_unfused(*p) : nullptr;
                            }
                        }});
     }
@@ -274,7 +276,7 @@ int main(int argc, char** argv) {
             std::fprintf(stderr,
                          "usage: %s [--rounds N] [--block-ms M] [--case SUBSTR] [--no-rss]\n"
                          "       %s --fashion [--epochs N]\n"
-                         "       %s --profile CASE --engine tapegrad|tapegrad-nn|handwritten|libtorch "
+                         "       %s --profile CASE --engine tapegrad|tapegrad-nn|handwritten|libtorch|handwritten-unfused "
                          "[--seconds S]\n",
                          argv[0], argv[0], argv[0]);
             return 2;
@@ -306,9 +308,9 @@ int main(int argc, char** argv) {
     auto cases = all_cases();
     struct row {
         std::string name;
-        double t[n_engines] = {0, 0, 0, 0};
-        double allocs[n_engines] = {-1, -1, -1, -1};
-        float first_loss[n_engines] = {0, 0, 0, 0};
+        double t[n_engines] = {0, 0, 0, 0, 0};
+        double allocs[n_engines] = {-1, -1, -1, -1, -1};
+        float first_loss[n_engines] = {0, 0, 0, 0, 0};
         step_memory mem;
         double per_op = 0;
         int index = 0;
@@ -333,7 +335,7 @@ int main(int argc, char** argv) {
             }
         }
         // warm-up, and steps per block from the warm-up speed
-        std::size_t block[n_engines] = {1, 1, 1, 1};
+        std::size_t block[n_engines] = {1, 1, 1, 1, 1};
         for (int e : live) {
             auto t0 = clock_type::now();
             std::size_t n = 0;
@@ -369,13 +371,14 @@ int main(int argc, char** argv) {
 
     // ------------------------------------------------------------- table
     std::printf("Time per training step (opchain: per op), median:\n");
-    std::printf("| case | tapegrad | tapegrad nn/optim | hand-written | LibTorch | tapegrad/hand | tapegrad/LibTorch |\n");
-    std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
+    std::printf("| case | tapegrad | tapegrad nn/optim | hand-written | LibTorch | tapegrad/hand | tapegrad/LibTorch "
+                "| hand, SGD unfused | tapegrad/unfused |\n");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (const auto& r : rows) {
         auto cell = [&](int e) { return r.t[e] > 0 ? fmt_time(r.t[e]) : std::string("-"); };
-        std::printf("| %s | %s | %s | %s | %s | %s | %s |\n", r.name.c_str(), cell(0).c_str(), cell(1).c_str(),
-                    cell(2).c_str(), cell(3).c_str(), fmt_ratio(r.t[0], r.t[2]).c_str(),
-                    fmt_ratio(r.t[0], r.t[3]).c_str());
+        std::printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name.c_str(), cell(0).c_str(),
+                    cell(1).c_str(), cell(2).c_str(), cell(3).c_str(), fmt_ratio(r.t[0], r.t[2]).c_str(),
+                    fmt_ratio(r.t[0], r.t[3]).c_str(), cell(4).c_str(), fmt_ratio(r.t[0], r.t[4]).c_str());
     }
     std::printf("\nFirst-step loss (opchain: a value or gradient element) per engine, a correctness check:\n");
     for (const auto& r : rows)

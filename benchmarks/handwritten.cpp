@@ -21,8 +21,8 @@ template <class M> M from(const std::vector<float>& v, std::size_t rows, std::si
 }
 }  // namespace
 
-handwritten_mlp::handwritten_mlp(const mlp_problem& p)
-    : c_(p.spec), layers_(p.w.size()), labels_(p.labels) {
+handwritten_mlp::handwritten_mlp(const mlp_problem& p, bool fuse_sgd)
+    : c_(p.spec), layers_(p.w.size()), labels_(p.labels), fuse_sgd_(fuse_sgd) {
     const auto& s = c_.sizes;
     const std::size_t B = c_.batch;
     x_ = from<mat>(p.x, B, s.front());
@@ -36,8 +36,8 @@ handwritten_mlp::handwritten_mlp(const mlp_problem& p)
         h_.push_back(mat::from_shape({B, out}));
         dz_.push_back(mat::from_shape({B, out}));
         gb_.push_back(vec::from_shape({out}));
+        if (c_.opt == opt_kind::adam || !fuse_sgd) gw_.push_back(mat::from_shape({out, in}));
         if (c_.opt == opt_kind::adam) {
-            gw_.push_back(mat::from_shape({out, in}));
             mw_.push_back(xt::zeros<float>({out, in}));
             vw_.push_back(xt::zeros<float>({out, in}));
             mb_.push_back(xt::zeros<float>({out}));
@@ -170,9 +170,13 @@ float handwritten_mlp::step() {
             blas::gemm(true, false, n, k, B, 1.0f, dz, n, in.data(), k, 0.0f, gw_[l].data(), k);
             adam_update(w_[l].data(), mw_[l].data(), vw_[l].data(), gw_[l].data(), n * k);
             adam_update(b_[l].data(), mb_[l].data(), vb_[l].data(), gb, n);
-        } else {
+        } else if (fuse_sgd_) {
             // SGD fused into the gradient gemm: W = 1 * W - lr * dz^T h (beta-accumulation)
             blas::gemm(true, false, n, k, B, -sgd_lr, dz, n, in.data(), k, 1.0f, w_[l].data(), k);
+            xt::noalias(b_[l]) -= sgd_lr * gb_[l];
+        } else {
+            blas::gemm(true, false, n, k, B, 1.0f, dz, n, in.data(), k, 0.0f, gw_[l].data(), k);
+            xt::noalias(w_[l]) -= sgd_lr * gw_[l];
             xt::noalias(b_[l]) -= sgd_lr * gb_[l];
         }
     }
@@ -216,6 +220,9 @@ float handwritten_opchain::step() {
 }
 
 std::unique_ptr<runner> make_handwritten(const mlp_problem& p) { return std::make_unique<handwritten_mlp>(p); }
+std::unique_ptr<runner> make_handwritten_unfused(const mlp_problem& p) {
+    return std::make_unique<handwritten_mlp>(p, false);
+}
 std::unique_ptr<runner> make_handwritten_opchain(const opchain_problem& p) {
     return std::make_unique<handwritten_opchain>(p);
 }

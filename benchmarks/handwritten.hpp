@@ -16,7 +16,10 @@ namespace tapegrad::bench {
 /// Hand-written backprop of one MLP case; step() is one full training step.
 class handwritten_mlp : public runner {
   public:
-    explicit handwritten_mlp(const mlp_problem& p);
+    /// `fuse_sgd` folds the SGD update into the weight-gradient gemm (beta = 1);
+    /// without it SGD writes dW (beta = 0) and updates in a second pass, as an
+    /// engine that materialises gradients must.
+    explicit handwritten_mlp(const mlp_problem& p, bool fuse_sgd = true);
     float step() override;
     void set_batch(const float* x, const std::size_t* labels) override;
     std::size_t correct(const float* x, const std::size_t* labels, std::size_t n) override;
@@ -37,6 +40,7 @@ class handwritten_mlp : public runner {
     std::vector<vec> b_, gb_, mb_, vb_;
     std::int64_t t_ = 0;
     float step_size_ = 0, inv_sqrt_bc2_ = 0;
+    bool fuse_sgd_ = true;
 };
 
 /// Hand-written opchain: forward values kept in preallocated [1, width] buffers,
