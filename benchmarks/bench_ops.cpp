@@ -225,6 +225,46 @@ void BM_sum_all_handwritten(benchmark::State& state) {
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * R * C * sizeof(float)));
 }
 
+// What one elementwise assignment on a 1x16 tensor costs through dynamic-rank
+// xt::xarray (how tape values are stored) against the same data seen as rank-1
+// adaptors: the difference is shape bookkeeping the engine pays per op.
+void BM_assign_1x16_xarray(benchmark::State& state) {
+    xt::xarray<float> a = random_leaf({1, 16}, false, 1).value(), b = random_leaf({1, 16}, false, 2).value();
+    xt::xarray<float> y = xt::xarray<float>::from_shape({1, 16});
+    for (auto _ : state) {
+        y.resize(a.shape());  // as an op does before writing its result
+        xt::noalias(y) = a * b + a;
+        benchmark::DoNotOptimize(y.data());
+    }
+}
+BENCHMARK(BM_assign_1x16_xarray);
+
+void BM_assign_1x16_flat(benchmark::State& state) {
+    xt::xarray<float> a = random_leaf({1, 16}, false, 1).value(), b = random_leaf({1, 16}, false, 2).value();
+    xt::xarray<float> y = xt::xarray<float>::from_shape({1, 16});
+    for (auto _ : state) {
+        y.resize(a.shape());
+        auto yf = row_view(y.data(), y.size());
+        xt::noalias(yf) = row_view(a.data(), a.size()) * row_view(b.data(), b.size()) + row_view(a.data(), a.size());
+        benchmark::DoNotOptimize(y.data());
+    }
+}
+BENCHMARK(BM_assign_1x16_flat);
+
+void BM_assign_1x16_raw_loop(benchmark::State& state) {
+    xt::xarray<float> a = random_leaf({1, 16}, false, 1).value(), b = random_leaf({1, 16}, false, 2).value();
+    xt::xarray<float> y = xt::xarray<float>::from_shape({1, 16});
+    for (auto _ : state) {
+        y.resize(a.shape());
+        float* __restrict out = y.data();
+        const float* pa = a.data();
+        const float* pb = b.data();
+        for (std::size_t i = 0, n = y.size(); i < n; ++i) out[i] = pa[i] * pb[i] + pa[i];
+        benchmark::DoNotOptimize(y.data());
+    }
+}
+BENCHMARK(BM_assign_1x16_raw_loop);
+
 #define TAPEGRAD_OP_BENCH(fn) BENCHMARK(fn)->ArgName("backward")->Arg(0)->Arg(1)
 TAPEGRAD_OP_BENCH(BM_add_bias);
 TAPEGRAD_OP_BENCH(BM_mul);
