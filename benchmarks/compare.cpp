@@ -381,9 +381,16 @@ int main(int argc, char** argv) {
                     fmt_ratio(r.t[0], r.t[3]).c_str(), cell(4).c_str(), fmt_ratio(r.t[0], r.t[4]).c_str());
     }
     std::printf("\nFirst-step loss (opchain: a value or gradient element) per engine, a correctness check:\n");
-    for (const auto& r : rows)
-        std::printf("  %-20s tapegrad %.6g  nn %.6g  hand %.6g  torch %.6g\n", r.name.c_str(), r.first_loss[0],
-                    r.first_loss[1], r.first_loss[2], r.first_loss[3]);
+    for (const auto& r : rows) {
+        bool agree = true;
+        for (int e = 1; e < n_engines; ++e)
+            if (r.t[e] > 0)
+                agree = agree && std::fabs(r.first_loss[e] - r.first_loss[0]) <=
+                                     1e-4f * std::max(1e-6f, std::fabs(r.first_loss[0]));
+        std::printf("  %-20s tapegrad %.6g  nn %.6g  hand %.6g  torch %.6g  unfused %.6g  %s\n", r.name.c_str(),
+                    r.first_loss[0], r.first_loss[1], r.first_loss[2], r.first_loss[3], r.first_loss[4],
+                    agree ? "agree" : "MISMATCH");
+    }
 
     std::printf("\nMemory per step (steady state):\n");
     std::printf("| case | tape nodes | tape bytes | allocs tapegrad | allocs nn/optim | allocs hand | allocs LibTorch |"
