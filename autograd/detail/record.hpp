@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include <xtensor/xarray.hpp>
 #include <xtensor/xnoalias.hpp>
@@ -124,6 +125,8 @@ template <class T> struct backward_ctx {
                 dst.resize(want);
                 xt::noalias(dst) = g;
             }
+        } else if constexpr (std::is_same<std::decay_t<E>, xt::xarray<T>>::value) {
+            detail::sum_to<T>(g, dst, want, had);  // already materialised: reduce it directly
         } else {
             auto& tmp = tp.scratch();
             tmp.resize(g.shape());
