@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --data
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/release -j "${JOBS:-2}"
-./build/release/examples/article_net
+./build/release/apps/tapegrad train --model seed --loss mse
+./build/release/apps/tapegrad gradcheck
