@@ -149,22 +149,22 @@ auto row_view(const float* p, std::size_t n) {
 /// careful loop would; xtensor's lazy reducers are several times slower.
 float row_sum(const float* p, std::size_t n) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8)
+    const std::size_t full = n / 8 * 8;
+    for (std::size_t i = 0; i < full; i += 8)
         for (int k = 0; k < 8; ++k) acc[k] += p[i + k];
     float total = 0;
-    for (; i < n; ++i) total += p[i];
+    for (std::size_t i = full; i < n; ++i) total += p[i];
     for (float a : acc) total += a;
     return total;
 }
 float row_max(const float* p, std::size_t n) {
     float acc[8];
     std::fill_n(acc, 8, p[0]);
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8)
+    const std::size_t full = n / 8 * 8;
+    for (std::size_t i = 0; i < full; i += 8)
         for (int k = 0; k < 8; ++k) acc[k] = acc[k] < p[i + k] ? p[i + k] : acc[k];
     float m = *std::max_element(acc, acc + 8);
-    for (; i < n; ++i) m = m < p[i] ? p[i] : m;
+    for (std::size_t i = full; i < n; ++i) m = m < p[i] ? p[i] : m;
     return m;
 }
 
@@ -264,6 +264,28 @@ void BM_assign_1x16_raw_loop(benchmark::State& state) {
     }
 }
 BENCHMARK(BM_assign_1x16_raw_loop);
+
+// Would splitting large elementwise ops over both cores pay (issue 5, threads)?
+// tanh over [rows, 1024] on 1 or 2 OpenMP threads, each thread a contiguous half
+// through xsimd; range(0) = rows, range(1) = threads.
+void BM_tanh_split_threads(benchmark::State& state) {
+    const std::size_t rows = static_cast<std::size_t>(state.range(0)), cols = 1024;
+    const int threads = static_cast<int>(state.range(1));
+    const xt::xarray<float> x = random_leaf({rows, cols}, false, 1).value();
+    xt::xarray<float> y = xt::xarray<float>::from_shape({rows, cols});
+    const std::size_t n = rows * cols;
+    for (auto _ : state) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int t = 0; t < threads; ++t) {
+            const std::size_t begin = n * t / threads, end = n * (t + 1) / threads;
+            auto out = row_view(y.data() + begin, end - begin);
+            xt::noalias(out) = xt::tanh(row_view(x.data() + begin, end - begin));
+        }
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(float)));
+}
+BENCHMARK(BM_tanh_split_threads)->ArgNames({"rows", "threads"})->ArgsProduct({{16, 64, 256}, {1, 2}})->UseRealTime();
 
 #define TAPEGRAD_OP_BENCH(fn) BENCHMARK(fn)->ArgName("backward")->Arg(0)->Arg(1)
 TAPEGRAD_OP_BENCH(BM_add_bias);
