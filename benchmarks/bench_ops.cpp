@@ -77,12 +77,14 @@ void BM_opchain_handwritten(benchmark::State& state) {
 BENCHMARK(BM_opchain_handwritten)->ArgName("backward")->Arg(0)->Arg(1);
 
 // --------------------------------------------------- ops at realistic sizes
-/// Times `f(x)` on a [rows, cols] input, with or without the backward pass.
+/// Times `f(x)` on a [rows, cols] input that requires grad, so the forward is
+/// recorded as in training (Arg 0), or forward + backward with a ones seed (Arg 1).
+/// `BM_inference_*` time the same ops under no_grad.
 void op_bench(benchmark::State& state, const unary_fn& f, std::size_t rows, std::size_t cols, double flops_per_iter = 0) {
     flush_denormals_scope ftz;
     blas::set_num_threads(1);
     const bool bwd = state.range(0) != 0;
-    tf x = random_leaf({rows, cols}, bwd, 1);
+    tf x = random_leaf({rows, cols}, true, 1);
     tf probe = f(x);
     const xt::xarray<float> seed = xt::ones<float>(probe.value().shape());
     reset_tape<float>();
@@ -138,6 +140,45 @@ void BM_matmul_256cubed(benchmark::State& s) {
     tf w = random_leaf({256, 256}, true, 5);
     op_bench(s, [&](const tf& x) { return matmul(x, w); }, 256, 256, 2.0 * 256 * 256 * 256);
 }
+/// An op under no_grad (inference): its result is a fresh leaf, not a tape slot.
+void inference_bench(benchmark::State& state, const unary_fn& f, std::size_t rows, std::size_t cols) {
+    tf x = random_leaf({rows, cols}, false, 1);
+    no_grad guard;
+    const std::size_t before = allocation_count();
+    for (auto _ : state) benchmark::DoNotOptimize(f(x).value().data());
+    report(state, before, 0);
+}
+void BM_inference_tanh_1x16(benchmark::State& s) {
+    inference_bench(s, [](const tf& x) { return tapegrad::tanh(x); }, 1, 16);
+}
+void BM_inference_tanh_256x1024(benchmark::State& s) {
+    inference_bench(s, [](const tf& x) { return tapegrad::tanh(x); }, R, C);
+}
+BENCHMARK(BM_inference_tanh_1x16);
+BENCHMARK(BM_inference_tanh_256x1024);
+
+// The ops of the `tiny` step one by one, at its sizes (batch 1, 4-16-3): where its
+// microseconds go. Each iteration records the op, runs its backward (Arg 1) and resets.
+void BM_tiny_matmul_1x4x16(benchmark::State& s) {
+    tf w = random_leaf({16, 4}, true, 4);
+    op_bench(s, [&](const tf& x) { return matmul(x, w, false, true); }, 1, 4);
+}
+void BM_tiny_add_bias_1x16(benchmark::State& s) {
+    tf b = random_leaf({16}, true, 2);
+    op_bench(s, [&](const tf& x) { return x + b; }, 1, 16);
+}
+void BM_tiny_tanh_1x16(benchmark::State& s) { op_bench(s, [](const tf& x) { return tapegrad::tanh(x); }, 1, 16); }
+void BM_tiny_softmax_1x3(benchmark::State& s) { op_bench(s, [](const tf& x) { return softmax(x, -1); }, 1, 3); }
+void BM_tiny_mse_1x3(benchmark::State& s) {
+    tf t = random_leaf({1, 3}, false, 3);
+    op_bench(s, [&](const tf& x) { return mse(x, t); }, 1, 3);
+}
+void BM_tiny_cross_entropy_1x3(benchmark::State& s) {
+    const std::vector<std::size_t> labels{1};
+    op_bench(s, [&](const tf& x) { return cross_entropy(x, labels); }, 1, 3);
+}
+void BM_tiny_empty_step(benchmark::State& s) { op_bench(s, [](const tf& x) { return x; }, 1, 16); }
+
 // Hand-written references for the row-wise ops: one loop per row over raw
 // pointers (xsimd through rank-1 adaptors), what the engine's ops could reach.
 auto row_view(float* p, std::size_t n) { return xt::adapt(p, n, xt::no_ownership(), std::array<std::size_t, 1>{n}); }
@@ -307,6 +348,13 @@ TAPEGRAD_OP_BENCH(BM_log_softmax);
 TAPEGRAD_OP_BENCH(BM_cross_entropy);
 TAPEGRAD_OP_BENCH(BM_matmul_64x784x256);
 TAPEGRAD_OP_BENCH(BM_matmul_256cubed);
+TAPEGRAD_OP_BENCH(BM_tiny_matmul_1x4x16);
+TAPEGRAD_OP_BENCH(BM_tiny_add_bias_1x16);
+TAPEGRAD_OP_BENCH(BM_tiny_tanh_1x16);
+TAPEGRAD_OP_BENCH(BM_tiny_softmax_1x3);
+TAPEGRAD_OP_BENCH(BM_tiny_mse_1x3);
+TAPEGRAD_OP_BENCH(BM_tiny_cross_entropy_1x3);
+BENCHMARK(BM_tiny_empty_step)->ArgName("backward")->Arg(0);
 
 // ----------------------------------------------------------- training steps
 void train_bench(benchmark::State& state, const mlp_case& c, int engine) {
