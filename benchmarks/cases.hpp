@@ -36,7 +36,9 @@ struct opchain_case {
     std::string name;
     std::size_t ops = 100;
     std::size_t width = 16;
-    bool backward = false;  ///< forward only, or forward + backward of sum(y)
+    /// Forward only (still recorded: the input requires grad, as in training), or
+    /// forward + backward of sum(y).
+    bool backward = false;
 };
 
 /// Hyper-parameters shared by all engines.
@@ -107,6 +109,7 @@ struct step_memory {
 class runner {
   public:
     virtual ~runner() = default;
+    /// One training step (or opchain evaluation); returns the loss (or a checksum).
     virtual float step() = 0;
     /// One step that also reads the tape counters before the tape is reset
     /// (kept out of step(): reading them walks every node slot).

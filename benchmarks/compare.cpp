@@ -1,5 +1,6 @@
-// tapegrad_compare: the same cases (benchmarks/cases.hpp) in tapegrad, a
-// hand-written xtensor + BLAS backprop and LibTorch, interleaved in one process:
+// tapegrad_compare: the same cases (benchmarks/cases.hpp) in tapegrad (core ops,
+// and nn/optim), a hand-written xtensor + BLAS backprop (SGD fused into the gemm,
+// and not) and LibTorch, interleaved in one process:
 // warm-up first, then rounds in which every engine times a block of steps in
 // rotating order; the table shows each engine's median time per step and the
 // ratios. Also prints the machine's settings and GEMM ceiling, tape counters,
