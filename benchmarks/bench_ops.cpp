@@ -9,11 +9,13 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <random>
 
 #include <array>
 
+#include <xsimd/xsimd.hpp>
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
 #include <xtensor/xmath.hpp>
@@ -327,6 +329,45 @@ void BM_tanh_split_threads(benchmark::State& state) {
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(float)));
 }
 BENCHMARK(BM_tanh_split_threads)->ArgNames({"rows", "threads"})->ArgsProduct({{16, 64, 256}, {1, 2}})->UseRealTime();
+
+// Finding 2's proposal in miniature: a rule written once as a template, run on
+// xsimd batches over the raw buffer (scalar tail), against the same rule assigned
+// through xtensor on xt::xarray. The rule mirrors autograd's tanh rule (forward
+// tanh(x), grad gy * (1 - y*y)).
+struct tanh_like_rule {
+    template <class X> static X forward(const X& x) { return tanh(x); }
+    template <class Y> static Y grad(const Y& y, const Y& gy) { return gy * (Y(1) - y * y); }
+};
+
+template <class Rule> void run_rule_simd(const float* x, float* y, std::size_t n) {
+    using batch = xsimd::batch<float>;
+    constexpr std::size_t w = batch::size;
+    std::size_t i = 0;
+    for (; i + w <= n; i += w) Rule::forward(batch::load_unaligned(x + i)).store_unaligned(y + i);
+    for (; i < n; ++i) y[i] = std::tanh(x[i]);
+}
+
+void BM_rule_tanh_1x16_xarray(benchmark::State& state) {
+    xt::xarray<float> x = random_leaf({1, 16}, false, 1).value();
+    xt::xarray<float> y = xt::xarray<float>::from_shape({1, 16});
+    for (auto _ : state) {
+        y.resize(x.shape());
+        xt::noalias(y) = xt::tanh(x);
+        benchmark::DoNotOptimize(y.data());
+    }
+}
+BENCHMARK(BM_rule_tanh_1x16_xarray);
+
+void BM_rule_tanh_1x16_xsimd_loop(benchmark::State& state) {
+    xt::xarray<float> x = random_leaf({1, 16}, false, 1).value();
+    xt::xarray<float> y = xt::xarray<float>::from_shape({1, 16});
+    for (auto _ : state) {
+        y.resize(x.shape());
+        run_rule_simd<tanh_like_rule>(x.data(), y.data(), x.size());
+        benchmark::DoNotOptimize(y.data());
+    }
+}
+BENCHMARK(BM_rule_tanh_1x16_xsimd_loop);
 
 #define TAPEGRAD_OP_BENCH(fn) BENCHMARK(fn)->ArgName("backward")->Arg(0)->Arg(1)
 TAPEGRAD_OP_BENCH(BM_add_bias);
