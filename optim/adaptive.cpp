@@ -8,7 +8,7 @@
 
 
 #include "optim/optimizer.hpp"
-#include "optim/simd.hpp"
+#include "autograd/simd.hpp"
 
 namespace tapegrad::optim {
 

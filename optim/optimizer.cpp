@@ -10,7 +10,7 @@
 
 
 #include "nn/npz.hpp"
-#include "optim/simd.hpp"
+#include "autograd/simd.hpp"
 
 namespace tapegrad::optim {
 

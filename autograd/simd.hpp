@@ -1,19 +1,18 @@
 #pragma once
-// Internal: one fused pass over an optimizer's buffers. Each update reads and
-// writes every buffer exactly once per element, in xsimd batches, instead of
-// one pass per xtensor assignment: the Adam step is memory bound, and a single
-// pass also avoids xarray's per-assignment broadcasting overhead, which
-// dominates for small layers.
+// Internal: one pass over raw buffers in xsimd batches. Used where xtensor's
+// per-assignment machinery costs more than the arithmetic: optimizer steps
+// (memory bound, one read and write per buffer), row loops of softmax-like ops,
+// and elementwise ops on small contiguous tensors.
 //
 // The last partial batch goes through the same batch code on a zero-padded
-// copy, so there is one formula per optimizer, not a batch and a scalar one.
+// copy, so there is one formula per loop, not a batch and a scalar one.
 
 #include <algorithm>
 #include <cstddef>
 
 #include <xsimd/xsimd.hpp>
 
-namespace tapegrad::optim::simd {
+namespace tapegrad::simd {
 
 /// Tag of a whole batch at ptr + k.
 struct full {};
@@ -47,4 +46,4 @@ template <class T, class F> inline void for_each(std::size_t n, F&& body) {
     if (k < n) body(k, partial{n - k});
 }
 
-}  // namespace tapegrad::optim::simd
+}  // namespace tapegrad::simd
