@@ -198,7 +198,7 @@ template <class T> void where_backward(backward_ctx<T>& c) {
 
 template <class T> tensor<T> where(const tensor<T>& cond, const tensor<T>& a, const tensor<T>& b) {
     const auto &cv = cond.value(), &av = a.value(), &bv = b.value();
-    shape_t shape = detail::broadcast_shape("where", detail::broadcast_shape("where", cv.shape(), av.shape()), bv.shape());
+    detail::xshape shape = detail::broadcast_shape("where", detail::broadcast_shape("where", cv.shape(), av.shape()), bv.shape());
     tensor<T> out = detail::make_result<T>("where", &where_backward<T>, {&cond, &a, &b});
     auto& v = detail::out_value(out);
     v.resize(shape);

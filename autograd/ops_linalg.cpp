@@ -374,7 +374,7 @@ template <class T> void sum_to_backward(backward_ctx<T>& c) {
 
 template <class T> tensor<T> broadcast_to(const tensor<T>& x, const shape_t& shape) {
     const auto& xv = x.value();
-    if (detail::broadcast_shape("broadcast_to", xv.shape(), shape) != shape)
+    if (!detail::shapes_equal(detail::broadcast_shape("broadcast_to", xv.shape(), shape), shape))
         throw shape_error("broadcast_to: shape " + shape_str(xv.shape()) + " cannot be broadcast to " +
                           shape_str(shape));
     tensor<T> out = make_result<T>("broadcast_to", &broadcast_to_backward<T>, {&x});
@@ -386,7 +386,7 @@ template <class T> tensor<T> broadcast_to(const tensor<T>& x, const shape_t& sha
 
 template <class T> tensor<T> sum_to(const tensor<T>& x, const shape_t& shape) {
     const auto& xv = x.value();
-    if (detail::broadcast_shape("sum_to", xv.shape(), shape) != to_shape(xv.shape()))
+    if (!detail::shapes_equal(detail::broadcast_shape("sum_to", xv.shape(), shape), xv.shape()))
         throw shape_error("sum_to: shape " + shape_str(xv.shape()) + " cannot be summed down to " + shape_str(shape));
     tensor<T> out = make_result<T>("sum_to", &sum_to_backward<T>, {&x});
     detail::sum_to<T>(xv, out_value(out), typename xt::xarray<T>::shape_type(shape.begin(), shape.end()), false);

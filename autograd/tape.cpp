@@ -1,4 +1,4 @@
-// The tape: node storage, the reverse pass, gradient accumulation, sum_to.
+// The tape: node storage, the reverse pass, gradient accumulation.
 
 #include <algorithm>
 #include <optional>
@@ -342,7 +342,7 @@ std::vector<tensor<T>> gradient_tape<T>::gradient(const tensor<T>& loss, const s
 }
 template <class T> std::size_t gradient_tape<T>::recorded() const { return tape<T>::current().size() - start_; }
 
-// ------------------------------------------------------- backward_ctx, sum_to
+// ------------------------------------------------------- backward_ctx, make_result
 template <class T> void backward_ctx<T>::add_graph_to(node<T>* n, tensor<T> g) {
     if (!detail::shapes_equal(g.value().shape(), n->value.shape()))
         g = tapegrad::sum_to(g, shape_t(n->value.shape().begin(), n->value.shape().end()));
@@ -351,61 +351,6 @@ template <class T> void backward_ctx<T>::add_graph_to(node<T>* n, tensor<T> g) {
 }
 
 namespace detail {
-
-template <class T>
-void sum_to(const xt::xarray<T>& src, xt::xarray<T>& dst, const typename xt::xarray<T>::shape_type& dst_shape,
-            bool accumulate) {
-    const auto& ss = src.shape();
-    const std::size_t rank = ss.size();
-    if (dst_shape.size() > rank)
-        throw shape_error("sum_to: cannot reduce shape " + shape_str(ss) + " to the larger-rank shape " +
-                          shape_str(dst_shape));
-    const std::size_t lead = rank - dst_shape.size();
-    // dst stride for each src axis; 0 where the axis is summed away
-    std::vector<std::size_t> stride(rank, 0);
-    std::size_t s = 1;
-    for (std::size_t j = dst_shape.size(); j-- > 0;) {
-        std::size_t i = j + lead;
-        if (dst_shape[j] == ss[i]) stride[i] = s;
-        else if (dst_shape[j] != 1)
-            throw shape_error("sum_to: shape " + shape_str(ss) + " is not a broadcast of " + shape_str(dst_shape));
-        s *= dst_shape[j];
-    }
-    if (!accumulate) {
-        dst.resize(dst_shape);
-        std::fill(dst.begin(), dst.end(), T(0));
-    }
-    T* out = dst.data();
-    const T* in = src.data();
-    const std::size_t n = src.size();
-    if (n == 0) return;
-    // Fast path: dst equals the trailing block of src (bias gradients).
-    std::size_t inner = 1, k = rank;
-    while (k > lead && stride[k - 1] == inner && ss[k - 1] == dst_shape[k - 1 - lead]) inner *= ss[--k];
-    bool trailing = true;
-    for (std::size_t i = 0; i < k; ++i) trailing = trailing && stride[i] == 0;
-    if (trailing) {
-        for (std::size_t r = 0; r < n / inner; ++r) {
-            const T* row = in + r * inner;
-            for (std::size_t c = 0; c < inner; ++c) out[c] += row[c];
-        }
-        return;
-    }
-    // General case: walk src in row-major order with an odometer over its axes.
-    std::vector<std::size_t> idx(rank, 0);
-    std::size_t off = 0;
-    for (std::size_t flat = 0; flat < n; ++flat) {
-        out[off] += in[flat];
-        for (std::size_t a = rank; a-- > 0;) {
-            if (++idx[a] < ss[a]) {
-                off += stride[a];
-                break;
-            }
-            off -= stride[a] * (ss[a] - 1);
-            idx[a] = 0;
-        }
-    }
-}
 
 template <class T>
 tensor<T> make_result(const char* op, backward_fn<T> backward, const tensor<T>* const* inputs, std::size_t n_inputs,
@@ -441,8 +386,6 @@ tensor<T> make_result(const char* op, backward_fn<T> backward, const tensor<T>* 
     template class tape<T>;                                                                                      \
     template class gradient_tape<T>;                                                                             \
     template struct backward_ctx<T>;                                                                             \
-    template void detail::sum_to<T>(const xt::xarray<T>&, xt::xarray<T>&,                                       \
-                                    const typename xt::xarray<T>::shape_type&, bool);                            \
     template tensor<T> detail::make_result<T>(const char*, backward_fn<T>, const tensor<T>* const*, std::size_t, \
                                               std::size_t);
 TAPEGRAD_INSTANTIATE(float)

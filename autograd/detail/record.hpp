@@ -17,11 +17,15 @@ namespace tapegrad {
 
 namespace detail {
 
+/// xtensor's own shape type: inline storage for up to 4 dimensions, so shapes
+/// made inside ops do not touch the heap.
+using xshape = xt::xarray<double>::shape_type;
+
 /// Shape of `a op b` under NumPy broadcasting; throws shape_error naming op and shapes.
 template <class SA, class SB>
-shape_t broadcast_shape(const char* op, const SA& a, const SB& b) {
+xshape broadcast_shape(const char* op, const SA& a, const SB& b) {
     std::size_t rank = std::max(a.size(), b.size());
-    shape_t out(rank);
+    xshape out(rank);
     for (std::size_t i = 0; i < rank; ++i) {
         std::size_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
         std::size_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
@@ -40,9 +44,13 @@ template <class SA, class SB> bool shapes_equal(const SA& a, const SB& b) {
 
 /// dst (+)= src summed down to dst's shape; src's shape must broadcast from dst's.
 /// The reverse of broadcasting, used by every op whose inputs broadcast.
+template <class T> void sum_to(const xt::xarray<T>& src, xt::xarray<T>& dst, const xshape& dst_shape, bool accumulate);
+
+/// dst (+)= scale * g broadcast to dst_shape, where g holds prod(g_shape) values and
+/// g_shape broadcasts to dst_shape: the gradient of a reduction spread back over its input.
 template <class T>
-void sum_to(const xt::xarray<T>& src, xt::xarray<T>& dst, const typename xt::xarray<T>::shape_type& dst_shape,
-            bool accumulate);
+void broadcast_back(const T* g, const xshape& g_shape, xt::xarray<T>& dst, const xshape& dst_shape, bool accumulate,
+                    T scale);
 
 /// Whether recording is on and any of `inputs` needs a gradient.
 template <class T> bool needs_record(std::initializer_list<const tensor<T>*> inputs) {
@@ -133,6 +141,14 @@ template <class T> struct backward_ctx {
             xt::noalias(tmp) = g;
             detail::sum_to<T>(tmp, dst, want, had);
         }
+        mark(n);
+    }
+
+    /// Add scale * g, a buffer of shape g_shape that broadcasts to input i's shape,
+    /// to input i's gradient (the reverse of a reduction).
+    void add_broadcast(std::size_t i, const T* g, const detail::xshape& g_shape, T scale) {
+        node<T>* n = self.inputs[i];
+        detail::broadcast_back<T>(g, g_shape, target(n), n->value.shape(), defined(n), scale);
         mark(n);
     }
 
