@@ -1,29 +1,30 @@
 // Reductions (sum, mean, max, min, logsumexp) and the normalising activations
-// (softmax, log_softmax). Reductions are computed through detail::sum_to, the same
-// loop that reduces broadcast gradients.
+// (softmax, log_softmax). Sums are computed through detail::sum_to, the same loop
+// that reduces broadcast gradients; their gradients go back through
+// detail::broadcast_back. Softmax-like ops are loops over lines along their axis.
 
 #include <cmath>
 #include <limits>
 #include <numeric>
 
-#include <xtensor/xadapt.hpp>
-#include <xtensor/xbroadcast.hpp>
 #include <xtensor/xreducer.hpp>
 
+#include "autograd/detail/lines.hpp"
 #include "autograd/detail/rules.hpp"
 
 namespace tapegrad {
 
 using detail::make_result;
 using detail::to_shape;
-using xshape = typename xt::xarray<double>::shape_type;
+using detail::xshape;
 
 namespace {
 
-/// Which axes an op reduces: `axes` normalised; empty means all.
-std::vector<bool> reduced_axes(const char* op, const std::vector<int>& axes, std::size_t rank) {
-    std::vector<bool> mask(rank, axes.empty());
-    for (int a : axes) mask[detail::norm_axis(op, a, rank)] = true;
+/// Which axes an op reduces: `axes` normalised; empty means all. Inline storage: no heap.
+using axis_mask = xt::svector<std::size_t, 4>;
+axis_mask reduced_axes(const char* op, const std::vector<int>& axes, std::size_t rank) {
+    axis_mask mask(rank, axes.empty() ? 1 : 0);
+    for (int a : axes) mask[detail::norm_axis(op, a, rank)] = 1;
     return mask;
 }
 
@@ -34,8 +35,8 @@ template <class S, class M> xshape keep_shape(const S& xs, const M& mask) {
     return k;
 }
 
-template <class S, class M> shape_t out_shape(const S& xs, const M& mask, bool keepdims) {
-    shape_t s;
+template <class S, class M> xshape out_shape(const S& xs, const M& mask, bool keepdims) {
+    xshape s;
     for (std::size_t i = 0; i < xs.size(); ++i) {
         if (!mask[i]) s.push_back(xs[i]);
         else if (keepdims) s.push_back(1);
@@ -46,18 +47,39 @@ template <class S, class M> shape_t out_shape(const S& xs, const M& mask, bool k
 /// The reduced-axes mask is stored in aux (one entry per input axis).
 template <class T> xshape node_keep_shape(const backward_ctx<T>& c) { return keep_shape(c.x(0).shape(), c.self.aux); }
 
-template <class T> auto keep_view(const xt::xarray<T>& a, const xshape& keep) {
-    return xt::adapt(a.data(), a.size(), xt::no_ownership(), keep);
-}
-
-// ---------------------------------------------------------------- sum
-// y = sum over axes; dx = gy broadcast back over the reduced axes
+// ------------------------------------------------------------ sum, mean
+// y = s * sum over axes (s = 1, or 1 / count for mean); dx = s gy broadcast back over the reduced axes
 template <class T> void sum_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
     const xshape keep = node_keep_shape(c);
-    const auto& xs = c.x(0).shape();
-    if (c.create_graph) c.add_graph(0, broadcast_to(reshape(c.tgy(), to_shape(keep)), to_shape(xs)));
-    else c.add(0, xt::broadcast(keep_view(c.gy(), keep), xs));
+    const T scale = c.self.scalar[0];
+    if (c.create_graph) {
+        tensor<T> g = broadcast_to(reshape(c.tgy(), to_shape(keep)), to_shape(c.x(0).shape()));
+        c.add_graph(0, scale == T(1) ? g : mul_scalar(g, scale));
+    } else {
+        c.add_broadcast(0, c.gy().data(), keep, scale);
+    }
+}
+
+template <class T>
+tensor<T> sum_op(const char* op, const tensor<T>& x, const std::vector<int>& axes, bool keepdims, bool average) {
+    const auto& xv = x.value();
+    const axis_mask mask = reduced_axes(op, axes, xv.dimension());
+    const xshape keep = keep_shape(xv.shape(), mask);
+    tensor<T> out = make_result<T>(op, &sum_backward<T>, {&x}, xv.dimension());
+    node<T>* n = out.node_ptr();
+    if (n->aux) std::copy(mask.begin(), mask.end(), n->aux);
+    std::size_t count = 1;
+    for (std::size_t i = 0; i < mask.size(); ++i)
+        if (mask[i]) count *= xv.shape()[i];
+    // mean = sum / count (count 0 gives NaN, as in PyTorch)
+    const T scale = average ? T(1) / T(count) : T(1);
+    n->scalar[0] = scale;
+    detail::sum_to<T>(xv, n->value, keep, false);
+    if (scale != T(1))
+        for (auto& v : n->value) v *= scale;
+    n->value.reshape(out_shape(xv.shape(), mask, keepdims));
+    return out;
 }
 
 // ------------------------------------------------------------ max / min
@@ -66,37 +88,34 @@ template <class T> void extreme_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
     const xshape keep = node_keep_shape(c);
     const auto& xv = c.x(0);
-    xt::xarray<T> hit = xt::cast<T>(xt::equal(xv, keep_view(c.y(), keep)));
+    xt::xarray<T> spread;  // y (then the per-tie share of gy) broadcast back to x's shape
+    detail::broadcast_back<T>(c.y().data(), keep, spread, xv.shape(), false, T(1));
+    xt::xarray<T> hit = xt::cast<T>(xt::equal(xv, spread));
     xt::xarray<T> ties;
     detail::sum_to<T>(hit, ties, keep, false);
     if (c.create_graph) {
         tensor<T> share = reshape(c.tgy(), to_shape(keep)) / tensor<T>(std::move(ties));
         c.add_graph(0, share * tensor<T>(std::move(hit)));
-    } else {
-        c.add(0, hit * (keep_view(c.gy(), keep) / ties));
+        return;
     }
+    for (std::size_t i = 0; i < ties.size(); ++i) ties.data()[i] = c.gy().data()[i] / ties.data()[i];
+    detail::broadcast_back<T>(ties.data(), keep, spread, xv.shape(), false, T(1));
+    c.add(0, hit * spread);
 }
 
 template <class T>
-tensor<T> reduce_op(const char* op, backward_fn<T> bw, const tensor<T>& x, const std::vector<int>& axes, bool keepdims,
-                    bool is_max) {
+tensor<T> extreme_op(const char* op, const tensor<T>& x, const std::vector<int>& axes, bool keepdims, bool is_max) {
     const auto& xv = x.value();
-    const std::vector<bool> mask = reduced_axes(op, axes, xv.dimension());
-    const xshape keep = keep_shape(xv.shape(), mask);
-    tensor<T> out = make_result<T>(op, bw, {&x}, xv.dimension());
+    const axis_mask mask = reduced_axes(op, axes, xv.dimension());
+    tensor<T> out = make_result<T>(op, &extreme_backward<T>, {&x}, xv.dimension());
     node<T>* n = out.node_ptr();
-    if (n->aux)
-        for (std::size_t i = 0; i < mask.size(); ++i) n->aux[i] = mask[i];
-    if (bw == &sum_backward<T>) {
-        detail::sum_to<T>(xv, n->value, keep, false);
-    } else {
-        if (xv.size() == 0) throw shape_error(std::string(op) + ": reduction of an empty tensor of shape " + shape_str(xv.shape()));
-        std::vector<std::size_t> ax;
-        for (std::size_t i = 0; i < mask.size(); ++i)
-            if (mask[i]) ax.push_back(i);
-        if (is_max) n->value = xt::amax(xv, ax, xt::keep_dims | xt::evaluation_strategy::immediate);
-        else n->value = xt::amin(xv, ax, xt::keep_dims | xt::evaluation_strategy::immediate);
-    }
+    if (n->aux) std::copy(mask.begin(), mask.end(), n->aux);
+    if (xv.size() == 0) throw shape_error(std::string(op) + ": reduction of an empty tensor of shape " + shape_str(xv.shape()));
+    std::vector<std::size_t> ax;
+    for (std::size_t i = 0; i < mask.size(); ++i)
+        if (mask[i]) ax.push_back(i);
+    if (is_max) n->value = xt::amax(xv, ax, xt::keep_dims | xt::evaluation_strategy::immediate);
+    else n->value = xt::amin(xv, ax, xt::keep_dims | xt::evaluation_strategy::immediate);
     n->value.reshape(out_shape(xv.shape(), mask, keepdims));
     return out;
 }
@@ -104,67 +123,66 @@ tensor<T> reduce_op(const char* op, backward_fn<T> bw, const tensor<T>& x, const
 }  // namespace
 
 template <class T> tensor<T> sum(const tensor<T>& x, const std::vector<int>& axes, bool keepdims) {
-    return reduce_op<T>("sum", &sum_backward<T>, x, axes, keepdims, false);
+    return sum_op<T>("sum", x, axes, keepdims, false);
 }
 template <class T> tensor<T> sum(const tensor<T>& x) { return sum(x, {}, false); }
 
 template <class T> tensor<T> mean(const tensor<T>& x, const std::vector<int>& axes, bool keepdims) {
-    const auto mask = reduced_axes("mean", axes, x.dim());
-    std::size_t count = 1;
-    for (std::size_t i = 0; i < mask.size(); ++i)
-        if (mask[i]) count *= x.value().shape()[i];
-    // mean = sum / count (count 0 gives NaN, as in PyTorch)
-    return mul_scalar(sum(x, axes, keepdims), T(1) / T(count));
+    return sum_op<T>("mean", x, axes, keepdims, true);
 }
 template <class T> tensor<T> mean(const tensor<T>& x) { return mean(x, {}, false); }
 
 template <class T> tensor<T> max(const tensor<T>& x, const std::vector<int>& axes, bool keepdims) {
-    return reduce_op<T>("max", &extreme_backward<T>, x, axes, keepdims, true);
+    return extreme_op<T>("max", x, axes, keepdims, true);
 }
 template <class T> tensor<T> max(const tensor<T>& x) { return max(x, {}, false); }
 template <class T> tensor<T> min(const tensor<T>& x, const std::vector<int>& axes, bool keepdims) {
-    return reduce_op<T>("min", &extreme_backward<T>, x, axes, keepdims, false);
+    return extreme_op<T>("min", x, axes, keepdims, false);
 }
 template <class T> tensor<T> min(const tensor<T>& x) { return min(x, {}, false); }
 
-// --------------------------------------------------------------- logsumexp
+// ------------------------------------------- logsumexp, softmax, log_softmax
+// All three work line by line along one axis (detail/lines.hpp).
 namespace {
 
-/// Row maximum along one axis with keepdims; -inf/+inf rows become 0 so x - m stays finite.
-template <class T> xt::xarray<T> safe_max(const xt::xarray<T>& x, std::size_t axis) {
-    if (x.shape()[axis] == 0) {
-        xshape keep(x.shape().begin(), x.shape().end());
-        keep[axis] = 1;
-        return xt::zeros<T>(keep);
-    }
-    xt::xarray<T> m = xt::amax(x, {axis}, xt::keep_dims | xt::evaluation_strategy::immediate);
-    for (auto& v : m)
-        if (std::isinf(v)) v = T(0);
-    return m;
-}
+using detail::for_each_line;
+using detail::line_layout;
 
-/// log(sum(exp(x))) along axis, keepdims.
-template <class T> xt::xarray<T> lse_keep(const xt::xarray<T>& x, std::size_t axis) {
-    xt::xarray<T> m = safe_max(x, axis);
-    xt::xarray<T> e = xt::exp(x - m);
-    xt::xarray<T> s;
-    detail::sum_to<T>(e, s, m.shape(), false);
-    xt::xarray<T> out = m + xt::log(s);
-    return out;
+/// Gradient buffer of input 0 and whether it already holds a gradient this pass.
+template <class T> std::pair<T*, bool> grad_target(backward_ctx<T>& c) {
+    node<T>* in = c.input(0);
+    auto& g = c.target(in);
+    const bool had = c.defined(in);
+    if (!had) g.resize(in->value.shape());
+    return {g.data(), had};
 }
 
 // y = log sum exp x; dx = gy exp(x - y) = gy softmax(x)
 template <class T> void logsumexp_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
     const std::size_t axis = c.self.aux[0];
-    xshape keep(c.x(0).shape().begin(), c.x(0).shape().end());
-    keep[axis] = 1;
     if (c.create_graph) {
+        xshape keep(c.x(0).shape().begin(), c.x(0).shape().end());
+        keep[axis] = 1;
         shape_t k = to_shape(keep);
         c.add_graph(0, reshape(c.tgy(), k) * exp(c.tx(0) - reshape(c.ty(), k)));
-    } else {
-        c.add(0, keep_view(c.gy(), keep) * xt::exp(c.x(0) - keep_view(c.y(), keep)));
+        return;
     }
+    const line_layout L(c.x(0).shape(), axis);
+    const T* x = c.x(0).data();
+    const T* y = c.y().data();
+    const T* gy = c.gy().data();
+    auto [dx, had] = grad_target(c);
+    std::size_t l = 0;  // lines are visited in the order of y's elements
+    for_each_line(L, [&](std::size_t o, auto s) {
+        const T g = gy[l], top = y[l];
+        ++l;
+        for (std::size_t k = 0; k < L.len; ++k) {
+            const T d = g * std::exp(x[o + k * s] - top);
+            dx[o + k * s] = had ? dx[o + k * s] + d : d;
+        }
+    });
+    c.mark(c.input(0));
 }
 
 // y = e^x / sum e^x; dx = y (gy - sum(gy y))
@@ -176,12 +194,20 @@ template <class T> void softmax_backward(backward_ctx<T>& c) {
         c.add_graph(0, y * (gy - sum(gy * y, {int(axis)}, true)));
         return;
     }
-    xt::xarray<T> gyy = c.gy() * c.y();
-    xshape keep(gyy.shape().begin(), gyy.shape().end());
-    keep[axis] = 1;
-    xt::xarray<T> dot;
-    detail::sum_to<T>(gyy, dot, keep, false);
-    c.add(0, c.y() * (c.gy() - dot));
+    const line_layout L(c.y().shape(), axis);
+    const T* y = c.y().data();
+    const T* gy = c.gy().data();
+    auto [dx, had] = grad_target(c);
+    for_each_line(L, [&](std::size_t o, auto s) {
+        T dot = 0;
+        for (std::size_t k = 0; k < L.len; ++k) dot += gy[o + k * s] * y[o + k * s];
+        for (std::size_t k = 0; k < L.len; ++k) {
+            const std::size_t i = o + k * s;
+            const T d = y[i] * (gy[i] - dot);
+            dx[i] = had ? dx[i] + d : d;
+        }
+    });
+    c.mark(c.input(0));
 }
 
 // y = x - logsumexp(x); dx = gy - e^y sum(gy)
@@ -193,11 +219,20 @@ template <class T> void log_softmax_backward(backward_ctx<T>& c) {
         c.add_graph(0, gy - exp(c.ty()) * sum(gy, {int(axis)}, true));
         return;
     }
-    xshape keep(c.gy().shape().begin(), c.gy().shape().end());
-    keep[axis] = 1;
-    xt::xarray<T> total;
-    detail::sum_to<T>(c.gy(), total, keep, false);
-    c.add(0, c.gy() - xt::exp(c.y()) * total);
+    const line_layout L(c.y().shape(), axis);
+    const T* y = c.y().data();
+    const T* gy = c.gy().data();
+    auto [dx, had] = grad_target(c);
+    for_each_line(L, [&](std::size_t o, auto s) {
+        T total = 0;
+        for (std::size_t k = 0; k < L.len; ++k) total += gy[o + k * s];
+        for (std::size_t k = 0; k < L.len; ++k) {
+            const std::size_t i = o + k * s;
+            const T d = gy[i] - std::exp(y[i]) * total;
+            dx[i] = had ? dx[i] + d : d;
+        }
+    });
+    c.mark(c.input(0));
 }
 
 template <class T>
@@ -214,12 +249,18 @@ template <class T> tensor<T> logsumexp(const tensor<T>& x, int axis, bool keepdi
     const auto& xv = x.value();
     std::size_t ax;
     tensor<T> out = along_axis<T>("logsumexp", &logsumexp_backward<T>, x, axis, ax);
+    xshape keep(xv.shape().begin(), xv.shape().end());
+    keep[ax] = 1;
     auto& v = out.node_ptr()->value;
-    v = lse_keep(xv, ax);
+    v.resize(keep);
+    const line_layout L(xv.shape(), ax);
+    xt::xarray<T>& scratch = tape<T>::current().scratch();
+    scratch.resize({L.len * L.inner});
+    std::size_t l = 0;
+    for_each_line(L, [&](std::size_t o, auto s) { v.data()[l++] = detail::lse_line(xv.data() + o, scratch.data(), L.len, s); });
     if (!keepdims) {
-        shape_t s = to_shape(xv.shape());
-        s.erase(s.begin() + static_cast<std::ptrdiff_t>(ax));
-        v.reshape(s);
+        keep.erase(keep.begin() + static_cast<std::ptrdiff_t>(ax));
+        v.reshape(keep);
     }
     return out;
 }
@@ -230,12 +271,13 @@ template <class T> tensor<T> softmax(const tensor<T>& x, int axis) {
     tensor<T> out = along_axis<T>("softmax", &softmax_backward<T>, x, axis, ax);
     auto& v = out.node_ptr()->value;
     v.resize(xv.shape());
-    xt::noalias(v) = xt::exp(xv - safe_max(xv, ax));
-    xt::xarray<T> s;
-    xshape keep(xv.shape().begin(), xv.shape().end());
-    keep[ax] = 1;
-    detail::sum_to<T>(v, s, keep, false);
-    xt::noalias(v) = v / s;
+    const line_layout L(xv.shape(), ax);
+    for_each_line(L, [&](std::size_t o, auto s) {
+        const T* xl = xv.data() + o;
+        T* yl = v.data() + o;
+        const T inv = T(1) / detail::exp_shifted(xl, detail::safe_max(xl, L.len, s), yl, L.len, s);
+        for (std::size_t k = 0; k < L.len; ++k) yl[k * s] *= inv;
+    });
     return out;
 }
 
@@ -245,7 +287,13 @@ template <class T> tensor<T> log_softmax(const tensor<T>& x, int axis) {
     tensor<T> out = along_axis<T>("log_softmax", &log_softmax_backward<T>, x, axis, ax);
     auto& v = out.node_ptr()->value;
     v.resize(xv.shape());
-    xt::noalias(v) = xv - lse_keep(xv, ax);
+    const line_layout L(xv.shape(), ax);
+    for_each_line(L, [&](std::size_t o, auto s) {
+        const T* xl = xv.data() + o;
+        T* yl = v.data() + o;
+        const T lse = detail::lse_line(xl, yl, L.len, s);  // y holds the exponentials until overwritten
+        for (std::size_t k = 0; k < L.len; ++k) yl[k * s] = xl[k * s] - lse;
+    });
     return out;
 }
 

@@ -1,0 +1,75 @@
+#pragma once
+// Loops over the lines of a tensor along one axis, for softmax-like ops and the
+// fused losses: a tensor of shape [..., n, ...] is `outer` x `inner` lines of n
+// elements, `inner` apart. The last axis (inner = 1) is the common case; its lines
+// are contiguous, the stride is a compile-time 1 and the exp runs in xsimd batches.
+// Included by autograd/*.cpp only.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "autograd/simd.hpp"
+
+namespace tapegrad::detail {
+
+/// The lines of a shape along one axis.
+struct line_layout {
+    std::size_t outer = 1, len = 1, inner = 1;
+    template <class S> line_layout(const S& shape, std::size_t axis) {
+        for (std::size_t i = 0; i < axis; ++i) outer *= shape[i];
+        len = shape[axis];
+        for (std::size_t i = axis + 1; i < shape.size(); ++i) inner *= shape[i];
+    }
+    std::size_t lines() const { return outer * inner; }
+    /// Offset of line l's first element; its elements are `inner` apart.
+    std::size_t start(std::size_t l) const { return (l / inner) * len * inner + l % inner; }
+};
+
+/// Unit stride as a compile-time constant, so contiguous lines compile to vector loops.
+using unit = std::integral_constant<std::size_t, 1>;
+
+/// Largest element of the line; 0 for an empty line or an infinite maximum, so x - m stays finite.
+template <class T, class S> T safe_max(const T* x, std::size_t n, S stride) {
+    T m = -std::numeric_limits<T>::infinity();
+    for (std::size_t k = 0; k < n; ++k) m = std::max(m, x[k * stride]);
+    return std::isinf(m) || n == 0 ? T(0) : m;
+}
+
+/// y = exp(x - shift) along the line; returns sum(y).
+template <class T> T exp_shifted(const T* x, T shift, T* y, std::size_t n, unit) {
+    simd::for_each<T>(n, [&](std::size_t k, auto tag) {
+        simd::store(y + k, xsimd::exp(simd::load(x + k, tag) - shift), tag);
+    });
+    T acc[4] = {};
+    std::size_t k = 0;
+    for (; k + 4 <= n; k += 4)
+        for (std::size_t j = 0; j < 4; ++j) acc[j] += y[k + j];
+    for (; k < n; ++k) acc[0] += y[k];
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+template <class T> T exp_shifted(const T* x, T shift, T* y, std::size_t n, std::size_t stride) {
+    T s = 0;
+    for (std::size_t k = 0; k < n; ++k) s += (y[k * stride] = std::exp(x[k * stride] - shift));
+    return s;
+}
+
+/// log sum exp of the line, using y as scratch for the exponentials.
+template <class T, class S> T lse_line(const T* x, T* scratch, std::size_t n, S stride) {
+    const T m = safe_max(x, n, stride);
+    return m + std::log(exp_shifted(x, m, scratch, n, stride));
+}
+
+/// Runs f(offset, stride) for every line, with a compile-time unit stride when lines are contiguous.
+template <class F> void for_each_line(const line_layout& L, F&& f) {
+    if (L.inner == 1)
+        for (std::size_t l = 0; l < L.outer; ++l) f(l * L.len, unit{});
+    else
+        for (std::size_t l = 0; l < L.lines(); ++l) f(L.start(l), L.inner);
+}
+
+}  // namespace tapegrad::detail
