@@ -56,6 +56,43 @@ TEST_CASE("cross_entropy with class labels equals nll of log_softmax and the clo
     CHECK(w.grad()(1, 0) == doctest::Approx(p(1, 0) / 4));
 }
 
+TEST_CASE("mse and cross_entropy are one fused node each and match their composite forms") {
+    xarray<double> z = uniform({3, 6}, -4, 4, 11);
+    xarray<double> t = uniform({3, 6}, 0, 1, 12);
+    std::vector<std::size_t> y{5, 0, 3};
+    for (auto r : {reduction::mean, reduction::sum}) {
+        tensor<double> a(z, true), b(z, true);
+        tape<double>::current().reset();
+        tensor<double> fused = mse(a, tensor<double>(t), r);
+        CHECK(tape<double>::current().size() == 1);
+        CHECK(std::string(fused.op_name()) == "mse");
+        tensor<double> d = b - tensor<double>(t);
+        tensor<double> composite = r == reduction::mean ? mean(d * d) : sum(d * d);
+        CHECK(fused.item() == doctest::Approx(composite.item()).epsilon(1e-14));
+        fused.backward();
+        composite.backward();
+        CHECK(xt::allclose(a.grad(), b.grad(), 1e-14, 1e-15));
+
+        tensor<double> c(z, true), e(z, true);
+        tape<double>::current().reset();
+        tensor<double> ce = cross_entropy(c, y, r);
+        CHECK(tape<double>::current().size() == 1);
+        tensor<double> ref = nll(log_softmax(e, 1), y, reduction::sum);
+        if (r == reduction::mean) ref = ref * (1.0 / 3);
+        CHECK(ce.item() == doctest::Approx(ref.item()).epsilon(1e-14));
+        ce.backward();
+        ref.backward();
+        CHECK(xt::allclose(c.grad(), e.grad(), 1e-14, 1e-15));
+    }
+    // large logits stay finite in float32, and inference (no_grad) gives the same value
+    tensor<float> big(xarray<float>{{1000.f, 990.f, -1000.f}, {-1000.f, -1000.f, -990.f}}, true);
+    const std::vector<std::size_t> labels{0, 2};
+    const float recorded = cross_entropy(big, labels).item();
+    CHECK(recorded == doctest::Approx((std::log1p(std::exp(-10.f)) + std::log1p(2 * std::exp(-10.f))) / 2));
+    no_grad quiet;
+    CHECK(cross_entropy(big, labels).item() == recorded);
+}
+
 TEST_CASE("cross_entropy with probability targets") {
     xarray<double> z = uniform({3, 4}, -2, 2, 4);
     xarray<double> q = softmax(tensor<double>(uniform({3, 4}, -1, 1, 5)), 1).value();
