@@ -1,7 +1,8 @@
 // Elementwise ops and activations: one rule per op, forward and derivative together.
 // In the grad formulas, x is the input, y the output, gy the output's gradient and
 // s the op's scalar parameters. Unqualified calls (exp, where, ...) resolve to
-// xtensor for the fast path and to tapegrad's recorded ops with create_graph.
+// xtensor, to xsimd for rules marked `simd` (detail/rules.hpp), and to
+// tapegrad's recorded ops with create_graph.
 
 #include <cmath>
 
@@ -17,23 +18,23 @@ constexpr double inv_sqrt2pi = 0.39894228040143267794;
 constexpr double two_over_sqrtpi = 1.12837916709551257390;
 
 // clang-format off
-struct neg_r     { static constexpr const char* name = "neg";
+struct neg_r     { static constexpr const char* name = "neg"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S*) { return -x; }
   // d(-x) = -1
   template <class X, class Y, class G, class S> static auto grad(const X&, const Y&, const G& gy, const S*) { return -gy; } };
-struct add_s_r   { static constexpr const char* name = "add_scalar";
+struct add_s_r   { static constexpr const char* name = "add_scalar"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S* s) { return x + s[0]; }
   // d(x + s) = 1
   template <class X, class Y, class G, class S> static const G& grad(const X&, const Y&, const G& gy, const S*) { return gy; } };
-struct mul_s_r   { static constexpr const char* name = "mul_scalar";
+struct mul_s_r   { static constexpr const char* name = "mul_scalar"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S* s) { return x * s[0]; }
   // d(s x) = s
   template <class X, class Y, class G, class S> static auto grad(const X&, const Y&, const G& gy, const S* s) { return gy * s[0]; } };
-struct rsub_s_r  { static constexpr const char* name = "rsub_scalar";
+struct rsub_s_r  { static constexpr const char* name = "rsub_scalar"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S* s) { return s[0] - x; }
   // d(s - x) = -1
   template <class X, class Y, class G, class S> static auto grad(const X&, const Y&, const G& gy, const S*) { return -gy; } };
-struct rdiv_s_r  { static constexpr const char* name = "rdiv_scalar";
+struct rdiv_s_r  { static constexpr const char* name = "rdiv_scalar"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S* s) { return s[0] / x; }
   // d(s / x) = -s / x^2 = -y / x
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y& y, const G& gy, const S*) { return -gy * y / x; } };
@@ -41,15 +42,15 @@ struct pow_s_r   { static constexpr const char* name = "pow_scalar";
   template <class X, class S> static auto forward(const X& x, const S* s) { return pow(x, s[0]); }
   // d x^p = p x^(p-1)
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S* s) { return gy * s[0] * pow(x, s[0] - S(1)); } };
-struct exp_r     { static constexpr const char* name = "exp";
+struct exp_r     { static constexpr const char* name = "exp"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S*) { return exp(x); }
   // d e^x = e^x = y
   template <class X, class Y, class G, class S> static auto grad(const X&, const Y& y, const G& gy, const S*) { return gy * y; } };
-struct log_r     { static constexpr const char* name = "log";
+struct log_r     { static constexpr const char* name = "log"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S*) { return log(x); }
   // d log x = 1 / x
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return gy / x; } };
-struct sqrt_r    { static constexpr const char* name = "sqrt";
+struct sqrt_r    { static constexpr const char* name = "sqrt"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S*) { return sqrt(x); }
   // d sqrt x = 1 / (2 sqrt x) = 0.5 / y
   template <class X, class Y, class G, class S> static auto grad(const X&, const Y& y, const G& gy, const S*) { return gy * S(0.5) / y; } };
@@ -65,12 +66,12 @@ struct clamp_r   { static constexpr const char* name = "clamp";
   template <class X, class S> static auto forward(const X& x, const S* s) { return xt::clip(x, s[0], s[1]); }
   // d clamp(x, lo, hi) = 1 on [lo, hi], else 0
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S* s) { return where(x < s[0], S(0), where(x > s[1], S(0), gy)); } };
-struct relu_r    { static constexpr const char* name = "relu";
-  template <class X, class S> static auto forward(const X& x, const S*) { return xt::maximum(x, S(0)); }
+struct relu_r    { static constexpr const char* name = "relu"; static constexpr bool simd = true;
+  template <class X, class S> static auto forward(const X& x, const S*) { return maximum(x, S(0)); }
   // d relu x = 1 for x > 0, else 0
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return where(x > S(0), gy, S(0)); } };
-struct leaky_r   { static constexpr const char* name = "leaky_relu";
-  template <class X, class S> static auto forward(const X& x, const S* s) { return xt::where(x > S(0), x, s[0] * x); }
+struct leaky_r   { static constexpr const char* name = "leaky_relu"; static constexpr bool simd = true;
+  template <class X, class S> static auto forward(const X& x, const S* s) { return where(x > S(0), x, s[0] * x); }
   // d = 1 for x > 0, else slope
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S* s) { return where(x > S(0), gy, gy * s[0]); } };
 struct elu_r     { static constexpr const char* name = "elu";
@@ -82,11 +83,11 @@ struct gelu_r    { static constexpr const char* name = "gelu";
   // d x Phi(x) = Phi(x) + x phi(x)
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) {
     return gy * (S(0.5) * (S(1) + erf(x * S(inv_sqrt2))) + x * exp(S(-0.5) * (x * x)) * S(inv_sqrt2pi)); } };
-struct tanh_r    { static constexpr const char* name = "tanh";
+struct tanh_r    { static constexpr const char* name = "tanh"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S*) { return tanh(x); }
   // d tanh x = 1 - y^2
   template <class X, class Y, class G, class S> static auto grad(const X&, const Y& y, const G& gy, const S*) { return gy * (S(1) - y * y); } };
-struct sigmoid_r { static constexpr const char* name = "sigmoid";
+struct sigmoid_r { static constexpr const char* name = "sigmoid"; static constexpr bool simd = true;
   // 1 / (1 + e^-x): e^-x overflows to inf for x << 0 and the quotient is then exactly 0, never NaN
   template <class X, class S> static auto forward(const X& x, const S*) { return S(1) / (S(1) + exp(-x)); }
   // d sigmoid x = y (1 - y)
@@ -97,22 +98,22 @@ struct softplus_r { static constexpr const char* name = "softplus";
   // d softplus x = sigmoid(x)
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return gy / (S(1) + exp(-x)); } };
 
-struct add_r { static constexpr const char* name = "add";
+struct add_r { static constexpr const char* name = "add"; static constexpr bool simd = true;
   template <class A, class B> static auto forward(const A& a, const B& b) { return a + b; }
   // d(a + b) = (1, 1)
   template <class A, class B, class Y, class G> static const G& grad_a(const A&, const B&, const Y&, const G& gy) { return gy; }
   template <class A, class B, class Y, class G> static const G& grad_b(const A&, const B&, const Y&, const G& gy) { return gy; } };
-struct sub_r { static constexpr const char* name = "sub";
+struct sub_r { static constexpr const char* name = "sub"; static constexpr bool simd = true;
   template <class A, class B> static auto forward(const A& a, const B& b) { return a - b; }
   // d(a - b) = (1, -1)
   template <class A, class B, class Y, class G> static const G& grad_a(const A&, const B&, const Y&, const G& gy) { return gy; }
   template <class A, class B, class Y, class G> static auto grad_b(const A&, const B&, const Y&, const G& gy) { return -gy; } };
-struct mul_r { static constexpr const char* name = "mul";
+struct mul_r { static constexpr const char* name = "mul"; static constexpr bool simd = true;
   template <class A, class B> static auto forward(const A& a, const B& b) { return a * b; }
   // d(a b) = (b, a)
   template <class A, class B, class Y, class G> static auto grad_a(const A&, const B& b, const Y&, const G& gy) { return gy * b; }
   template <class A, class B, class Y, class G> static auto grad_b(const A& a, const B&, const Y&, const G& gy) { return gy * a; } };
-struct div_r { static constexpr const char* name = "div";
+struct div_r { static constexpr const char* name = "div"; static constexpr bool simd = true;
   template <class A, class B> static auto forward(const A& a, const B& b) { return a / b; }
   // d(a / b) = (1 / b, -a / b^2 = -y / b)
   template <class A, class B, class Y, class G> static auto grad_a(const A&, const B& b, const Y&, const G& gy) { return gy / b; }

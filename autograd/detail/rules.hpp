@@ -7,21 +7,81 @@
 // containers (one fused loop, nothing recorded); with create_graph they are
 // instantiated on tensors, so the reverse pass is itself recorded and can be
 // differentiated again. One formula, two uses.
+//
+// Rules marked `static constexpr bool simd = true` also compile on xsimd batches;
+// for them, operands of equal shape (and a row operand broadcast over the rows of
+// the other, as a bias) skip xtensor's assignment machinery, which costs more
+// than the arithmetic on small tensors, and run as one loop of batches.
 
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
 
 #include "autograd/detail/record.hpp"
 #include "autograd/ops.hpp"
+#include "autograd/simd.hpp"
 
-namespace tapegrad::detail {
+namespace tapegrad {
+
+namespace rules {
+// xsimd counterparts of the xtensor functions that rules call unqualified, so
+// that rules marked `simd` compile on batches too (xtensor and tensor arguments
+// find their own overloads by argument-dependent lookup).
+template <class T, class A> xsimd::batch<T, A> maximum(const xsimd::batch<T, A>& a, T b) {
+    return xsimd::max(a, xsimd::batch<T, A>(b));
+}
+template <class T, class A>
+xsimd::batch<T, A> where(const xsimd::batch_bool<T, A>& c, const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b) {
+    return xsimd::select(c, a, b);
+}
+template <class T, class A> xsimd::batch<T, A> where(const xsimd::batch_bool<T, A>& c, const xsimd::batch<T, A>& a, T b) {
+    return xsimd::select(c, a, xsimd::batch<T, A>(b));
+}
+}  // namespace rules
+
+namespace detail {
+
+/// Whether Rule opted in to the batch loops.
+template <class Rule, class = void> struct simd_rule : std::false_type {};
+template <class Rule> struct simd_rule<Rule, std::void_t<decltype(Rule::simd)>> : std::bool_constant<Rule::simd> {};
+
+/// dst[0, n) = f(k, tag) (or += when accumulating), one xsimd batch at a time.
+template <class T, class F> void batch_write(T* dst, std::size_t n, bool accumulate, F&& f) {
+    if (accumulate)
+        simd::for_each<T>(n, [&](std::size_t k, auto tag) {
+            simd::store(dst + k, simd::load(dst + k, tag) + xsimd::batch<T>(f(k, tag)), tag);
+        });
+    else
+        simd::for_each<T>(n, [&](std::size_t k, auto tag) { simd::store(dst + k, xsimd::batch<T>(f(k, tag)), tag); });
+}
+
+/// Gradient buffer of input i, sized on first use in the pass; returns whether it already held a gradient.
+template <class T> bool grad_buffer(backward_ctx<T>& c, std::size_t i, T*& data) {
+    node<T>* in = c.input(i);
+    auto& g = c.target(in);
+    const bool had = c.defined(in);
+    if (!had) g.resize(in->value.shape());
+    data = g.data();
+    return had;
+}
 
 template <class Rule, class T> void unary_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
-    if (c.create_graph)
+    if (c.create_graph) {
         c.add_graph(0, Rule::grad(c.tx(0), c.ty(), c.tgy(), c.self.scalar));
-    else
+    } else if constexpr (simd_rule<Rule>::value) {
+        const T *x = c.x(0).data(), *y = c.y().data(), *gy = c.gy().data(), *s = c.self.scalar;
+        T* dx;
+        const bool had = grad_buffer(c, 0, dx);
+        batch_write(dx, c.y().size(), had, [&](std::size_t k, auto tag) {
+            return Rule::grad(simd::load(x + k, tag), simd::load(y + k, tag), simd::load(gy + k, tag), s);
+        });
+        c.mark(c.input(0));
+    } else {
         c.add(0, Rule::grad(c.x(0), c.y(), c.gy(), c.self.scalar));
+    }
 }
 
 template <class Rule, class T> tensor<T> unary(const tensor<T>& x, T s0 = T(0), T s1 = T(0)) {
@@ -32,7 +92,13 @@ template <class Rule, class T> tensor<T> unary(const tensor<T>& x, T s0 = T(0), 
     n->scalar[1] = s1;
     n->value.resize(xv.shape());
     const T* s = n->scalar;
-    xt::noalias(n->value) = Rule::forward(xv, s);
+    if constexpr (simd_rule<Rule>::value) {
+        const T* xd = xv.data();
+        batch_write(n->value.data(), xv.size(), false,
+                    [&](std::size_t k, auto tag) { return Rule::forward(simd::load(xd + k, tag), s); });
+    } else {
+        xt::noalias(n->value) = Rule::forward(xv, s);
+    }
     return out;
 }
 
@@ -40,10 +106,70 @@ template <class Rule, class T> void binary_backward(backward_ctx<T>& c) {
     if (c.create_graph) {
         if (c.wants(0)) c.add_graph(0, Rule::grad_a(c.tx(0), c.tx(1), c.ty(), c.tgy()));
         if (c.wants(1)) c.add_graph(1, Rule::grad_b(c.tx(0), c.tx(1), c.ty(), c.tgy()));
-    } else {
-        if (c.wants(0)) c.add(0, Rule::grad_a(c.x(0), c.x(1), c.y(), c.gy()));
-        if (c.wants(1)) c.add(1, Rule::grad_b(c.x(0), c.x(1), c.y(), c.gy()));
+        return;
     }
+    if constexpr (simd_rule<Rule>::value) {
+        if (shapes_equal(c.x(0).shape(), c.x(1).shape())) {
+            const T *a = c.x(0).data(), *b = c.x(1).data(), *y = c.y().data(), *gy = c.gy().data();
+            const std::size_t n = c.y().size();
+            auto at = [](const T* p, std::size_t k, auto tag) { return simd::load(p + k, tag); };
+            T* d;
+            if (c.wants(0)) {
+                const bool had = grad_buffer(c, 0, d);
+                batch_write(d, n, had, [&](std::size_t k, auto tag) {
+                    return Rule::grad_a(at(a, k, tag), at(b, k, tag), at(y, k, tag), at(gy, k, tag));
+                });
+                c.mark(c.input(0));
+            }
+            if (c.wants(1)) {
+                const bool had = grad_buffer(c, 1, d);
+                batch_write(d, n, had, [&](std::size_t k, auto tag) {
+                    return Rule::grad_b(at(a, k, tag), at(b, k, tag), at(y, k, tag), at(gy, k, tag));
+                });
+                c.mark(c.input(1));
+            }
+            return;
+        }
+    }
+    if (c.wants(0)) c.add(0, Rule::grad_a(c.x(0), c.x(1), c.y(), c.gy()));
+    if (c.wants(1)) c.add(1, Rule::grad_b(c.x(0), c.x(1), c.y(), c.gy()));
+}
+
+/// Number of elements of `small` if, without its leading 1s, it equals the
+/// trailing dimensions of `big` (a row repeated over big's leading axes); else 0.
+template <class S> std::size_t row_extent(const S& big, const S& small) {
+    std::size_t lead = 0;
+    while (lead < small.size() && small[lead] == 1) ++lead;
+    const std::size_t r = small.size() - lead;
+    if (r > big.size()) return 0;
+    std::size_t extent = 1;
+    for (std::size_t i = 0; i < r; ++i) {
+        if (small[lead + i] != big[big.size() - r + i]) return 0;
+        extent *= small[lead + i];
+    }
+    return extent;
+}
+
+/// y = f(a, b) where one operand is a row repeated over the other's rows; false if
+/// the shapes are not of that form (or the row is shorter than a batch).
+template <class Rule, class T>
+bool row_broadcast_forward(const xt::xarray<T>& av, const xt::xarray<T>& bv, xt::xarray<T>& v) {
+    const bool a_big = av.dimension() >= bv.dimension() && av.size() >= bv.size();
+    const auto& big = a_big ? av : bv;
+    const std::size_t inner = row_extent(big.shape(), (a_big ? bv : av).shape());
+    if (inner < xsimd::batch<T>::size || big.dimension() < (a_big ? bv : av).dimension()) return false;
+    v.resize(big.shape());
+    const T *a = av.data(), *b = bv.data();
+    for (std::size_t r = 0; r < big.size() / inner; ++r) {
+        const std::size_t o = r * inner;
+        T* out = v.data() + o;
+        const T* ar = a_big ? a + o : a;
+        const T* br = a_big ? b : b + o;
+        batch_write(out, inner, false, [&](std::size_t k, auto tag) {
+            return Rule::forward(simd::load(ar + k, tag), simd::load(br + k, tag));
+        });
+    }
+    return true;
 }
 
 template <class Rule, class T> tensor<T> binary(const tensor<T>& a, const tensor<T>& b) {
@@ -51,10 +177,21 @@ template <class Rule, class T> tensor<T> binary(const tensor<T>& a, const tensor
     const auto& bv = b.value();
     tensor<T> out = make_result<T>(Rule::name, &binary_backward<Rule, T>, {&a, &b});
     auto& v = out_value(out);
-    if (shapes_equal(av.shape(), bv.shape()))
-        v.resize(av.shape());
-    else
-        v.resize(broadcast_shape(Rule::name, av.shape(), bv.shape()));
+    const bool same = shapes_equal(av.shape(), bv.shape());
+    if constexpr (simd_rule<Rule>::value) {
+        if (same) {
+            v.resize(av.shape());
+            const T *ad = av.data(), *bd = bv.data();
+            batch_write(v.data(), av.size(), false, [&](std::size_t k, auto tag) {
+                return Rule::forward(simd::load(ad + k, tag), simd::load(bd + k, tag));
+            });
+            return out;
+        }
+        broadcast_shape(Rule::name, av.shape(), bv.shape());  // throws for shapes that do not broadcast
+        if (row_broadcast_forward<Rule>(av, bv, v)) return out;
+    }
+    if (same) v.resize(av.shape());
+    else v.resize(broadcast_shape(Rule::name, av.shape(), bv.shape()));
     xt::noalias(v) = Rule::forward(av, bv);
     return out;
 }
@@ -70,4 +207,5 @@ inline std::size_t norm_axis(const char* op, int axis, std::size_t rank) {
 
 template <class S> shape_t to_shape(const S& s) { return shape_t(s.begin(), s.end()); }
 
-}  // namespace tapegrad::detail
+}  // namespace detail
+}  // namespace tapegrad
