@@ -8,11 +8,42 @@ namespace {
 CBLAS_TRANSPOSE flag(bool t) { return t ? CblasTrans : CblasNoTrans; }
 blasint as_int(std::size_t v) { return static_cast<blasint>(v); }
 blasint ld(std::size_t v) { return static_cast<blasint>(v < 1 ? 1 : v); }  // BLAS rejects 0
+
+// Up to this many multiply-adds a plain loop beats the BLAS call, whose fixed
+// cost (argument checks, dispatch, packing) is ~150-300 ns: a batch-1 layer of a
+// small MLP is a few hundred multiply-adds.
+constexpr std::size_t small_gemm_work = 2048;
+
+/// The same contract as gemm, in plain loops, for small products.
+template <class T>
+void small_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda,
+                const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+    for (std::size_t i = 0; i < m; ++i) {
+        T* ci = c + i * ldc;
+        for (std::size_t j = 0; j < n; ++j) ci[j] = beta == T(0) ? T(0) : beta * ci[j];  // beta 0 ignores NaN in C
+        auto a_ip = [&](std::size_t p) { return ta ? a[p * lda + i] : a[i * lda + p]; };
+        if (tb) {  // rows of B are contiguous along p: dot products
+            for (std::size_t j = 0; j < n; ++j) {
+                const T* bj = b + j * ldb;
+                T s = 0;
+                for (std::size_t p = 0; p < k; ++p) s += a_ip(p) * bj[p];
+                ci[j] += alpha * s;
+            }
+        } else {  // rows of B are contiguous along j: scaled row sums
+            for (std::size_t p = 0; p < k; ++p) {
+                const T f = alpha * a_ip(p);
+                const T* bp = b + p * ldb;
+                for (std::size_t j = 0; j < n; ++j) ci[j] += f * bp[j];
+            }
+        }
+    }
+}
 }  // namespace
 
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a, std::size_t lda,
           const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
     if (m == 0 || n == 0) return;
+    if (m * n * k <= small_gemm_work) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     cblas_sgemm(CblasRowMajor, flag(ta), flag(tb), as_int(m), as_int(n), as_int(k), alpha, a, ld(lda), b, ld(ldb),
                 beta, c, ld(ldc));
 }
@@ -20,6 +51,7 @@ void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float a
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
           std::size_t lda, const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
     if (m == 0 || n == 0) return;
+    if (m * n * k <= small_gemm_work) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     cblas_dgemm(CblasRowMajor, flag(ta), flag(tb), as_int(m), as_int(n), as_int(k), alpha, a, ld(lda), b, ld(ldb),
                 beta, c, ld(ldc));
 }

@@ -1,10 +1,13 @@
 // matmul (checked against xtensor-blas's dot) and the shape ops.
 
+#include <limits>
+
 #include <doctest/doctest.h>
 #include <xtensor-blas/xlinalg.hpp>
 #include <xtensor/xmanipulation.hpp>
 #include <xtensor/xview.hpp>
 
+#include "autograd/blas.hpp"
 #include "autograd/ops.hpp"
 #include "tests/check.hpp"
 
@@ -14,22 +17,35 @@ using tapegrad::testing::uniform;
 using xt::xarray;
 using args = std::vector<tensor<double>>;
 
-TEST_CASE("matmul 2-D matches xtensor-blas for every transpose flag") {
-    const std::size_t m = 3, k = 5, n = 4;
-    for (bool ta : {false, true})
-        for (bool tb : {false, true}) {
-            CAPTURE(ta);
-            CAPTURE(tb);
-            xarray<double> a = uniform(ta ? shape_t{k, m} : shape_t{m, k}, -1, 1, 11);
-            xarray<double> b = uniform(tb ? shape_t{n, k} : shape_t{k, n}, -1, 1, 12);
-            xarray<double> ea = ta ? xarray<double>(xt::transpose(a)) : a;
-            xarray<double> eb = tb ? xarray<double>(xt::transpose(b)) : b;
-            xarray<double> expected = xt::linalg::dot(ea, eb);
-            auto y = matmul(tensor<double>(a), tensor<double>(b), ta, tb).value();
-            REQUIRE(y.shape() == expected.shape());
-            CHECK(xt::allclose(y, expected, 1e-12, 1e-12));
-            expect_grads([ta, tb](const args& x) { return matmul(x[0], x[1], ta, tb); }, {a, b}, true);
-        }
+TEST_CASE("matmul 2-D matches xtensor-blas for every transpose flag, small (loops) and large (BLAS)") {
+    struct dims { std::size_t m, k, n; bool second_order; };
+    for (dims d : {dims{3, 5, 4, true}, dims{17, 23, 19, false}}) {  // 60 and 7429 multiply-adds
+        const std::size_t m = d.m, k = d.k, n = d.n;
+        for (bool ta : {false, true})
+            for (bool tb : {false, true}) {
+                CAPTURE(m);
+                CAPTURE(ta);
+                CAPTURE(tb);
+                xarray<double> a = uniform(ta ? shape_t{k, m} : shape_t{m, k}, -1, 1, 11);
+                xarray<double> b = uniform(tb ? shape_t{n, k} : shape_t{k, n}, -1, 1, 12);
+                xarray<double> ea = ta ? xarray<double>(xt::transpose(a)) : a;
+                xarray<double> eb = tb ? xarray<double>(xt::transpose(b)) : b;
+                xarray<double> expected = xt::linalg::dot(ea, eb);
+                auto y = matmul(tensor<double>(a), tensor<double>(b), ta, tb).value();
+                REQUIRE(y.shape() == expected.shape());
+                CHECK(xt::allclose(y, expected, 1e-12, 1e-12));
+                expect_grads([ta, tb](const args& x) { return matmul(x[0], x[1], ta, tb); }, {a, b}, d.second_order);
+
+                // the raw gemm: C = alpha op(A) op(B) + beta C, and beta = 0 overwrites even NaN
+                xarray<double> c0 = uniform({m, n}, -1, 1, 13);
+                xarray<double> c = c0;
+                blas::gemm(ta, tb, m, n, k, 0.5, a.data(), a.shape()[1], b.data(), b.shape()[1], -2.0, c.data(), n);
+                CHECK(xt::allclose(c, 0.5 * expected - 2.0 * c0, 1e-12, 1e-12));
+                c.fill(std::numeric_limits<double>::quiet_NaN());
+                blas::gemm(ta, tb, m, n, k, 1.0, a.data(), a.shape()[1], b.data(), b.shape()[1], 0.0, c.data(), n);
+                CHECK(xt::allclose(c, expected, 1e-12, 1e-12));
+            }
+    }
 }
 
 TEST_CASE("matmul in float agrees with double") {
