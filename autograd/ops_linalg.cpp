@@ -52,6 +52,35 @@ template <class T> mm_dims mm_check(const xt::xarray<T>& a, const xt::xarray<T>&
     return d;
 }
 
+// Whether input i takes its fused SGD step here (set_fused_sgd) instead of getting
+// a gradient: only in backward(), and only if this matmul is the leaf's one recorded
+// use and nothing was accumulated on it, so no other rule can read its new value.
+template <class T> bool fuses_step(const backward_ctx<T>& c, std::size_t i) {
+    node<T>* n = c.input(i);
+    return c.into_leaf_grad && !n->on_tape && n->fused_sgd && n->uses == 1 && n->requires_grad && !c.defined(n);
+}
+
+// Where input i's gemms write, with their alpha and first beta: the gradient buffer
+// (beta 1 if it holds a gradient, else 0), or the fused leaf's value itself
+// (w = decay * w - lr * g: alpha -lr, beta decay).
+template <class T> struct mm_out {
+    T* data;
+    T alpha, beta;
+};
+
+template <class T> mm_out<T> mm_target(backward_ctx<T>& c, std::size_t i, bool fused) {
+    node<T>* in = c.input(i);
+    if (fused) {
+        ++in->fused_steps;
+        return {in->value.data(), -in->fused_lr, in->fused_decay};
+    }
+    auto& g = c.target(in);
+    const bool had = c.defined(in);
+    if (!had) g.resize(in->value.shape());
+    c.mark(in);
+    return {g.data(), T(1), had ? T(1) : T(0)};
+}
+
 // y = op(A) op(B). Reverse: d op(A) = gy op(B)^T and d op(B) = op(A)^T gy, each
 // transposed back when its operand was used transposed.
 template <class T> void matmul_backward(backward_ctx<T>& c) {
@@ -69,35 +98,38 @@ template <class T> void matmul_backward(backward_ctx<T>& c) {
     const auto& bv = c.x(1);
     const mm_dims d = mm_check(av, bv, ta, tb);
     const T* gy = c.gy().data();
-    if (c.wants(0)) {
-        node<T>* in = c.input(0);
-        auto& ga = c.target(in);
-        const T beta = c.defined(in) ? T(1) : T(0);
-        if (beta == T(0)) ga.resize(av.shape());
+    auto grad_a = [&](bool fused) {
+        const mm_out<T> o = mm_target(c, 0, fused);
         for (std::size_t p = 0; p < d.batch; ++p) {
             const T* bp = bv.data() + (d.batched_b ? p * d.br * d.bc : 0);
             const T* gp = gy + p * d.m * d.n;
-            T* out = ga.data() + p * d.ar * d.ac;
-            if (!ta) blas::gemm(false, !tb, d.m, d.k, d.n, T(1), gp, d.n, bp, d.bc, beta, out, d.ac);
-            else blas::gemm(tb, true, d.k, d.m, d.n, T(1), bp, d.bc, gp, d.n, beta, out, d.ac);
+            T* out = o.data + p * d.ar * d.ac;
+            if (!ta) blas::gemm(false, !tb, d.m, d.k, d.n, o.alpha, gp, d.n, bp, d.bc, o.beta, out, d.ac);
+            else blas::gemm(tb, true, d.k, d.m, d.n, o.alpha, bp, d.bc, gp, d.n, o.beta, out, d.ac);
         }
-        c.mark(in);
-    }
-    if (c.wants(1)) {
-        node<T>* in = c.input(1);
-        auto& gb = c.target(in);
-        T beta = c.defined(in) ? T(1) : T(0);
-        if (beta == T(0)) gb.resize(bv.shape());
+    };
+    auto grad_b = [&](bool fused) {
+        const mm_out<T> o = mm_target(c, 1, fused);
+        T beta = o.beta;
         for (std::size_t p = 0; p < d.batch; ++p) {
             const T* ap = av.data() + p * d.ar * d.ac;
             const T* gp = gy + p * d.m * d.n;
-            T* out = gb.data() + (d.batched_b ? p * d.br * d.bc : 0);
-            if (!tb) blas::gemm(!ta, false, d.k, d.n, d.m, T(1), ap, d.ac, gp, d.n, beta, out, d.bc);
-            else blas::gemm(true, ta, d.n, d.k, d.m, T(1), gp, d.n, ap, d.ac, beta, out, d.bc);
+            T* out = o.data + (d.batched_b ? p * d.br * d.bc : 0);
+            if (!tb) blas::gemm(!ta, false, d.k, d.n, d.m, o.alpha, ap, d.ac, gp, d.n, beta, out, d.bc);
+            else blas::gemm(true, ta, d.n, d.k, d.m, o.alpha, gp, d.n, ap, d.ac, beta, out, d.bc);
             if (!d.batched_b) beta = T(1);  // a shared B sums its gradient over the batch
         }
-        c.mark(in);
+    };
+    // A fused operand is overwritten with its new value, so the other operand's
+    // gradient, which reads it, goes first; at most one of the two is fused.
+    const bool fuse_b = fuses_step(c, 1), fuse_a = !fuse_b && fuses_step(c, 0);
+    if (fuse_a) {
+        if (c.wants(1)) grad_b(false);
+        grad_a(true);
+        return;
     }
+    if (c.wants(0)) grad_a(false);
+    if (c.wants(1)) grad_b(fuse_b);
 }
 
 }  // namespace

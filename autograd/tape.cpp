@@ -370,7 +370,11 @@ tensor<T> make_result(const char* op, backward_fn<T> backward, const tensor<T>* 
     for (std::size_t i = 0; i < n_inputs; ++i) {
         node<T>* in = inputs[i]->node_ptr();
         n->inputs[i] = in;
-        if (!in->on_tape && inputs[i]->owner()) tp.keep(inputs[i]->owner());
+        if (!in->on_tape && inputs[i]->owner()) {
+            const std::uint64_t kept_before = in->kept_in;
+            tp.keep(inputs[i]->owner());
+            in->uses = in->kept_in == kept_before ? in->uses + 1 : 1;  // first use this generation: 1
+        }
     }
     if (n_aux) {
         n->aux = tp.data().template alloc<std::size_t>(n_aux);

@@ -147,10 +147,38 @@ template <class T> struct node {
     std::uint64_t pass = 0;       // backward pass whose gradient `grad`/`work` hold
     std::uint64_t kept_in = 0;    // leaves: tape generation that holds a reference
     std::size_t index = 0;        // position on the tape
+    std::uint32_t uses = 0;       // leaves: recorded ops that read it in tape generation `kept_in`
+    std::uint32_t fused_steps = 0; // leaves: fused SGD steps taken since optim::sgd last counted them
+    T fused_lr = 0;               // leaves with fused SGD: value = fused_decay * value - fused_lr * grad
+    T fused_decay = 1;
+    bool fused_sgd = false;       // leaves: set_fused_sgd() is on
     bool requires_grad = false;
     bool on_tape = false;
     bool grad_defined = false;    // leaves: `grad` holds an accumulated gradient
 };
+
+/// Opt-in SGD inside the reverse pass for a weight leaf `w`, as PyTorch's
+/// `_apply_optimizer_in_backward`. When backward() (not tape::gradient(), not
+/// create_graph) reaches a matmul that is the only recorded op reading `w` since
+/// the last tape reset, and `w` has no accumulated gradient, the weight-gradient
+/// gemm updates `w` in place, `w = (1 - lr*weight_decay) w - lr dL/dw`, and
+/// `w.grad()` stays undefined. In every other case (weight tying, `w` read by
+/// another op, an accumulated gradient) the gradient lands in `.grad()` as usual.
+/// optim::sgd's `fused_backward` option sets this on its parameters.
+template <class T> void set_fused_sgd(tensor<T>& w, T lr, T weight_decay = T(0)) {
+    if (!w.is_leaf()) throw std::logic_error("tapegrad: set_fused_sgd() needs a leaf, got an op result");
+    if (!(lr >= 0) || !(weight_decay >= 0))
+        throw std::invalid_argument("tapegrad: set_fused_sgd() needs lr >= 0 and weight_decay >= 0");
+    node<T>* n = w.node_ptr();
+    n->fused_sgd = true;
+    n->fused_lr = lr;
+    n->fused_decay = T(1) - lr * weight_decay;
+}
+
+/// Turn fused SGD off for `w`: its gradient goes to `.grad()` again.
+template <class T> void clear_fused_sgd(tensor<T>& w) {
+    if (w.is_leaf()) w.node_ptr()->fused_sgd = false;
+}
 
 /// Counters a test or benchmark can read to prove the tape does not grow.
 struct tape_stats {
