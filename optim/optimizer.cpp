@@ -50,6 +50,7 @@ template <class T> void optimizer<T>::zero_grad() {
 template <class T> void optimizer<T>::set_lr(double lr) {
     if (!(lr >= 0)) fail("learning rate", lr, ">= 0");
     lr_ = lr;
+    lr_changed();
 }
 
 template <class T>
@@ -107,6 +108,7 @@ template <class T> void optimizer<T>::load_state(const std::string& path) {
         throw npz::npz_error(path + ": unexpected optimizer state '" + file.begin()->first + "' (" +
                              std::to_string(file.size()) + " unexpected in all; saved with other options or parameters?)");
     lr_ = lr;
+    lr_changed();
     steps_ = steps;
     for (std::size_t i = 0; i < params_.size(); ++i) {
         std::size_t k = 0;
@@ -125,6 +127,17 @@ sgd<T>::sgd(std::vector<tensor<T>> params, sgd_options o) : optimizer<T>(std::mo
                                     num(o.momentum) + ", dampening " + num(o.dampening) + ")");
     if (o.momentum != 0)
         for (auto& p : this->params_) buf_.push_back(xt::zeros<T>(p.value().shape()));
+    lr_changed();
+}
+
+template <class T> sgd<T>::~sgd() {
+    if (fused())
+        for (auto& p : this->params_) clear_fused_sgd(p);
+}
+
+template <class T> void sgd<T>::lr_changed() {
+    if (fused())
+        for (auto& p : this->params_) set_fused_sgd(p, T(this->lr_), T(o_.weight_decay));
 }
 
 template <class T> std::vector<std::pair<std::string, xt::xarray<T>*>> sgd<T>::buffers(std::size_t i) {
@@ -140,6 +153,9 @@ template <class T> void sgd<T>::step() {
     const bool l2 = o_.weight_decay != 0, nesterov = o_.nesterov;
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
         auto& p = this->params_[i];
+        std::uint32_t& fused_steps = p.node_ptr()->fused_steps;  // taken inside backward()
+        this->steps_[i] += fused_steps;
+        fused_steps = 0;
         if (!p.has_grad()) continue;
         T* w = p.mutable_value().data();
         const T* g = p.grad().data();

@@ -56,6 +56,8 @@ template <class T> class optimizer {
     std::vector<std::pair<std::string, const xt::xarray<T>*>> state(std::size_t i) const;
 
   protected:
+    /// Called after the learning rate changed (set_lr, load_state).
+    virtual void lr_changed() {}
     /// The named state buffers of parameter i (same order every call).
     virtual std::vector<std::pair<std::string, xt::xarray<T>*>> buffers(std::size_t i) = 0;
     /// Throw std::invalid_argument "<name>: invalid <what> <v> (must be <rule>)".
@@ -71,6 +73,12 @@ template <class T> class optimizer {
 struct sgd_options {
     double lr = 0.01, momentum = 0, dampening = 0, weight_decay = 0;
     bool nesterov = false;  ///< needs momentum > 0 and dampening == 0
+    /// Apply the step inside backward() where it can (set_fused_sgd): a weight whose
+    /// only use is one matmul is updated by the weight-gradient gemm itself and gets
+    /// no .grad(); step() updates the other parameters. Plain SGD and weight decay
+    /// only: with momentum it is ignored. Call step() once per backward() (no
+    /// gradient accumulation), and expect no .grad() on fused weights (no clipping).
+    bool fused_backward = false;
 };
 /// torch.optim.Adam options.
 struct adam_options {
@@ -97,12 +105,18 @@ template <class T> class sgd : public optimizer<T> {
   public:
     /// Validates the options (std::invalid_argument naming the bad one).
     sgd(std::vector<tensor<T>> params, sgd_options o = {});
-    /// One in-place update of every parameter that has a gradient.
+    /// Turns fused SGD off again on the parameters.
+    ~sgd() override;
+    /// One in-place update of every parameter that has a gradient (parameters
+    /// already stepped inside backward() only count the step).
     void step() override;
     /// The options in use.
     const sgd_options& options() const { return o_; }
+    /// Whether backward() applies the steps it can (fused_backward without momentum).
+    bool fused() const { return o_.fused_backward && o_.momentum == 0; }
 
   protected:
+    void lr_changed() override;
     std::vector<std::pair<std::string, xt::xarray<T>*>> buffers(std::size_t i) override;
 
   private:
