@@ -1,5 +1,7 @@
 #include "autograd/blas.hpp"
 
+#include <algorithm>
+
 #include <cblas.h>
 
 namespace tapegrad::blas {
@@ -14,29 +16,41 @@ blasint ld(std::size_t v) { return static_cast<blasint>(v < 1 ? 1 : v); }  // BL
 // small MLP is a few hundred multiply-adds.
 constexpr std::size_t small_gemm_work = 2048;
 
-/// The same contract as gemm, in plain loops, for small products.
-template <class T>
-void small_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda,
-                const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+/// The same contract as gemm, in plain loops, for small products. The transpose
+/// flags are template parameters so that each inner loop has unit stride or a
+/// fixed one and compiles to vector code.
+template <bool TA, bool TB, class T>
+void small_gemm(std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda, const T* b,
+                std::size_t ldb, T beta, T* c, std::size_t ldc) {
     for (std::size_t i = 0; i < m; ++i) {
         T* ci = c + i * ldc;
-        for (std::size_t j = 0; j < n; ++j) ci[j] = beta == T(0) ? T(0) : beta * ci[j];  // beta 0 ignores NaN in C
-        auto a_ip = [&](std::size_t p) { return ta ? a[p * lda + i] : a[i * lda + p]; };
-        if (tb) {  // rows of B are contiguous along p: dot products
+        if (beta == T(0)) std::fill(ci, ci + n, T(0));  // beta 0 ignores NaN in C, as BLAS does
+        else if (beta != T(1)) for (std::size_t j = 0; j < n; ++j) ci[j] *= beta;
+        if constexpr (TB) {  // B's rows are contiguous along p: one dot product per element
             for (std::size_t j = 0; j < n; ++j) {
                 const T* bj = b + j * ldb;
                 T s = 0;
-                for (std::size_t p = 0; p < k; ++p) s += a_ip(p) * bj[p];
+                if constexpr (TA) for (std::size_t p = 0; p < k; ++p) s += a[p * lda + i] * bj[p];
+                else for (std::size_t p = 0; p < k; ++p) s += a[i * lda + p] * bj[p];
                 ci[j] += alpha * s;
             }
-        } else {  // rows of B are contiguous along j: scaled row sums
+        } else {  // B's rows are contiguous along j: C's row is a sum of scaled rows of B
             for (std::size_t p = 0; p < k; ++p) {
-                const T f = alpha * a_ip(p);
+                const T f = alpha * (TA ? a[p * lda + i] : a[i * lda + p]);
                 const T* bp = b + p * ldb;
                 for (std::size_t j = 0; j < n; ++j) ci[j] += f * bp[j];
             }
         }
     }
+}
+
+template <class T>
+void small_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda,
+                const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+    if (ta && tb) small_gemm<true, true>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else if (ta) small_gemm<true, false>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else if (tb) small_gemm<false, true>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else small_gemm<false, false>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 }  // namespace
 

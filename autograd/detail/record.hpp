@@ -4,6 +4,7 @@
 // broadcast gradients are reduced back to an input's shape (sum_to).
 // Included by autograd/*.cpp only; users never need it.
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -127,7 +128,16 @@ template <class T> struct backward_ctx {
         const auto& want = n->value.shape();
         const bool had = defined(n);
         if (detail::shapes_equal(g.shape(), want)) {
-            if (had) {
+            if constexpr (std::is_same<std::decay_t<E>, xt::xarray<T>>::value) {  // a buffer (gy passed through): plain loops
+                if (had) {
+                    T* d = dst.data();
+                    const T* s = g.data();
+                    for (std::size_t k = 0, n = g.size(); k < n; ++k) d[k] += s[k];
+                } else {
+                    dst.resize(want);
+                    std::copy(g.data(), g.data() + g.size(), dst.data());
+                }
+            } else if (had) {
                 xt::noalias(dst) += g;
             } else {
                 dst.resize(want);
