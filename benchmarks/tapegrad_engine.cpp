@@ -1,8 +1,12 @@
 // tapegrad's side of the comparison: the model written directly with core ops
 // (and, separately, with nn::mlp + optim), one full step per call.
+// SGD runs inside backward() (set_fused_sgd, optim::sgd's fused_backward), as the
+// hand-written step fuses it into the weight-gradient gemm; set the environment
+// variable TAPEGRAD_BENCH_UNFUSED=1 to time the unfused step instead.
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 #include <xtensor/xadapt.hpp>
@@ -25,6 +29,9 @@ xt::xarray<float> to_array(const std::vector<float>& v, const shape_t& shape) {
     std::copy(v.begin(), v.end(), a.begin());
     return a;
 }
+
+/// Whether the SGD cases step the weights inside backward() (not with TAPEGRAD_BENCH_UNFUSED set).
+bool fused_sgd_wanted() { return std::getenv("TAPEGRAD_BENCH_UNFUSED") == nullptr; }
 
 step_memory tape_memory() {
     const auto s = tape<float>::current().stats();
@@ -84,6 +91,8 @@ class tapegrad_mlp : public runner {
             w_.emplace_back(to_array(p.w[l], {s[l + 1], s[l]}), true);
             b_.emplace_back(to_array(p.b[l], {s[l + 1]}), true);
         }
+        if (c_.opt == opt_kind::sgd && fused_sgd_wanted())
+            for (auto& w : w_) set_fused_sgd(w, sgd_lr);
         if (c_.opt == opt_kind::adam)
             for (const auto* group : {&w_, &b_})
                 for (const auto& t : *group) {
@@ -125,6 +134,7 @@ class tapegrad_mlp : public runner {
         const float step_size = adam_lr / bc1, inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
         for (auto* group : {&w_, &b_})
             for (auto& t : *group) {
+                if (c_.opt == opt_kind::sgd && !t.has_grad()) continue;  // stepped inside backward()
                 auto& v = t.mutable_value();
                 const auto& g = t.grad();
                 if (c_.opt == opt_kind::sgd) {
@@ -166,6 +176,7 @@ class tapegrad_nn_mlp : public runner {
         if (c_.opt == opt_kind::sgd) {
             optim::sgd_options o;
             o.lr = sgd_lr;
+            o.fused_backward = fused_sgd_wanted();
             opt_ = std::make_unique<optim::sgd<float>>(params, o);
         } else {
             optim::adam_options o;
