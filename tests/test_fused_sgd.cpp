@@ -92,35 +92,51 @@ void expect_same_training(const std::vector<xt::xarray<T>>& init, optim::sgd_opt
     for (std::size_t i = 0; i < init.size(); ++i) CHECK(!xt::allclose(plain.params[i], init[i], 1e-6, 1e-6));
 }
 
-/// A 7-5-4-3 MLP on raw ops: params {W1, b1, W2, b2, W3, b3}, weights [out, in].
-template <class T> std::vector<xt::xarray<T>> mlp_init() {
-    return {random<T>({5, 7}, 1), random<T>({5}, 2), random<T>({4, 5}, 3),
-            random<T>({4}, 4),    random<T>({3, 4}, 5), random<T>({3}, 6)};
-}
+/// An MLP on raw ops with tanh and an MSE loss: the start {W1, b1, W2, b2, ...},
+/// weights [out, in], and the loss of a fixed batch.
+template <class T> struct mlp_problem {
+    std::vector<xt::xarray<T>> init;
+    loss_fn<T> loss;
+};
 
-template <class T> tensor<T> mlp_loss(const std::vector<tensor<T>>& p) {
-    static const tensor<T> x(random<T>({6, 7}, 7)), y(random<T>({6, 3}, 8));
-    tensor<T> h = x;
-    for (std::size_t l = 0; l < 3; ++l) {
-        h = matmul(h, p[2 * l], false, true) + p[2 * l + 1];
-        if (l < 2) h = tanh(h);
+template <class T> mlp_problem<T> make_mlp(const std::vector<std::size_t>& sizes, std::size_t batch) {
+    mlp_problem<T> m;
+    unsigned seed = 1;
+    const std::size_t layers = sizes.size() - 1;
+    for (std::size_t l = 0; l < layers; ++l) {
+        m.init.push_back(random<T>({sizes[l + 1], sizes[l]}, seed++));
+        m.init.push_back(random<T>({sizes[l + 1]}, seed++));
     }
-    return mse(h, y);
+    const tensor<T> x(random<T>({batch, sizes[0]}, seed++)), y(random<T>({batch, sizes.back()}, seed++));
+    m.loss = [x, y, layers](const std::vector<tensor<T>>& p) {
+        tensor<T> h = x;
+        for (std::size_t l = 0; l < layers; ++l) {
+            h = matmul(h, p[2 * l], false, true) + p[2 * l + 1];
+            if (l + 1 < layers) h = tanh(h);
+        }
+        return mse(h, y);
+    };
+    return m;
 }
 
 }  // namespace
 
 TEST_CASE("fused sgd: an MLP trains to the same weights as step() (float64, float32, weight decay)") {
+    // 7-5-4-3 runs the engine's small-gemm loops; 48-64-32-10 (batch 16) OpenBLAS.
     optim::sgd_options o;
     o.lr = 0.5;
-    SUBCASE("float64") { expect_same_training<double>(mlp_init<double>(), o, mlp_loss<double>, 3, 1e-13); }
+    const auto small64 = make_mlp<double>({7, 5, 4, 3}, 6);
+    const auto big64 = make_mlp<double>({48, 64, 32, 10}, 16);
+    const auto big32 = make_mlp<float>({48, 64, 32, 10}, 16);
+    SUBCASE("float64") { expect_same_training<double>(small64.init, o, small64.loss, 3, 1e-13); }
     SUBCASE("float64, weight decay") {
         o.weight_decay = 0.1;
-        expect_same_training<double>(mlp_init<double>(), o, mlp_loss<double>, 3, 1e-13);
+        expect_same_training<double>(small64.init, o, small64.loss, 3, 1e-13);
+        expect_same_training<double>(big64.init, o, big64.loss, 3, 1e-13);
     }
     SUBCASE("float32, weight decay") {
         o.weight_decay = 0.1;
-        expect_same_training<float>(mlp_init<float>(), o, mlp_loss<float>, 3, 1e-5);
+        expect_same_training<float>(big32.init, o, big32.loss, 3, 1e-5);
     }
 }
 
@@ -280,7 +296,8 @@ TEST_CASE("fused sgd: with momentum optim::sgd falls back to step()") {
     o.dampening = 0;
     CHECK_FALSE(optim::sgd<double>({w}, o).fused());
     o.nesterov = false;
-    expect_same_training<double>(mlp_init<double>(), o, mlp_loss<double>, 0, 1e-13);
+    const auto m = make_mlp<double>({7, 5, 4, 3}, 6);
+    expect_same_training<double>(m.init, o, m.loss, 0, 1e-13);
 }
 
 TEST_CASE("fused sgd: the optimizer turns fusion off when it is destroyed") {
@@ -302,12 +319,13 @@ TEST_CASE("fused sgd: the optimizer turns fusion off when it is destroyed") {
 }
 
 TEST_CASE("fused sgd: nn::mlp with optim::sgd's fused_backward trains like the unfused optimizer") {
-    const tensor<double> x(random<double>({8, 6}, 1));
-    const std::vector<std::size_t> labels{0, 1, 2, 0, 1, 2, 1, 0};
+    const tensor<double> x(random<double>({16, 20}, 1));
+    std::vector<std::size_t> labels;
+    for (std::size_t i = 0; i < 16; ++i) labels.push_back(i * 7 % 3);
     std::vector<std::vector<xt::xarray<double>>> result;
     for (bool fused : {false, true}) {
         std::mt19937_64 rng(7);
-        auto net = nn::mlp<double>({6, 10, 8, 3}, nn::activation::relu, rng);
+        auto net = nn::mlp<double>({20, 32, 16, 3}, nn::activation::relu, rng);
         optim::sgd_options o;
         o.lr = 0.2;
         o.weight_decay = 1e-2;
