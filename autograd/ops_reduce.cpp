@@ -173,10 +173,8 @@ template <class T> void logsumexp_backward(backward_ctx<T>& c) {
     const T* y = c.y().data();
     const T* gy = c.gy().data();
     auto [dx, had] = grad_target(c);
-    std::size_t l = 0;  // lines are visited in the order of y's elements
-    for_each_line(L, [&](std::size_t o, auto s) {
+    for_each_line(L, [&](std::size_t l, std::size_t o, auto s) {  // line l is y's element l
         const T g = gy[l], top = y[l];
-        ++l;
         for (std::size_t k = 0; k < L.len; ++k) {
             const T d = g * std::exp(x[o + k * s] - top);
             dx[o + k * s] = had ? dx[o + k * s] + d : d;
@@ -198,7 +196,7 @@ template <class T> void softmax_backward(backward_ctx<T>& c) {
     const T* y = c.y().data();
     const T* gy = c.gy().data();
     auto [dx, had] = grad_target(c);
-    for_each_line(L, [&](std::size_t o, auto s) {
+    for_each_line(L, [&](std::size_t, std::size_t o, auto s) {
         T dot = 0;
         for (std::size_t k = 0; k < L.len; ++k) dot += gy[o + k * s] * y[o + k * s];
         for (std::size_t k = 0; k < L.len; ++k) {
@@ -223,7 +221,7 @@ template <class T> void log_softmax_backward(backward_ctx<T>& c) {
     const T* y = c.y().data();
     const T* gy = c.gy().data();
     auto [dx, had] = grad_target(c);
-    for_each_line(L, [&](std::size_t o, auto s) {
+    for_each_line(L, [&](std::size_t, std::size_t o, auto s) {
         T total = 0;
         for (std::size_t k = 0; k < L.len; ++k) total += gy[o + k * s];
         for (std::size_t k = 0; k < L.len; ++k) {
@@ -254,10 +252,11 @@ template <class T> tensor<T> logsumexp(const tensor<T>& x, int axis, bool keepdi
     auto& v = out.node_ptr()->value;
     v.resize(keep);
     const line_layout L(xv.shape(), ax);
-    xt::xarray<T>& scratch = tape<T>::current().scratch();
-    scratch.resize({L.len * L.inner});
-    std::size_t l = 0;
-    for_each_line(L, [&](std::size_t o, auto s) { v.data()[l++] = detail::lse_line(xv.data() + o, scratch.data(), L.len, s); });
+    xt::xarray<T>& scratch = tape<T>::current().scratch();  // the exponentials, each line in its own place
+    scratch.resize({xv.size()});
+    for_each_line(L, [&](std::size_t l, std::size_t o, auto s) {
+        v.data()[l] = detail::lse_line(xv.data() + o, scratch.data() + o, L.len, s);
+    });
     if (!keepdims) {
         keep.erase(keep.begin() + static_cast<std::ptrdiff_t>(ax));
         v.reshape(keep);
@@ -272,7 +271,7 @@ template <class T> tensor<T> softmax(const tensor<T>& x, int axis) {
     auto& v = out.node_ptr()->value;
     v.resize(xv.shape());
     const line_layout L(xv.shape(), ax);
-    for_each_line(L, [&](std::size_t o, auto s) {
+    for_each_line(L, [&](std::size_t, std::size_t o, auto s) {
         const T* xl = xv.data() + o;
         T* yl = v.data() + o;
         const T inv = T(1) / detail::exp_shifted(xl, detail::safe_max(xl, L.len, s), yl, L.len, s);
@@ -288,7 +287,7 @@ template <class T> tensor<T> log_softmax(const tensor<T>& x, int axis) {
     auto& v = out.node_ptr()->value;
     v.resize(xv.shape());
     const line_layout L(xv.shape(), ax);
-    for_each_line(L, [&](std::size_t o, auto s) {
+    for_each_line(L, [&](std::size_t, std::size_t o, auto s) {
         const T* xl = xv.data() + o;
         T* yl = v.data() + o;
         const T lse = detail::lse_line(xl, yl, L.len, s);  // y holds the exponentials until overwritten

@@ -13,6 +13,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "autograd/parallel.hpp"
 #include "autograd/simd.hpp"
 
 namespace tapegrad::detail {
@@ -64,12 +65,20 @@ template <class T, class S> T lse_line(const T* x, T* scratch, std::size_t n, S 
     return m + std::log(exp_shifted(x, m, scratch, n, stride));
 }
 
-/// Runs f(offset, stride) for every line, with a compile-time unit stride when lines are contiguous.
+/// Runs f(line, offset, stride) for every line, with a compile-time unit stride when
+/// lines are contiguous; lines are independent, so large tensors split them across
+/// the engine threads.
 template <class F> void for_each_line(const line_layout& L, F&& f) {
-    if (L.inner == 1)
-        for (std::size_t l = 0; l < L.outer; ++l) f(l * L.len, unit{});
+    auto lines = [&](std::size_t begin, std::size_t end) {
+        if (L.inner == 1)
+            for (std::size_t l = begin; l < end; ++l) f(l, l * L.len, unit{});
+        else
+            for (std::size_t l = begin; l < end; ++l) f(l, L.start(l), L.inner);
+    };
+    if (L.lines() * L.len >= parallel_grain && engine_threads() > 1)
+        parallel_run(L.lines(), 1, lines);
     else
-        for (std::size_t l = 0; l < L.lines(); ++l) f(L.start(l), L.inner);
+        lines(0, L.lines());
 }
 
 }  // namespace tapegrad::detail

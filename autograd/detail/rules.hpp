@@ -21,6 +21,7 @@
 
 #include "autograd/detail/record.hpp"
 #include "autograd/ops.hpp"
+#include "autograd/parallel.hpp"
 #include "autograd/simd.hpp"
 
 namespace tapegrad {
@@ -47,14 +48,21 @@ namespace detail {
 template <class Rule, class = void> struct simd_rule : std::false_type {};
 template <class Rule> struct simd_rule<Rule, std::void_t<decltype(Rule::simd)>> : std::bool_constant<Rule::simd> {};
 
-/// dst[0, n) = f(k, tag) (or += when accumulating), one xsimd batch at a time.
+/// dst[0, n) = f(k, tag) (or += when accumulating), one xsimd batch at a time;
+/// large n is split across the engine threads.
 template <class T, class F> void batch_write(T* dst, std::size_t n, bool accumulate, F&& f) {
-    if (accumulate)
-        simd::for_each<T>(n, [&](std::size_t k, auto tag) {
-            simd::store(dst + k, simd::load(dst + k, tag) + xsimd::batch<T>(f(k, tag)), tag);
-        });
-    else
-        simd::for_each<T>(n, [&](std::size_t k, auto tag) { simd::store(dst + k, xsimd::batch<T>(f(k, tag)), tag); });
+    parallel_for(n, xsimd::batch<T>::size, [&](std::size_t begin, std::size_t end) {
+        if (accumulate)
+            simd::for_each<T>(end - begin, [&](std::size_t i, auto tag) {
+                const std::size_t k = begin + i;
+                simd::store(dst + k, simd::load(dst + k, tag) + xsimd::batch<T>(f(k, tag)), tag);
+            });
+        else
+            simd::for_each<T>(end - begin, [&](std::size_t i, auto tag) {
+                const std::size_t k = begin + i;
+                simd::store(dst + k, xsimd::batch<T>(f(k, tag)), tag);
+            });
+    });
 }
 
 /// Gradient buffer of input i, sized on first use in the pass; returns whether it already held a gradient.
