@@ -132,9 +132,11 @@ template <class T> class tensor {
 
 /// One entry of the tape (or a leaf). Plain data: the rules in ops_*.cpp read it.
 template <class T> struct node {
-    xt::xarray<T> value;
-    xt::xarray<T> grad;   // tape nodes: gradient of the current pass; leaves: accumulated .grad
-    xt::xarray<T> work;   // leaves: gradient of the current tape.gradient() pass
+    // Empty ([0]) until used: a default xarray is 0-d with one element, a heap
+    // allocation each, which every inference result and tape slot would pay three times.
+    xt::xarray<T> value{typename xt::xarray<T>::shape_type{0}};
+    xt::xarray<T> grad{typename xt::xarray<T>::shape_type{0}};  // tape nodes: gradient of the current pass; leaves: accumulated .grad
+    xt::xarray<T> work{typename xt::xarray<T>::shape_type{0}};  // leaves: gradient of the current tape.gradient() pass; fused losses: saved data
     tensor<T> grad_graph; // gradient as a recorded tensor, when create_graph is on
     backward_fn<T> backward = nullptr;
     const char* op = "leaf";
