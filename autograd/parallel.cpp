@@ -1,6 +1,8 @@
 // The engine's thread pool: persistent workers that sleep on a condition
 // variable between jobs. A job is split into one contiguous piece per thread;
-// the caller runs the first piece itself and waits for the others.
+// the caller runs the first piece itself and waits for the others. Workers run
+// each piece with the caller's floating-point control word (flush-to-zero), so
+// results do not depend on the number of threads.
 
 #include "autograd/parallel.hpp"
 
@@ -8,13 +10,37 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#define TAPEGRAD_HAVE_MXCSR 1
+#endif
+
 namespace tapegrad {
 
 namespace {
+
+/// The calling thread's floating-point control word (SSE rounding, FTZ, DAZ).
+unsigned fp_control() {
+#ifdef TAPEGRAD_HAVE_MXCSR
+    return _mm_getcsr();
+#else
+    return 0;
+#endif
+}
+void set_fp_control(unsigned csr) {
+#ifdef TAPEGRAD_HAVE_MXCSR
+    _mm_setcsr(csr);
+#else
+    (void)csr;
+#endif
+}
+
+thread_local bool t_in_job = false;  // a job body that calls parallel_for runs it serially
 
 class pool {
   public:
@@ -35,23 +61,33 @@ class pool {
 
     std::size_t workers() const { return threads_.size(); }
 
-    void run(std::size_t n, std::size_t align, const std::function<void(std::size_t, std::size_t)>& f) {
+    void run(std::size_t n, std::size_t align, detail::range_fn f) {
         const std::size_t pieces = threads_.size() + 1;
         std::size_t chunk = (n + pieces - 1) / pieces;
         chunk = (chunk + align - 1) / align * align;
         {
             std::lock_guard<std::mutex> lock(m_);
-            job_ = &f;
+            job_ = f;
             n_ = n;
             chunk_ = chunk;
+            csr_ = fp_control();
+            error_ = nullptr;
             pending_ = threads_.size();
             ++generation_;
         }
         wake_.notify_all();
-        f(0, std::min(n, chunk));
+        std::exception_ptr mine;
+        try {
+            t_in_job = true;
+            f(0, std::min(n, chunk));
+        } catch (...) {
+            mine = std::current_exception();
+        }
+        t_in_job = false;
         std::unique_lock<std::mutex> lock(m_);
-        done_.wait(lock, [this] { return pending_ == 0; });
-        job_ = nullptr;
+        done_.wait(lock, [this] { return pending_ == 0; });  // always: workers still use f
+        if (mine) std::rethrow_exception(mine);
+        if (error_) std::rethrow_exception(error_);
     }
 
   private:
@@ -63,11 +99,25 @@ class pool {
             wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
             if (stop_) return;
             seen = generation_;
-            const auto* f = job_;
+            const detail::range_fn f = job_;
+            const unsigned csr = csr_;
             const std::size_t begin = std::min(n_, piece * chunk_), end = std::min(n_, begin + chunk_);
             lock.unlock();
-            if (begin < end) (*f)(begin, end);
+            std::exception_ptr failed;
+            if (begin < end) {
+                const unsigned own = fp_control();
+                set_fp_control(csr);
+                t_in_job = true;
+                try {
+                    f(begin, end);
+                } catch (...) {
+                    failed = std::current_exception();
+                }
+                t_in_job = false;
+                set_fp_control(own);
+            }
             lock.lock();
+            if (failed && !error_) error_ = failed;
             if (--pending_ == 0) done_.notify_one();
         }
     }
@@ -75,7 +125,9 @@ class pool {
     std::vector<std::thread> threads_;
     std::mutex m_;
     std::condition_variable wake_, done_;
-    const std::function<void(std::size_t, std::size_t)>* job_ = nullptr;
+    detail::range_fn job_{};
+    std::exception_ptr error_;
+    unsigned csr_ = 0;
     std::size_t n_ = 0, chunk_ = 0, pending_ = 0;
     std::uint64_t generation_ = 0;
     bool stop_ = false;
@@ -104,7 +156,11 @@ int engine_threads() { return g_threads.load(std::memory_order_relaxed); }
 
 namespace detail {
 
-void parallel_run(std::size_t n, std::size_t align, const std::function<void(std::size_t, std::size_t)>& f) {
+void parallel_run(std::size_t n, std::size_t align, range_fn f) {
+    if (t_in_job) {  // nested: this thread already holds the pool
+        f(0, n);
+        return;
+    }
     std::unique_lock<std::mutex> lock(pool_user(), std::try_to_lock);
     if (!lock.owns_lock() || the_pool().workers() == 0) {
         f(0, n);

@@ -5,7 +5,7 @@
 // core of their own. BLAS threads are set separately, with blas::set_num_threads.
 
 #include <cstddef>
-#include <functional>
+#include <utility>
 
 namespace tapegrad {
 
@@ -21,18 +21,30 @@ namespace detail {
 /// costs a few microseconds, as much as ~10k elements of tanh.
 constexpr std::size_t parallel_grain = std::size_t(1) << 15;
 
+/// A borrowed callable f(begin, end): no allocation, unlike std::function.
+struct range_fn {
+    void (*call)(const void* f, std::size_t begin, std::size_t end);
+    const void* f;
+    void operator()(std::size_t begin, std::size_t end) const { call(f, begin, end); }
+};
+
 /// f(begin, end) over pieces of [0, n) on the engine threads; piece boundaries are
 /// multiples of `align`. Runs on the calling thread alone if another thread is
 /// using the pool.
-void parallel_run(std::size_t n, std::size_t align, const std::function<void(std::size_t, std::size_t)>& f);
+void parallel_run(std::size_t n, std::size_t align, range_fn f);
+
+/// Same for any callable, which must outlive the call.
+template <class F> void parallel_run(std::size_t n, std::size_t align, const F& f) {
+    parallel_run(n, align, range_fn{[](const void* p, std::size_t b, std::size_t e) { (*static_cast<const F*>(p))(b, e); }, &f});
+}
 
 /// f(begin, end) over [0, n): split across the engine threads when n >= parallel_grain.
-template <class F> void parallel_for(std::size_t n, std::size_t align, F&& f) {
+template <class F> void parallel_for(std::size_t n, std::size_t align, const F& f) {
     if (n < parallel_grain || engine_threads() < 2) {
         f(std::size_t(0), n);
         return;
     }
-    parallel_run(n, align, std::function<void(std::size_t, std::size_t)>(std::forward<F>(f)));
+    parallel_run(n, align, f);
 }
 
 }  // namespace detail

@@ -12,6 +12,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "autograd/parallel.hpp"
+
 namespace tapegrad::simd {
 
 /// Tag of a whole batch at ptr + k.
@@ -44,6 +46,14 @@ template <class T, class F> inline void for_each(std::size_t n, F&& body) {
     std::size_t k = 0;
     for (; k + lanes <= n; k += lanes) body(k, full{});
     if (k < n) body(k, partial{n - k});
+}
+
+/// for_each over [0, n), split into batch-aligned pieces across the engine threads
+/// (set_engine_threads) when n is large; the body must treat elements independently.
+template <class T, class F> inline void parallel_for_each(std::size_t n, F&& body) {
+    detail::parallel_for(n, xsimd::batch<T>::size, [&](std::size_t begin, std::size_t end) {
+        for_each<T>(end - begin, [&](std::size_t k, auto tag) { body(begin + k, tag); });
+    });
 }
 
 }  // namespace tapegrad::simd

@@ -1,10 +1,13 @@
 // Engine threads: large elementwise ops and line loops give the same bits with
 // one thread and with several, and the pool survives concurrent users.
 
+#include <atomic>
+#include <stdexcept>
 #include <thread>
 
 #include <doctest/doctest.h>
 
+#include "autograd/float_env.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/parallel.hpp"
 #include "tests/check.hpp"
@@ -67,4 +70,40 @@ TEST_CASE("two user threads share the engine pool without deadlock or races") {
     set_engine_threads(1);
     for (const auto& g : got)
         for (std::size_t i = 0; i < expected.size(); ++i) CHECK(g[i] == expected[i]);
+}
+
+TEST_CASE("workers run with the caller's flush-to-zero setting") {
+    // 1e-30 * 1e-10 = 1e-40 is a float denormal: flushed to 0 with FTZ on, kept with it off
+    const tensor<float> x = tensor<float>::full({std::size_t(1) << 16}, 1e-30f);
+    set_engine_threads(2);
+    for (bool ftz : {true, false}) {
+        CAPTURE(ftz);
+        flush_denormals_scope scope(ftz);
+        const xarray<float> y = mul_scalar(x, 1e-10f).value();
+        CHECK((ftz ? y(0) == 0.f : y(0) > 0.f));
+        CHECK(y(y.size() - 1) == y(0));  // the last element is a worker's
+    }
+    set_engine_threads(1);
+}
+
+TEST_CASE("a throwing piece reaches the caller and the pool keeps working; nested loops run serially") {
+    set_engine_threads(2);
+    const std::size_t n = std::size_t(1) << 16;
+    CHECK_THROWS_AS(detail::parallel_for(n, 8,
+                                         [&](std::size_t begin, std::size_t) {
+                                             if (begin > 0) throw std::runtime_error("worker piece");
+                                         }),
+                    std::runtime_error);
+    CHECK_THROWS_AS(detail::parallel_for(n, 8,
+                                         [&](std::size_t begin, std::size_t) {
+                                             if (begin == 0) throw std::runtime_error("caller piece");
+                                         }),
+                    std::runtime_error);
+    std::atomic<std::size_t> covered{0};
+    detail::parallel_for(n, 8, [&](std::size_t begin, std::size_t end) {
+        detail::parallel_for(n, 8, [&](std::size_t, std::size_t) {});  // nested: must not deadlock
+        covered += end - begin;
+    });
+    CHECK(covered == n);
+    set_engine_threads(1);
 }
