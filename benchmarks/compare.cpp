@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "autograd/blas.hpp"
+#include "autograd/parallel.hpp"
 #include "autograd/float_env.hpp"
 #include "benchmarks/alloc_count.hpp"
 #include "benchmarks/cases.hpp"
@@ -108,6 +109,7 @@ std::vector<any_case> all_cases() {
 void set_threads(int n) {
     blas::set_num_threads(n);
     torch_set_threads(n);
+    set_engine_threads(n);  // tapegrad's elementwise/optimizer loops, and the hand-written Adam loop
 }
 
 /// Median GFLOP/s of a float gemm m x n x k with `threads` BLAS threads.
@@ -305,8 +307,8 @@ int main(int argc, char** argv) {
     std::string tinfo = torch_info();
     std::replace(tinfo.begin(), tinfo.end(), '\n', ' ');
     std::printf("LibTorch: %s\n", tinfo.c_str());
-    std::printf("Threads: BLAS and LibTorch intra-op threads set per case (1 unless the case says 2thr); "
-                "engine code single-threaded\n");
+    std::printf("Threads: BLAS, LibTorch intra-op and tapegrad engine threads (set_engine_threads) set per case "
+                "(1 unless the case says 2thr)\n");
     std::printf("GEMM ceiling (sgemm, median of 26): ");
     for (int t : {1, 2})
         std::printf("%d thr: 256^3 %.0f GFLOP/s, 64x784x256 NT %.0f GFLOP/s%s", t, gemm_gflops(256, 256, 256, false, t),

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <memory>
 #include <random>
 
 #include <xtensor/xadapt.hpp>
@@ -93,12 +94,16 @@ class tapegrad_mlp : public runner {
         }
         if (c_.opt == opt_kind::sgd && fused_sgd_wanted())
             for (auto& w : w_) set_fused_sgd(w, sgd_lr);
-        if (c_.opt == opt_kind::adam)
-            for (const auto* group : {&w_, &b_})
-                for (const auto& t : *group) {
-                    m_.push_back(xt::zeros<float>(t.value().shape()));
-                    v_.push_back(xt::zeros<float>(t.value().shape()));
-                }
+        if (c_.opt == opt_kind::adam) {  // the library's Adam on the core-op model's leaves
+            std::vector<tf> params(w_.begin(), w_.end());
+            params.insert(params.end(), b_.begin(), b_.end());
+            optim::adam_options o;
+            o.lr = adam_lr;
+            o.beta1 = adam_beta1;
+            o.beta2 = adam_beta2;
+            o.eps = adam_eps;
+            adam_ = std::make_unique<optim::adam<float>>(params, o);
+        }
     }
 
     float step() override {
@@ -127,26 +132,15 @@ class tapegrad_mlp : public runner {
 
   private:
     void update() {
-        std::size_t k = 0;
-        ++t_;
-        const float bc1 = 1.0f - std::pow(adam_beta1, static_cast<float>(t_));
-        const float bc2 = 1.0f - std::pow(adam_beta2, static_cast<float>(t_));
-        const float step_size = adam_lr / bc1, inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
+        if (adam_) {
+            adam_->step();
+            adam_->zero_grad();
+            return;
+        }
         for (auto* group : {&w_, &b_})
             for (auto& t : *group) {
-                if (c_.opt == opt_kind::sgd && !t.has_grad()) continue;  // stepped inside backward()
-                auto& v = t.mutable_value();
-                const auto& g = t.grad();
-                if (c_.opt == opt_kind::sgd) {
-                    xt::noalias(v) -= sgd_lr * g;
-                } else {
-                    auto& m = m_[k];
-                    auto& s = v_[k];
-                    ++k;
-                    xt::noalias(m) = adam_beta1 * m + (1.0f - adam_beta1) * g;
-                    xt::noalias(s) = adam_beta2 * s + (1.0f - adam_beta2) * g * g;
-                    xt::noalias(v) -= step_size * m / (xt::sqrt(s) * inv_sqrt_bc2 + adam_eps);
-                }
+                if (!t.has_grad()) continue;  // stepped inside backward()
+                xt::noalias(t.mutable_value()) -= sgd_lr * t.grad();
                 t.zero_grad();
             }
     }
@@ -155,8 +149,7 @@ class tapegrad_mlp : public runner {
     std::vector<std::size_t> labels_;
     tf x_, onehot_;
     std::vector<tf> w_, b_;
-    std::vector<xt::xarray<float>> m_, v_;
-    std::int64_t t_ = 0;
+    std::unique_ptr<optim::adam<float>> adam_;
     step_memory mem_;
     bool want_mem_ = false;
 };
