@@ -16,6 +16,11 @@ blasint ld(std::size_t v) { return static_cast<blasint>(v < 1 ? 1 : v); }  // BL
 // small MLP is a few hundred multiply-adds.
 constexpr std::size_t small_gemm_work = 2048;
 
+/// Whether m n k <= small_gemm_work, without overflowing the product.
+bool is_small(std::size_t m, std::size_t n, std::size_t k) {
+    return m <= small_gemm_work && n <= small_gemm_work && k <= small_gemm_work && m * n * k <= small_gemm_work;
+}
+
 /// The same contract as gemm, in plain loops, for small products. The transpose
 /// flags are template parameters so that each inner loop has unit stride or a
 /// fixed one and compiles to vector code.
@@ -57,7 +62,7 @@ void small_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a, std::size_t lda,
           const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
     if (m == 0 || n == 0) return;
-    if (m * n * k <= small_gemm_work) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (is_small(m, n, k)) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     cblas_sgemm(CblasRowMajor, flag(ta), flag(tb), as_int(m), as_int(n), as_int(k), alpha, a, ld(lda), b, ld(ldb),
                 beta, c, ld(ldc));
 }
@@ -65,7 +70,7 @@ void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float a
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
           std::size_t lda, const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
     if (m == 0 || n == 0) return;
-    if (m * n * k <= small_gemm_work) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (is_small(m, n, k)) return small_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     cblas_dgemm(CblasRowMajor, flag(ta), flag(tb), as_int(m), as_int(n), as_int(k), alpha, a, ld(lda), b, ld(ldb),
                 beta, c, ld(ldc));
 }

@@ -5,6 +5,7 @@
 // forward, one backward, instead of four and five nodes); their create_graph
 // backward is written with ops, so they stay twice differentiable.
 
+#include <algorithm>
 #include <xtensor/xadapt.hpp>
 
 #include "autograd/detail/lines.hpp"
@@ -56,12 +57,10 @@ template <class T> void pick_backward(backward_ctx<T>& c) {
         return;
     }
     node<T>* in = c.input(0);
-    auto& g = c.target(in);
-    if (!c.defined(in)) {
-        g.resize(xv.shape());
-        g.fill(T(0));
-    }
-    for (std::size_t i = 0; i < rows; ++i) g.data()[i * cols + c.self.aux[i]] += c.gy().data()[i];
+    bool had;
+    T* g = c.grad_data(in, had);
+    if (!had) std::fill(g, g + rows * cols, T(0));
+    for (std::size_t i = 0; i < rows; ++i) g[i * cols + c.self.aux[i]] += c.gy().data()[i];
     c.mark(in);
 }
 
@@ -93,10 +92,8 @@ template <class T> void mse_backward(backward_ctx<T>& c) {
     for (std::size_t i : {std::size_t(0), std::size_t(1)}) {
         if (!c.wants(i)) continue;
         node<T>* in = c.input(i);
-        auto& g = c.target(in);
-        const bool had = c.defined(in);
-        if (!had) g.resize(in->value.shape());
-        T* out = g.data();
+        bool had;
+        T* out = c.grad_data(in, had);
         const T sign = i == 0 ? kg : -kg;
         if (had) for (std::size_t j = 0; j < n; ++j) out[j] += sign * (p[j] - t[j]);
         else for (std::size_t j = 0; j < n; ++j) out[j] = sign * (p[j] - t[j]);
@@ -144,10 +141,8 @@ template <class T> void cross_entropy_backward(backward_ctx<T>& c) {
     const T k = scale * c.gy().data()[0];
     const T* p = c.self.work.data();
     node<T>* in = c.input(0);
-    auto& g = c.target(in);
-    const bool had = c.defined(in);
-    if (!had) g.resize(xv.shape());
-    T* dx = g.data();
+    bool had;
+    T* dx = c.grad_data(in, had);
     const std::size_t n = rows * cols;
     if (had) for (std::size_t j = 0; j < n; ++j) dx[j] += k * p[j];
     else for (std::size_t j = 0; j < n; ++j) dx[j] = k * p[j];

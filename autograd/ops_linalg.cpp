@@ -1,6 +1,7 @@
 // matmul through BLAS gemm, and the shape ops (permute, reshape, slice, gather,
 // concat, broadcast). Each op: checks, forward, then its backward right below.
 
+#include <algorithm>
 #include <numeric>
 
 #include <xtensor/xadapt.hpp>
@@ -72,19 +73,29 @@ template <class T> mm_out<T> mm_target(backward_ctx<T>& c, std::size_t i, bool f
     node<T>* in = c.input(i);
     if (fused) {
         ++in->fused_steps;
+        in->fused_by = c.self.serial;
         return {in->value.data(), -in->fused_lr, in->fused_decay};
     }
-    auto& g = c.target(in);
-    const bool had = c.defined(in);
-    if (!had) g.resize(in->value.shape());
+    bool had;
+    T* g = c.grad_data(in, had);
     c.mark(in);
-    return {g.data(), T(1), had ? T(1) : T(0)};
+    return {g, T(1), had ? T(1) : T(0)};
 }
 
 // y = op(A) op(B). Reverse: d op(A) = gy op(B)^T and d op(B) = op(A)^T gy, each
 // transposed back when its operand was used transposed.
 template <class T> void matmul_backward(backward_ctx<T>& c) {
     const bool ta = c.self.scalar[0] != T(0), tb = c.self.scalar[1] != T(0);
+    // A matmul recorded before its weight's fused step (that step's own, or older)
+    // would read the stepped weight in a second pass; later matmuls saw the new value.
+    for (std::size_t i = 0; i < 2; ++i) {
+        const node<T>* in = c.input(i);
+        if (!in->on_tape && in->fused_by != 0 && c.self.serial <= in->fused_by)
+            throw std::logic_error(
+                "tapegrad: backward() reached a matmul whose weight already took its fused SGD step in an earlier "
+                "backward() of this tape, so the recorded forward no longer matches it; reset the tape between "
+                "backward passes, or turn fused SGD off (sgd_options::fused_backward = false) to accumulate");
+    }
     if (c.create_graph) {
         tensor<T> a = c.tx(0), b = c.tx(1), gy = c.tgy();
         if (c.wants(0)) {
@@ -239,12 +250,10 @@ template <class T> void slice_backward(backward_ctx<T>& c) {
         return;
     }
     node<T>* in = c.input(0);
-    auto& g = c.target(in);
-    if (!c.defined(in)) {
-        g.resize(xv.shape());
-        g.fill(T(0));
-    }
-    auto view = xt::strided_view(g, range_on(xv.dimension(), axis, begin, end));
+    bool had;
+    T* data = c.grad_data(in, had);
+    if (!had) std::fill(data, data + xv.size(), T(0));
+    auto view = xt::strided_view(c.target(in), range_on(xv.dimension(), axis, begin, end));
     xt::noalias(view) += c.gy();
     c.mark(in);
 }
@@ -286,14 +295,12 @@ template <class T> void index_select_backward(backward_ctx<T>& c) {
         return;
     }
     node<T>* in = c.input(0);
-    auto& g = c.target(in);
-    if (!c.defined(in)) {
-        g.resize(xv.shape());
-        g.fill(T(0));
-    }
+    bool had;
+    T* g = c.grad_data(in, had);
+    if (!had) std::fill(g, g + xv.size(), T(0));
     const T* src = c.gy().data();
     for (std::size_t k = 0; k < count; ++k) {
-        T* dst = g.data() + c.self.aux[k] * row;
+        T* dst = g + c.self.aux[k] * row;
         for (std::size_t j = 0; j < row; ++j) dst[j] += src[k * row + j];
     }
     c.mark(in);

@@ -107,10 +107,10 @@ template <class T>
 tensor<T> extreme_op(const char* op, const tensor<T>& x, const std::vector<int>& axes, bool keepdims, bool is_max) {
     const auto& xv = x.value();
     const axis_mask mask = reduced_axes(op, axes, xv.dimension());
+    if (xv.size() == 0) throw shape_error(std::string(op) + ": reduction of an empty tensor of shape " + shape_str(xv.shape()));
     tensor<T> out = make_result<T>(op, &extreme_backward<T>, {&x}, xv.dimension());
     node<T>* n = out.node_ptr();
     if (n->aux) std::copy(mask.begin(), mask.end(), n->aux);
-    if (xv.size() == 0) throw shape_error(std::string(op) + ": reduction of an empty tensor of shape " + shape_str(xv.shape()));
     std::vector<std::size_t> ax;
     for (std::size_t i = 0; i < mask.size(); ++i)
         if (mask[i]) ax.push_back(i);
@@ -148,14 +148,6 @@ namespace {
 using detail::for_each_line;
 using detail::line_layout;
 
-/// Gradient buffer of input 0 and whether it already holds a gradient this pass.
-template <class T> std::pair<T*, bool> grad_target(backward_ctx<T>& c) {
-    node<T>* in = c.input(0);
-    auto& g = c.target(in);
-    const bool had = c.defined(in);
-    if (!had) g.resize(in->value.shape());
-    return {g.data(), had};
-}
 
 // y = log sum exp x; dx = gy exp(x - y) = gy softmax(x)
 template <class T> void logsumexp_backward(backward_ctx<T>& c) {
@@ -172,7 +164,8 @@ template <class T> void logsumexp_backward(backward_ctx<T>& c) {
     const T* x = c.x(0).data();
     const T* y = c.y().data();
     const T* gy = c.gy().data();
-    auto [dx, had] = grad_target(c);
+    bool had;
+    T* dx = c.grad_data(c.input(0), had);
     for_each_line(L, [&](std::size_t l, std::size_t o, auto s) {  // line l is y's element l
         const T g = gy[l], top = y[l];
         for (std::size_t k = 0; k < L.len; ++k) {
@@ -195,7 +188,8 @@ template <class T> void softmax_backward(backward_ctx<T>& c) {
     const line_layout L(c.y().shape(), axis);
     const T* y = c.y().data();
     const T* gy = c.gy().data();
-    auto [dx, had] = grad_target(c);
+    bool had;
+    T* dx = c.grad_data(c.input(0), had);
     for_each_line(L, [&](std::size_t, std::size_t o, auto s) {
         T dot = 0;
         for (std::size_t k = 0; k < L.len; ++k) dot += gy[o + k * s] * y[o + k * s];
@@ -220,7 +214,8 @@ template <class T> void log_softmax_backward(backward_ctx<T>& c) {
     const line_layout L(c.y().shape(), axis);
     const T* y = c.y().data();
     const T* gy = c.gy().data();
-    auto [dx, had] = grad_target(c);
+    bool had;
+    T* dx = c.grad_data(c.input(0), had);
     for_each_line(L, [&](std::size_t, std::size_t o, auto s) {
         T total = 0;
         for (std::size_t k = 0; k < L.len; ++k) total += gy[o + k * s];

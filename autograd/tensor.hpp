@@ -151,6 +151,7 @@ template <class T> struct node {
     std::size_t index = 0;        // position on the tape
     std::uint32_t uses = 0;       // leaves: recorded ops that read it in tape generation `kept_in`
     std::uint32_t fused_steps = 0; // leaves: fused SGD steps taken since optim::sgd last counted them
+    std::uint64_t fused_by = 0;   // leaves: serial of the matmul node whose backward took the last fused step
     T fused_lr = 0;               // leaves with fused SGD: value = fused_decay * value - fused_lr * grad
     T fused_decay = 1;
     bool fused_sgd = false;       // leaves: set_fused_sgd() is on

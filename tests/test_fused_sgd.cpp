@@ -252,6 +252,21 @@ TEST_CASE("fused sgd: a weight read by more than one op falls back to .grad()") 
     }
 }
 
+TEST_CASE("fused sgd: a second backward() over a graph whose weight already stepped is an error") {
+    tensor<double> x(random<double>({2, 4}, 3), true), w(random<double>({3, 4}, 4), true);
+    set_fused_sgd(w, 0.1);
+    tensor<double> y = matmul(x, w, false, true);
+    tensor<double> l1 = sum(y), l2 = sum(y * y);
+    l1.backward();
+    const xt::xarray<double> stepped = w.value();
+    CHECK_THROWS_WITH_AS(l2.backward(), doctest::Contains("already took its fused SGD step"), std::logic_error);
+    CHECK(w.value() == stepped);  // not stepped twice
+    reset_tape<double>();
+    sum(matmul(x, w, false, true)).backward();  // a new tape generation fuses again
+    CHECK(w.node_ptr()->fused_steps == 2);
+    reset_tape<double>();
+}
+
 TEST_CASE("fused sgd: an accumulated gradient falls back (no zero_grad between backward calls)") {
     const tensor<double> x(random<double>({2, 4}, 1));
     tensor<double> w(random<double>({4, 3}, 2), true);

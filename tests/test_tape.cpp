@@ -197,3 +197,14 @@ TEST_CASE_FIXTURE(fresh_tape, "tensor handles are small") {
     b.set_requires_grad(false);
     CHECK_FALSE(a.requires_grad());
 }
+
+TEST_CASE_FIXTURE(fresh_tape, "a held gradient of a stale shape is an error that says to call zero_grad") {
+    tensor<double> w(xarray<double>{1.0, 2.0}, true);
+    sum(w * w).backward();
+    w.mutable_value() = xarray<double>{1.0, 2.0, 3.0};  // replaced with another shape, .grad() kept
+    CHECK_THROWS_WITH_AS(sum(w * w).backward(), doctest::Contains("call zero_grad()"), shape_error);
+    reset_tape<double>();
+    w.zero_grad();
+    sum(w * w).backward();
+    CHECK(w.grad() == xarray<double>{2.0, 4.0, 6.0});
+}

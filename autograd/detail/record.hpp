@@ -123,10 +123,30 @@ template <class T> struct backward_ctx {
     /// input i's gradient, reducing broadcast dimensions.
     template <class E> void add(std::size_t i, const E& g) { add_to(self.inputs[i], g); }
 
+    /// Gradient buffer of n for this pass: sized to n's value on first use, else checked
+    /// against it. `had` says whether it already holds a gradient to add to.
+    T* grad_data(node<T>* n, bool& had) const {
+        auto& g = target(n);
+        had = defined(n);
+        if (!had) g.resize(n->value.shape());
+        else check_held(n, g);
+        return g.data();
+    }
+
+    /// A held gradient must have its tensor's shape (a leaf whose value was replaced by
+    /// one of another shape keeps its old .grad until zero_grad()).
+    static void check_held(const node<T>* n, const xt::xarray<T>& g) {
+        if (!detail::shapes_equal(g.shape(), n->value.shape()))
+            throw shape_error("backward: the gradient held for " + std::string(n->op) + " has shape " +
+                              shape_str(g.shape()) + " but its value has shape " + shape_str(n->value.shape()) +
+                              "; call zero_grad() after changing a tensor's shape");
+    }
+
     template <class E> void add_to(node<T>* n, const E& g) {
         auto& dst = target(n);
         const auto& want = n->value.shape();
         const bool had = defined(n);
+        if (had) check_held(n, dst);
         if (detail::shapes_equal(g.shape(), want)) {
             if constexpr (std::is_same<std::decay_t<E>, xt::xarray<T>>::value) {  // a buffer (gy passed through): plain loops
                 if (had) {
@@ -158,6 +178,7 @@ template <class T> struct backward_ctx {
     /// to input i's gradient (the reverse of a reduction).
     void add_broadcast(std::size_t i, const T* g, const detail::xshape& g_shape, T scale) {
         node<T>* n = self.inputs[i];
+        if (defined(n)) check_held(n, target(n));
         detail::broadcast_back<T>(g, g_shape, target(n), n->value.shape(), defined(n), scale);
         mark(n);
     }

@@ -67,11 +67,8 @@ template <class T, class F> void batch_write(T* dst, std::size_t n, bool accumul
 
 /// Gradient buffer of input i, sized on first use in the pass; returns whether it already held a gradient.
 template <class T> bool grad_buffer(backward_ctx<T>& c, std::size_t i, T*& data) {
-    node<T>* in = c.input(i);
-    auto& g = c.target(in);
-    const bool had = c.defined(in);
-    if (!had) g.resize(in->value.shape());
-    data = g.data();
+    bool had;
+    data = c.grad_data(c.input(i), had);
     return had;
 }
 
@@ -183,23 +180,22 @@ bool row_broadcast_forward(const xt::xarray<T>& av, const xt::xarray<T>& bv, xt:
 template <class Rule, class T> tensor<T> binary(const tensor<T>& a, const tensor<T>& b) {
     const auto& av = a.value();
     const auto& bv = b.value();
+    const bool same = shapes_equal(av.shape(), bv.shape());
+    const xshape shape = same ? av.shape() : broadcast_shape(Rule::name, av.shape(), bv.shape());  // throws first
     tensor<T> out = make_result<T>(Rule::name, &binary_backward<Rule, T>, {&a, &b});
     auto& v = out_value(out);
-    const bool same = shapes_equal(av.shape(), bv.shape());
     if constexpr (simd_rule<Rule>::value) {
         if (same) {
-            v.resize(av.shape());
+            v.resize(shape);
             const T *ad = av.data(), *bd = bv.data();
             batch_write(v.data(), av.size(), false, [&](std::size_t k, auto tag) {
                 return Rule::forward(simd::load(ad + k, tag), simd::load(bd + k, tag));
             });
             return out;
         }
-        broadcast_shape(Rule::name, av.shape(), bv.shape());  // throws for shapes that do not broadcast
         if (row_broadcast_forward<Rule>(av, bv, v)) return out;
     }
-    if (same) v.resize(av.shape());
-    else v.resize(broadcast_shape(Rule::name, av.shape(), bv.shape()));
+    v.resize(shape);
     xt::noalias(v) = Rule::forward(av, bv);
     return out;
 }
