@@ -60,8 +60,8 @@ template <class T> void adam<T>::step() {
         T* vmax = o_.amsgrad ? vmax_[i].data() : nullptr;
         const double t = double(++this->steps_[i]);
         const T step_size = T(lr / (1 - std::pow(o_.beta1, t)));
-        const T bc2_sqrt = T(std::sqrt(1 - std::pow(o_.beta2, t)));
-        simd::parallel_for_each<T>(m_[i].size(), [&](std::size_t k, auto tag) {
+        const T inv_bc2_sqrt = T(1 / std::sqrt(1 - std::pow(o_.beta2, t)));  // a multiply: one divide per element, not two
+        simd::parallel_for_each<T>(m_[i].size(), [=](std::size_t k, auto tag) {  // by value: stores through T* cannot alias the constants
             using V = xsimd::batch<T>;
             V wk = simd::load(w + k, tag), d = simd::load(g + k, tag);
             if (l2) d = d + wd * wk;
@@ -74,7 +74,7 @@ template <class T> void adam<T>::step() {
                 vk = xsimd::max(simd::load(vmax + k, tag), vk);
                 simd::store(vmax + k, vk, tag);
             }
-            simd::store(w + k, V(wk - step_size * (mk / (xsimd::sqrt(vk) / bc2_sqrt + eps))), tag);
+            simd::store(w + k, V(wk - step_size * (mk / (xsimd::sqrt(vk) * inv_bc2_sqrt + eps))), tag);
         });
     }
 }
@@ -129,7 +129,7 @@ template <class T> void rmsprop<T>::step() {
         T* sq = sq_[i].data();
         T* buf = o_.momentum > 0 ? buf_[i].data() : nullptr;
         T* ga = o_.centered ? gavg_[i].data() : nullptr;
-        simd::parallel_for_each<T>(sq_[i].size(), [&](std::size_t k, auto tag) {
+        simd::parallel_for_each<T>(sq_[i].size(), [=](std::size_t k, auto tag) {  // by value: stores through T* cannot alias the constants
             using V = xsimd::batch<T>;
             const V wk = simd::load(w + k, tag);
             V d = simd::load(g + k, tag);
@@ -184,7 +184,7 @@ template <class T> void adagrad<T>::step() {
         T* sum = sum_[i].data();
         const double t = double(++this->steps_[i]);
         const T clr = T(this->lr_ / (1 + (t - 1) * o_.lr_decay));
-        simd::parallel_for_each<T>(sum_[i].size(), [&](std::size_t k, auto tag) {
+        simd::parallel_for_each<T>(sum_[i].size(), [=](std::size_t k, auto tag) {  // by value: stores through T* cannot alias the constants
             using V = xsimd::batch<T>;
             const V wk = simd::load(w + k, tag);
             V d = simd::load(g + k, tag);

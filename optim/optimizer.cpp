@@ -161,7 +161,7 @@ template <class T> void sgd<T>::step() {
         const T* g = p.grad().data();
         T* buf = o_.momentum != 0 ? buf_[i].data() : nullptr;
         const bool first = this->steps_[i] == 0;
-        simd::parallel_for_each<T>(p.value().size(), [&](std::size_t k, auto tag) {
+        simd::parallel_for_each<T>(p.value().size(), [=](std::size_t k, auto tag) {  // by value: stores through T* cannot alias the constants
             using V = xsimd::batch<T>;
             const V wk = simd::load(w + k, tag);
             V d = simd::load(g + k, tag);
