@@ -167,11 +167,7 @@ template <class T> void logsumexp_backward(backward_ctx<T>& c) {
     bool had;
     T* dx = c.grad_data(c.input(0), had);
     for_each_line(L, [&](std::size_t l, std::size_t o, auto s) {  // line l is y's element l
-        const T g = gy[l], top = y[l];
-        for (std::size_t k = 0; k < L.len; ++k) {
-            const T d = g * std::exp(x[o + k * s] - top);
-            dx[o + k * s] = had ? dx[o + k * s] + d : d;
-        }
+        detail::add_scaled_exp<T>(dx + o, had, nullptr, gy[l], x + o, y[l], L.len, s);
     });
     c.mark(c.input(0));
 }
@@ -219,11 +215,7 @@ template <class T> void log_softmax_backward(backward_ctx<T>& c) {
     for_each_line(L, [&](std::size_t, std::size_t o, auto s) {
         T total = 0;
         for (std::size_t k = 0; k < L.len; ++k) total += gy[o + k * s];
-        for (std::size_t k = 0; k < L.len; ++k) {
-            const std::size_t i = o + k * s;
-            const T d = gy[i] - std::exp(y[i]) * total;
-            dx[i] = had ? dx[i] + d : d;
-        }
+        detail::add_scaled_exp<T>(dx + o, had, gy + o, -total, y + o, T(0), L.len, s);
     });
     c.mark(c.input(0));
 }

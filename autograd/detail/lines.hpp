@@ -59,6 +59,27 @@ template <class T> T exp_shifted(const T* x, T shift, T* y, std::size_t n, std::
     return s;
 }
 
+/// dx (+)= a + b exp(e - shift) along a line (a null: no a term), the form of the
+/// log_softmax and logsumexp gradients; exp runs in xsimd batches on contiguous lines.
+template <class T>
+void add_scaled_exp(T* dx, bool accumulate, const T* a, T b, const T* e, T shift, std::size_t n, unit) {
+    simd::for_each<T>(n, [&](std::size_t k, auto tag) {
+        using V = xsimd::batch<T>;
+        V d = V(b) * xsimd::exp(simd::load(e + k, tag) - shift);
+        if (a) d = d + simd::load(a + k, tag);
+        if (accumulate) d = d + simd::load(dx + k, tag);
+        simd::store(dx + k, d, tag);
+    });
+}
+template <class T>
+void add_scaled_exp(T* dx, bool accumulate, const T* a, T b, const T* e, T shift, std::size_t n, std::size_t stride) {
+    for (std::size_t k = 0; k < n; ++k) {
+        const std::size_t i = k * stride;
+        const T d = (a ? a[i] : T(0)) + b * std::exp(e[i] - shift);
+        dx[i] = accumulate ? dx[i] + d : d;
+    }
+}
+
 /// log sum exp of the line, using y as scratch for the exponentials.
 template <class T, class S> T lse_line(const T* x, T* scratch, std::size_t n, S stride) {
     const T m = safe_max(x, n, stride);
