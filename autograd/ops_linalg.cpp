@@ -407,7 +407,7 @@ template <class T> void sum_to_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
     const auto& xs = c.x(0).shape();
     if (c.create_graph) c.add_graph(0, broadcast_to(c.tgy(), to_shape(xs)));
-    else c.add(0, xt::broadcast(c.gy(), xs));
+    else c.add_broadcast(0, c.gy().data(), c.gy().shape(), T(1));
 }
 }  // namespace
 
@@ -417,9 +417,8 @@ template <class T> tensor<T> broadcast_to(const tensor<T>& x, const shape_t& sha
         throw shape_error("broadcast_to: shape " + shape_str(xv.shape()) + " cannot be broadcast to " +
                           shape_str(shape));
     tensor<T> out = make_result<T>("broadcast_to", &broadcast_to_backward<T>, {&x});
-    auto& v = out_value(out);
-    v.resize(shape);
-    xt::noalias(v) = xt::broadcast(xv, shape);
+    detail::broadcast_back<T>(xv.data(), xv.shape(), out_value(out), detail::xshape(shape.begin(), shape.end()), false,
+                              T(1));
     return out;
 }
 
