@@ -51,8 +51,11 @@ template <class T, class F> inline void for_each(std::size_t n, F&& body) {
 /// for_each over [0, n), split into batch-aligned pieces across the engine threads
 /// (set_engine_threads) when n is large; the body must treat elements independently.
 template <class T, class F> inline void parallel_for_each(std::size_t n, F&& body) {
-    detail::parallel_for(n, xsimd::batch<T>::size, [&](std::size_t begin, std::size_t end) {
-        for_each<T>(end - begin, [&](std::size_t k, auto tag) { body(begin + k, tag); });
+    detail::parallel_for(n, xsimd::batch<T>::size, [&body](std::size_t begin, std::size_t end) {
+        // A private copy whose address never escapes: stores through the body's T*
+        // cannot alias its captured constants, so they stay in registers.
+        auto local = body;
+        for_each<T>(end - begin, [&local, begin](std::size_t k, auto tag) { local(begin + k, tag); });
     });
 }
 
