@@ -90,7 +90,7 @@ template <class T> tensor<T>& linear<T>::bias() {
 }
 
 template <class T> tensor<T> linear<T>::forward(const tensor<T>& x) {
-    const auto s = x.shape();
+    const auto& s = x.value().shape();  // a reference: tensor::shape() would copy into a new vector every call
     if (s.empty() || s.back() != in_)
         throw shape_error(type_name() + ": input of shape " + shape_str(s) + " must end in " + num(in_) +
                           " features");
