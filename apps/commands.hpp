@@ -45,7 +45,7 @@ struct train_options {
 /// Learning rate at global step `step` (0-based) of epoch `epoch` for a run of
 /// `total_steps` steps: linear warm-up over `warmup` steps times the schedule
 /// (step: gamma^(epoch / step_size); exp: gamma^epoch; cosine: per step from lr
-/// to 0 over the steps after warm-up). A closed form, so resuming continues the
+/// to 0 over the steps after warm-up), from optim/lr_schedule.hpp. A closed form, so resuming continues the
 /// same curve.
 double learning_rate(const train_options& o, std::size_t step, std::size_t epoch, std::size_t total_steps);
 

@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
     train->add_option("--weight-decay", t.weight_decay, "weight decay (decoupled for adamw)")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
-    train->add_option("--schedule", t.schedule, "learning-rate schedule, stepped once per epoch")
+    train->add_option("--schedule", t.schedule, "learning-rate schedule: step and exp decay once per epoch, cosine anneals every batch (to 0 at the last one)")
         ->check(CLI::IsMember({"none", "step", "cosine", "exp"}))
         ->capture_default_str();
     train->add_option("--warmup", t.warmup, "linear warm-up over this many steps (batches)")->capture_default_str();

@@ -8,7 +8,7 @@
 
 #include "autograd/ops.hpp"
 #include "nn/layers.hpp"
-#include "nn/npz.hpp"
+#include "io/npz.hpp"
 
 namespace tapegrad::app {
 
@@ -52,41 +52,6 @@ tensor<float> classification_loss(const std::string& loss, const tensor<float>& 
         return mse(softmax(logits, 1), tensor<float>(std::move(onehot)));
     }
     throw std::invalid_argument("unknown loss '" + loss + "': use ce or mse");
-}
-
-std::unique_ptr<optim::optimizer<float>> make_optimizer(const optimizer_spec& s, std::vector<tensor<float>> params) {
-    if (s.name == "sgd") {
-        optim::sgd_options o;
-        o.lr = s.lr;
-        o.momentum = s.momentum;
-        o.weight_decay = s.weight_decay;
-        return std::make_unique<optim::sgd<float>>(std::move(params), o);
-    }
-    if (s.name == "adam") {
-        optim::adam_options o;
-        o.lr = s.lr;
-        o.weight_decay = s.weight_decay;
-        return std::make_unique<optim::adam<float>>(std::move(params), o);
-    }
-    if (s.name == "adamw") {
-        optim::adamw_options o;
-        o.lr = s.lr;
-        o.weight_decay = s.weight_decay;
-        return std::make_unique<optim::adamw<float>>(std::move(params), o);
-    }
-    if (s.name == "rmsprop") {
-        optim::rmsprop_options o;
-        o.lr = s.lr;
-        o.weight_decay = s.weight_decay;
-        return std::make_unique<optim::rmsprop<float>>(std::move(params), o);
-    }
-    if (s.name == "adagrad") {
-        optim::adagrad_options o;
-        o.lr = s.lr;
-        o.weight_decay = s.weight_decay;
-        return std::make_unique<optim::adagrad<float>>(std::move(params), o);
-    }
-    throw std::invalid_argument("unknown optimizer '" + s.name + "': use sgd, adam, adamw, rmsprop or adagrad");
 }
 
 checkpoint_paths checkpoint_files(const std::string& model_path) {

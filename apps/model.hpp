@@ -14,7 +14,7 @@
 
 #include "autograd/tensor.hpp"
 #include "nn/module.hpp"
-#include "optim/optimizer.hpp"
+#include "optim/factory.hpp"
 
 namespace tapegrad::app {
 
@@ -43,16 +43,14 @@ std::shared_ptr<nn::module<float>> make_classifier(const model_spec& spec, std::
 tensor<float> classification_loss(const std::string& loss, const tensor<float>& logits,
                                   const std::vector<std::size_t>& labels);
 
-/// Optimizer settings from the command line.
-struct optimizer_spec {
-    std::string name = "adam";  ///< sgd | adam | adamw | rmsprop | adagrad
-    double lr = 1e-3;           ///< initial learning rate
-    double momentum = 0.9;      ///< sgd
-    double weight_decay = 0;    ///< all (decoupled for adamw)
-};
+/// Optimizer settings from the command line (optim/factory.hpp).
+using optimizer_spec = optim::optimizer_spec;
 
-/// The optimizer of `spec` over `params` (PyTorch defaults for everything else).
-std::unique_ptr<optim::optimizer<float>> make_optimizer(const optimizer_spec& spec, std::vector<tensor<float>> params);
+/// The optimizer of `spec` over `params`: optim::make_optimizer for float.
+inline std::unique_ptr<optim::optimizer<float>> make_optimizer(const optimizer_spec& spec,
+                                                               std::vector<tensor<float>> params) {
+    return optim::make_optimizer<float>(spec, std::move(params));
+}
 
 /// Named float arrays: the trainer's own part of a checkpoint.
 using state_dict = std::map<std::string, xt::xarray<float>>;
@@ -68,7 +66,7 @@ struct checkpoint_paths {
 /// The three paths of the checkpoint whose model file is `model_path`.
 checkpoint_paths checkpoint_files(const std::string& model_path);
 
-/// Write named float arrays as an .npz (through nn/npz).
+/// Write named float arrays as an .npz (through io/npz).
 void save_arrays(const std::string& path, const state_dict& arrays);
 /// Read an .npz of float arrays; throws npz::npz_error naming the file.
 state_dict load_arrays(const std::string& path);

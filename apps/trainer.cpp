@@ -20,6 +20,7 @@
 #include "data/dataset.hpp"
 #include "nn/checkpoint.hpp"
 #include "optim/clip.hpp"
+#include "optim/lr_schedule.hpp"
 
 namespace fs = std::filesystem;
 
@@ -163,7 +164,7 @@ run_data load_run_data(const train_options& o, bool need_train) {
     const auto t0 = seconds_clock::now();
     data::dataset train_all;
     if (o.data == "digits") {
-        data::split s = data::split_train_validation(data::load_digits_csv(data::digits_path()), digits_test_fraction,
+        data::split s = data::split_train_validation(data::load_digits(), digits_test_fraction,
                                                      digits_test_seed);
         train_all = std::move(s.train);
         d.test = std::move(s.validation);
@@ -305,24 +306,24 @@ std::string default_name(const train_options& o) { return o.model + "-" + o.data
 
 // -------------------------------------------------------------- schedule
 
-// Learning rate of global step `step` (0-based) in epoch `epoch`: a closed form
-// of (step, epoch), so a resumed run continues the exact same curve.
+// Learning rate of global step `step` (0-based) in epoch `epoch`: closed forms
+// (optim/lr_schedule.hpp) of the batch count (warm-up, cosine) and the epoch
+// (step, exp), so a resumed run continues the exact same curve. The schedules
+// give factors (base 1) and the rate is lr times them, as it always was.
 double learning_rate(const train_options& o, std::size_t step, std::size_t epoch, std::size_t total_steps) {
-    double f = 1;
+    if (o.schedule == "cosine") {  // per batch, after the warm-up, to 0 at the end of the run
+        const std::size_t span = total_steps > o.warmup ? total_steps - o.warmup : 1;
+        return o.lr * optim::warmup(std::make_shared<optim::cosine_decay>(1.0, span), o.warmup).lr_at(step);
+    }
+    double f = 1;  // per epoch
     if (o.schedule == "step") {
-        f = std::pow(o.gamma, static_cast<double>(epoch / o.step_size));
+        f = optim::step_decay(1.0, o.gamma, o.step_size).lr_at(epoch);
     } else if (o.schedule == "exp") {
-        f = std::pow(o.gamma, static_cast<double>(epoch));
-    } else if (o.schedule == "cosine") {
-        // Cosine annealing to 0 over the whole run, per step (after warm-up).
-        const double t = static_cast<double>(step > o.warmup ? step - o.warmup : 0);
-        const double span = static_cast<double>(total_steps > o.warmup ? total_steps - o.warmup : 1);
-        f = 0.5 * (1 + std::cos(M_PI * std::min(1.0, t / span)));
+        f = optim::exponential_decay(1.0, o.gamma).lr_at(epoch);
     } else if (o.schedule != "none") {
         throw std::invalid_argument("unknown schedule '" + o.schedule + "': use none, step, cosine or exp");
     }
-    if (step < o.warmup) f *= static_cast<double>(step + 1) / static_cast<double>(o.warmup);
-    return o.lr * f;
+    return o.lr * (f * optim::linear_warmup_factor(step, o.warmup));
 }
 
 // ----------------------------------------------------------------- train

@@ -27,4 +27,20 @@ bool set_flush_denormals(bool on) {
     return previous;
 }
 
+unsigned fp_control_word() {
+#ifdef TAPEGRAD_HAVE_MXCSR
+    return _mm_getcsr();
+#else
+    return 0;
+#endif
+}
+
+void set_fp_control_word(unsigned word) {
+#ifdef TAPEGRAD_HAVE_MXCSR
+    _mm_setcsr(word);
+#else
+    (void)word;
+#endif
+}
+
 }  // namespace tapegrad

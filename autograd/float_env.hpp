@@ -11,6 +11,12 @@ bool set_flush_denormals(bool on);
 /// Whether FTZ and DAZ are on for the calling thread.
 bool flush_denormals();
 
+/// The calling thread's floating-point control word (x86 MXCSR: rounding, FTZ,
+/// DAZ; 0 on other CPUs), so another thread can run with the same settings.
+unsigned fp_control_word();
+/// Set the calling thread's control word to one read by fp_control_word().
+void set_fp_control_word(unsigned word);
+
 /// Scope that sets flush-to-zero and restores the previous mode on exit.
 class flush_denormals_scope {
   public:

@@ -15,30 +15,11 @@
 #include <thread>
 #include <vector>
 
-#if defined(__SSE__) || defined(__x86_64__)
-#include <xmmintrin.h>
-#define TAPEGRAD_HAVE_MXCSR 1
-#endif
+#include "autograd/float_env.hpp"  // fp_control_word: workers take the caller's FTZ
 
 namespace tapegrad {
 
 namespace {
-
-/// The calling thread's floating-point control word (SSE rounding, FTZ, DAZ).
-unsigned fp_control() {
-#ifdef TAPEGRAD_HAVE_MXCSR
-    return _mm_getcsr();
-#else
-    return 0;
-#endif
-}
-void set_fp_control(unsigned csr) {
-#ifdef TAPEGRAD_HAVE_MXCSR
-    _mm_setcsr(csr);
-#else
-    (void)csr;
-#endif
-}
 
 thread_local bool t_in_job = false;  // a job body that calls parallel_for runs it serially
 
@@ -70,7 +51,7 @@ class pool {
             job_ = f;
             n_ = n;
             chunk_ = chunk;
-            csr_ = fp_control();
+            csr_ = fp_control_word();
             error_ = nullptr;
             pending_ = threads_.size();
             ++generation_;
@@ -105,8 +86,8 @@ class pool {
             lock.unlock();
             std::exception_ptr failed;
             if (begin < end) {
-                const unsigned own = fp_control();
-                set_fp_control(csr);
+                const unsigned own = fp_control_word();
+                set_fp_control_word(csr);
                 t_in_job = true;
                 try {
                     f(begin, end);
@@ -114,7 +95,7 @@ class pool {
                     failed = std::current_exception();
                 }
                 t_in_job = false;
-                set_fp_control(own);
+                set_fp_control_word(own);
             }
             lock.lock();
             if (failed && !error_) error_ = failed;

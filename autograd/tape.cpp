@@ -261,7 +261,12 @@ void tape<T>::run(node<T>* root, const tensor<T>* seed_graph, const array_type* 
     } else if (seed) {
         root_ctx.add_to(root, *seed);
     } else {
-        root_ctx.add_to(root, xt::ones<T>(root->value.shape()));
+        // d root / d root = 1, written in place: a lazily broadcast xt::ones made g++
+        // warn (-Wnonnull) on its rank-0 shape compare.
+        bool had = false;
+        T* g = root_ctx.grad_data(root, had);
+        for (std::size_t k = 0, n = root->value.size(); k < n; ++k) g[k] = had ? g[k] + T(1) : T(1);
+        root_ctx.mark(root);
     }
     if (!root->on_tape) return;
 

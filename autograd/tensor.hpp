@@ -21,6 +21,7 @@
 
 #include <stdexcept>
 
+#include "autograd/config.hpp"  // first: checks the build flags before xtensor is read
 #include <xtensor/xarray.hpp>
 #include <xtensor/xnoalias.hpp>
 

@@ -79,8 +79,9 @@ dataset load_fashion_mnist(const std::string& dir, bool train) {
                          train ? "fashion-mnist/train" : "fashion-mnist/test");
 }
 
-dataset load_digits_csv(const std::string& path) {
-    const std::vector<unsigned char> bytes = read_gz_file(path);
+dataset load_digits_csv(const std::string& path) { return parse_digits_csv(read_gz_file(path), path); }
+
+dataset parse_digits_csv(const std::vector<unsigned char>& bytes, const std::string& path) {
     dataset d;
     d.name = "digits";
     d.features = 64;

@@ -2,7 +2,7 @@
 // Labelled classification data sets, their train/validation split, normalisation
 // and a seeded mini-batch loader.
 //
-//     auto all = data::load_digits_csv(data::digits_path());
+//     auto all = data::load_digits();               // embedded; or load_digits_csv(path)
 //     auto [train, val] = data::split_train_validation(all, 0.2, seed);
 //     data::normalizer norm(data::normalization::per_feature);
 //     norm.fit(train); norm.apply(train); norm.apply(val);
@@ -58,9 +58,14 @@ std::string default_fashion_dir();
 /// The UCI digits CSV (64 values 0..16 then the label, one row per image),
 /// gzip or plain. Throws data_error naming the file and line on a bad row.
 dataset load_digits_csv(const std::string& path);
+/// The same rows from CSV text already in memory; `path` names it in errors.
+dataset parse_digits_csv(const std::vector<unsigned char>& bytes, const std::string& path);
 /// Path of the copy shipped in the source tree (data/digits.csv.gz); throws if
 /// it is not there.
 std::string digits_path();
+/// The digits data set compiled into the library (data/digits.csv.gz, embedded
+/// by the build): needs no file, so an installed or moved program still has it.
+dataset load_digits();
 
 /// Two disjoint parts of one data set.
 struct split {

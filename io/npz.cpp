@@ -3,7 +3,7 @@
 // Only what numpy.savez/savez_compressed produce needs to be read; the byte
 // layouts below are noted field by field because a wrong offset is silent.
 
-#include "nn/npz.hpp"
+#include "io/npz.hpp"
 
 #include <cerrno>
 #include <cstdint>

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "nn/module.hpp"
-#include "nn/npz.hpp"
+#include "io/npz.hpp"
 
 namespace tapegrad::nn {
 

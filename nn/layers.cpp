@@ -3,6 +3,8 @@
 
 #include "nn/layers.hpp"
 
+#include "autograd/format.hpp"
+
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
@@ -11,13 +13,9 @@
 
 namespace tapegrad::nn {
 
-namespace {
+using detail::num;
 
-template <class V> std::string num(V v) {
-    std::ostringstream os;
-    os << v;
-    return os.str();
-}
+namespace {
 
 const std::vector<std::pair<const char*, init>> init_names = {
     {"pytorch_default", init::pytorch_default}, {"xavier_uniform", init::xavier_uniform},

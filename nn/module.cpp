@@ -51,31 +51,31 @@ template <class T> tensor<T>& module<T>::register_buffer(std::string name, tenso
     return buffers_.back().second;
 }
 
-template <class T> std::vector<std::pair<std::string, tensor<T>>> module<T>::named_parameters() const {
+namespace {
+/// Every entry of member(module) (params_ or buffers_) of `root` and its descendants,
+/// named by dotted path, in registration order. Iterative over an explicit
+/// stack of (module, prefix) keeps deep models safe.
+template <class T, class Get>
+std::vector<std::pair<std::string, tensor<T>>> collect_named(const module<T>* root, Get member) {
     std::vector<std::pair<std::string, tensor<T>>> out;
-    // Iterative over an explicit stack of (module, prefix) keeps deep models safe.
-    std::vector<std::pair<const module<T>*, std::string>> todo{{this, ""}};
+    std::vector<std::pair<const module<T>*, std::string>> todo{{root, ""}};
     while (!todo.empty()) {
         auto [m, prefix] = todo.back();
         todo.pop_back();
-        for (const auto& [name, t] : m->params_) out.emplace_back(prefix + name, t);
-        for (auto it = m->children_.rbegin(); it != m->children_.rend(); ++it)
-            todo.emplace_back(it->second.get(), prefix + it->first + ".");
+        for (const auto& [name, t] : member(*m)) out.emplace_back(prefix + name, t);
+        const auto& kids = m->children();
+        for (auto it = kids.rbegin(); it != kids.rend(); ++it) todo.emplace_back(it->second.get(), prefix + it->first + ".");
     }
     return out;
 }
+}  // namespace
+
+template <class T> std::vector<std::pair<std::string, tensor<T>>> module<T>::named_parameters() const {
+    return collect_named<T>(this, [](const module<T>& m) -> const auto& { return m.params_; });
+}
 
 template <class T> std::vector<std::pair<std::string, tensor<T>>> module<T>::named_buffers() const {
-    std::vector<std::pair<std::string, tensor<T>>> out;
-    std::vector<std::pair<const module<T>*, std::string>> todo{{this, ""}};
-    while (!todo.empty()) {
-        auto [m, prefix] = todo.back();
-        todo.pop_back();
-        for (const auto& [name, t] : m->buffers_) out.emplace_back(prefix + name, t);
-        for (auto it = m->children_.rbegin(); it != m->children_.rend(); ++it)
-            todo.emplace_back(it->second.get(), prefix + it->first + ".");
-    }
-    return out;
+    return collect_named<T>(this, [](const module<T>& m) -> const auto& { return m.buffers_; });
 }
 
 template <class T> tensor<T>& module<T>::parameter(const std::string& dotted_name) {

@@ -9,18 +9,13 @@
 #include <stdexcept>
 
 
-#include "nn/npz.hpp"
+#include "io/npz.hpp"
+#include "autograd/format.hpp"
 #include "autograd/simd.hpp"
 
 namespace tapegrad::optim {
 
-namespace {
-std::string num(double v) {
-    std::ostringstream os;
-    os << v;
-    return os.str();
-}
-}  // namespace
+using detail::num;
 
 template <class T>
 optimizer<T>::optimizer(std::vector<tensor<T>> params, double lr, std::string name)

@@ -4,18 +4,17 @@
 
 #include "optim/schedulers.hpp"
 
+#include "autograd/format.hpp"
+
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
 
 namespace tapegrad::optim {
 
+using detail::num;
+
 namespace {
-std::string num(double v) {
-    std::ostringstream os;
-    os << v;
-    return os.str();
-}
 constexpr double pi = 3.14159265358979323846;
 }  // namespace
 
