@@ -36,7 +36,7 @@ double since(seconds_clock::time_point t0) {
 
 // -------------------------------------------------------------- config text
 // The checkpoint carries the run's settings as "key=value" lines (stored as a
-// uint8 array), so eval and resume rebuild exactly the same model and data.
+// float32 array of the text's bytes), so eval and resume rebuild exactly the same model and data.
 
 using config_map = std::map<std::string, std::string>;
 

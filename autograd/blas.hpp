@@ -1,5 +1,5 @@
 #pragma once
-// Thin, shape-checked wrapper over CBLAS gemm. OpenBLAS's <cblas.h> cannot share a
+// Thin wrapper over CBLAS gemm (it checks no shapes: callers do). OpenBLAS's <cblas.h> cannot share a
 // translation unit with xtensor-blas, so only blas.cpp includes it.
 
 #include <cstddef>

@@ -51,8 +51,9 @@ template <class S> std::string shape_str(const S& shape) {
     return shape_str(shape_t(shape.begin(), shape.end()));
 }
 
-/// Handle to a value in the graph: a node pointer, cheap to copy (16 bytes plus
-/// a shared count for leaves). A default-constructed tensor is undefined.
+/// Handle to a value in the graph, cheap to copy: 32 bytes (the node pointer, its
+/// serial number, and a shared_ptr set only for leaves). A default-constructed
+/// tensor is undefined.
 template <class T> class tensor {
   public:
     using value_type = T;

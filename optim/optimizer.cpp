@@ -1,5 +1,5 @@
 // The optimizer base (parameter checks, lr, zero_grad, state save/load) and SGD
-// (one fused in-place pass per parameter, optim/simd.hpp).
+// (one fused in-place pass per parameter, autograd/simd.hpp).
 
 #include "optim/optimizer.hpp"
 

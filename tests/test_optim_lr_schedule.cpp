@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include "autograd/ops.hpp"
 #include "optim/factory.hpp"
 #include "optim/lr_schedule.hpp"
 
@@ -63,7 +64,7 @@ TEST_CASE("make_optimizer builds each optimizer by name and rejects unknown ones
         CHECK(opt->lr() == 0.5);
     }
     optimizer_spec plain{"sgd", 0.5, 0.0, 0.0};
-    w.mutable_grad() = xt::xarray<double>{2.0, 4.0};
+    sum(w * tensor<double>(xt::xarray<double>{2.0, 4.0})).backward();  // grad {2, 4}
     make_optimizer<double>(plain, {w})->step();  // w -= lr * g
     CHECK(w.value()(0) == 0.0);
     CHECK(w.value()(1) == -4.0);
