@@ -24,13 +24,7 @@ using arrays = std::vector<xt::xarray<double>>;
 /// Values uniform in [lo, hi), kept `gap` away from `avoid` (kinks of relu, abs, clamp).
 xt::xarray<double> rand(const shape_t& shape, std::mt19937_64& rng, double lo = -1, double hi = 1,
                         double avoid = NAN, double gap = 0.05) {
-    std::uniform_real_distribution<double> u(lo, hi);
-    xt::xarray<double> a = xt::xarray<double>::from_shape(shape);
-    for (auto& v : a) {
-        do v = u(rng);
-        while (!std::isnan(avoid) && std::abs(v - avoid) < gap);
-    }
-    return a;
+    return random_input(shape, rng, lo, hi, avoid, gap);
 }
 
 }  // namespace

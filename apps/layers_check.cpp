@@ -17,10 +17,7 @@ namespace {
 using T = tensor<double>;
 
 xt::xarray<double> rnd(const shape_t& shape, std::mt19937_64& rng, double lo = -1, double hi = 1) {
-    std::uniform_real_distribution<double> u(lo, hi);
-    xt::xarray<double> a = xt::xarray<double>::from_shape(shape);
-    for (auto& v : a) v = u(rng);
-    return a;
+    return random_input(shape, rng, lo, hi);
 }
 
 /// Values in [lo, hi] at least 0.05 away from 0 (the kink of relu-like activations).

@@ -2,9 +2,11 @@
 // gradcheck: compare the tape's gradients with float64 central differences, as
 // torch.autograd.gradcheck does, and say which input and element disagree.
 
+#include <cmath>
 #include <cstddef>
 #include <functional>
 #include <iosfwd>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -73,5 +75,20 @@ gradcheck_report gradcheck(const gradcheck_fn& f, const std::vector<xt::xarray<d
 /// the recorded reverse pass, for a random cotangent v (which is checked too).
 gradcheck_report gradgradcheck(const gradcheck_fn& f, const std::vector<xt::xarray<double>>& inputs,
                                const gradcheck_options& options = {}, const std::string& name = "");
+
+/// Inputs for a gradient check: values uniform in [lo, hi) drawn from `rng`,
+/// kept at least `gap` away from `avoid` (a kink of relu, abs, clamp) so central
+/// differences are valid there. NaN `avoid` keeps every draw.
+template <class Rng>
+xt::xarray<double> random_input(const shape_t& shape, Rng& rng, double lo = -1, double hi = 1, double avoid = NAN,
+                                double gap = 0.05) {
+    std::uniform_real_distribution<double> u(lo, hi);
+    xt::xarray<double> a = xt::xarray<double>::from_shape(shape);
+    for (auto& v : a) {
+        do v = u(rng);
+        while (!std::isnan(avoid) && std::abs(v - avoid) < gap);
+    }
+    return a;
+}
 
 }  // namespace tapegrad

@@ -19,13 +19,7 @@ namespace tapegrad::testing {
 inline xt::xarray<double> uniform(const shape_t& shape, double lo = -1, double hi = 1, unsigned seed = 1,
                                   double avoid = NAN, double gap = 0.05) {
     std::mt19937 rng(seed);
-    std::uniform_real_distribution<double> dist(lo, hi);
-    xt::xarray<double> a(shape);
-    for (auto& v : a) {
-        do v = dist(rng);
-        while (!std::isnan(avoid) && std::abs(v - avoid) < gap);
-    }
-    return a;
+    return random_input(shape, rng, lo, hi, avoid, gap);
 }
 
 /// Run gradcheck (and gradgradcheck when `second` is set) and assert it passes.
