@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The API reference from the `///` comments, with Debian's doxygen: one page per
 # layer (docs/api/*.md) linking its headers, and docs/index.md as the main page.
-#   bash scripts/docs.sh            -> build/docs/html/index.html
+#   bash scripts/docs.sh            -> build/docs/html/index.html ($TAPEGRAD_DOCS_OUT/html if set)
 # Doxygen's warnings go to build/docs/warnings.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v doxygen >/dev/null || { echo "docs.sh: doxygen is missing: apt-get install doxygen" >&2; exit 1; }
-out=build/docs
+out="${TAPEGRAD_DOCS_OUT:-build/docs}"
 mkdir -p "$out"
 version=$(sed -n 's/^project(tapegrad VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
 doxygen - > "$out/doxygen.log" <<DOXYFILE

@@ -9,6 +9,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config ca-certificates
           libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev
           doctest-dev zlib1g-dev libcli11-dev gnuplot-nox)
+packages+=(doxygen)  # scripts/docs.sh, the API reference (test api_docs)
 for arg in "$@"; do
   case "$arg" in
     --data)  packages+=(dataset-fashion-mnist) ;;
