@@ -6,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "autograd/one_hot.hpp"
 #include "autograd/ops.hpp"
 #include "nn/layers.hpp"
 #include "io/npz.hpp"
@@ -47,9 +48,7 @@ tensor<float> classification_loss(const std::string& loss, const tensor<float>& 
     if (loss == "ce") return cross_entropy(logits, labels);
     if (loss == "mse") {
         const std::size_t n = labels.size(), c = logits.shape()[1];
-        xt::xarray<float> onehot = xt::zeros<float>({n, c});
-        for (std::size_t i = 0; i < n; ++i) onehot(i, labels[i]) = 1.0f;
-        return mse(softmax(logits, 1), tensor<float>(std::move(onehot)));
+        return mse(softmax(logits, 1), tensor<float>(one_hot<float>(labels, n, c)));
     }
     throw std::invalid_argument("unknown loss '" + loss + "': use ce or mse");
 }

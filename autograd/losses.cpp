@@ -10,6 +10,7 @@
 
 #include "autograd/detail/lines.hpp"
 #include "autograd/detail/rules.hpp"
+#include "autograd/one_hot.hpp"
 
 namespace tapegrad {
 
@@ -51,9 +52,7 @@ template <class T> void pick_backward(backward_ctx<T>& c) {
     const auto& xv = c.x(0);
     const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
     if (c.create_graph) {
-        xt::xarray<T> onehot = xt::zeros<T>({rows, cols});
-        for (std::size_t i = 0; i < rows; ++i) onehot(i, c.self.aux[i]) = T(1);
-        c.add_graph(0, reshape(c.tgy(), {rows, 1}) * tensor<T>(std::move(onehot)));
+        c.add_graph(0, reshape(c.tgy(), {rows, 1}) * tensor<T>(one_hot<T>(c.self.aux, rows, cols)));
         return;
     }
     node<T>* in = c.input(0);
@@ -133,9 +132,7 @@ template <class T> void cross_entropy_backward(backward_ctx<T>& c) {
     const auto& xv = c.x(0);
     const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
     if (c.create_graph) {
-        xt::xarray<T> onehot = xt::zeros<T>({rows, cols});
-        for (std::size_t i = 0; i < rows; ++i) onehot(i, c.self.aux[i]) = T(1);
-        c.add_graph(0, mul_scalar(softmax(c.tx(0), 1) - tensor<T>(std::move(onehot)), scale) * c.tgy());
+        c.add_graph(0, mul_scalar(softmax(c.tx(0), 1) - tensor<T>(one_hot<T>(c.self.aux, rows, cols)), scale) * c.tgy());
         return;
     }
     const T k = scale * c.gy().data()[0];

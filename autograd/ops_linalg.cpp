@@ -11,6 +11,7 @@
 
 #include "autograd/blas.hpp"
 #include "autograd/detail/rules.hpp"
+#include "autograd/one_hot.hpp"
 
 namespace tapegrad {
 
@@ -288,10 +289,9 @@ template <class T> void index_select_backward(backward_ctx<T>& c) {
     const std::size_t rows = xv.shape()[0], row = rows ? xv.size() / rows : 0, count = c.self.n_aux;
     if (c.create_graph) {
         // scatter-add as a product with a constant one-hot matrix H[k, idx[k]] = 1: dx = H^T gy
-        xt::xarray<T> onehot = xt::zeros<T>({count, rows});
-        for (std::size_t k = 0; k < count; ++k) onehot(k, c.self.aux[k]) = T(1);
         tensor<T> g2 = reshape(c.tgy(), {count, row});
-        c.add_graph(0, reshape(matmul(tensor<T>(std::move(onehot)), g2, true, false), to_shape(xv.shape())));
+        c.add_graph(0, reshape(matmul(tensor<T>(one_hot<T>(c.self.aux, count, rows)), g2, true, false),
+                               to_shape(xv.shape())));
         return;
     }
     node<T>* in = c.input(0);
