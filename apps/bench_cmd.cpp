@@ -12,6 +12,7 @@
 #include <iostream>
 #include <memory>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "autograd/blas.hpp"
@@ -48,15 +49,20 @@ int run_bench(const bench_options& o) {
     const bench::mlp_problem p = bench::make_problem(c);
 
     struct engine {
-        const char* name;
+        const char* name = "";
         std::unique_ptr<bench::runner> run;
         float first_loss = 0;
         std::vector<double> us;
     };
     std::vector<engine> engines;
-    engines.push_back({"hand-written xtensor+BLAS", bench::make_handwritten(p)});
-    engines.push_back({"tapegrad ops + manual SGD", bench::make_tapegrad(p)});
-    engines.push_back({"tapegrad nn::mlp + optim::sgd", bench::make_tapegrad_nn(p)});
+    auto add = [&](const char* name, std::unique_ptr<bench::runner> r) {
+        engines.emplace_back();
+        engines.back().name = name;
+        engines.back().run = std::move(r);
+    };
+    add("hand-written xtensor+BLAS", bench::make_handwritten(p));
+    add("tapegrad ops + manual SGD", bench::make_tapegrad(p));
+    add("tapegrad nn::mlp + optim::sgd", bench::make_tapegrad_nn(p));
     // Same start, same data: the first losses must agree, or the comparison is meaningless.
     for (auto& e : engines) e.first_loss = e.run->step();
     for (std::size_t i = 0; i < o.warmup; ++i)
