@@ -6,24 +6,14 @@
 #include <random>
 #include <sstream>
 
+#include "autograd/format.hpp"
 #include "autograd/ops.hpp"
 
 namespace tapegrad {
 
 namespace {
 
-std::string multi_index(const shape_t& shape, std::size_t flat) {
-    std::vector<std::size_t> idx(shape.size());
-    for (std::size_t a = shape.size(); a-- > 0;) {
-        idx[a] = shape[a] ? flat % shape[a] : 0;
-        flat = shape[a] ? flat / shape[a] : 0;
-    }
-    std::ostringstream os;
-    os << '(';
-    for (std::size_t i = 0; i < idx.size(); ++i) os << (i ? ", " : "") << idx[i];
-    os << ')';
-    return os.str();
-}
+using detail::multi_index;
 
 /// Directions the output is seen along: one-hot rows, or random projections.
 std::vector<xt::xarray<double>> directions(const xt::xarray<double>& y, const gradcheck_options& o, bool& projected) {
