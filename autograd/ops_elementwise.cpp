@@ -148,9 +148,9 @@ struct pow_r { static constexpr const char* name = "pow";
   // d a^b = (b a^(b-1), a^b log a), with PyTorch's zeros where b = 0 (0 * 0^-1) and where a = 0, b >= 0
   // (0 * log 0); the masked base is replaced by 1 so no inf enters the recorded (second-order) graph either
   template <class A, class B, class Y, class G> static auto grad_a(const A& a, const B& b, const Y&, const G& gy) {
-    const auto m = exponent_is_zero(b); return where(m, 0, gy * b * pow(where(m, 1, a), b - 1)); }
+    return where(exponent_is_zero(b), 0, gy * b * pow(where(exponent_is_zero(b), 1, a), b - 1)); }
   template <class A, class B, class Y, class G> static auto grad_b(const A& a, const B& b, const Y& y, const G& gy) {
-    const auto m = base_is_zero(a, b); return where(m, 0, gy * y * log(where(m, 1, a))); } };
+    return where(base_is_zero(a, b), 0, gy * y * log(where(base_is_zero(a, b), 1, a))); } };  // no stored lazy mask: it would dangle
 struct maximum_r { static constexpr const char* name = "maximum";
   template <class A, class B> static auto forward(const A& a, const B& b) { return xt::maximum(a, b); }
   // d max(a, b) = (1, 0) where a > b, (0, 1) where a < b, (1/2, 1/2) on ties
