@@ -184,9 +184,13 @@ template <class T> tensor<T> permute(const tensor<T>& x, const axes_t& axes) {
     std::vector<bool> seen(r, false);
     for (std::size_t i = 0; i < r; ++i) {
         order[i] = detail::norm_axis("permute", axes[i], r);
-        if (seen[order[i]])
-            throw shape_error("permute: axis " + std::to_string(axes[i]) + " appears twice; axes must be a permutation of 0.." +
-                              std::to_string(r - 1) + " for shape " + shape_str(xv.shape()));
+        if (seen[order[i]]) {
+            std::string list;
+            for (axis_t a : axes) list += (list.empty() ? "" : ", ") + std::to_string(a);
+            throw shape_error("permute: axes [" + list + "] are not a permutation of 0.." + std::to_string(r - 1) +
+                              " for shape " + shape_str(xv.shape()) + " (axis " + std::to_string(axes[i]) +
+                              " appears twice)");
+        }
         seen[order[i]] = true;
     }
     tensor<T> out = make_result<T>("permute", &permute_backward<T>, {&x}, r);

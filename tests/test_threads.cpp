@@ -4,6 +4,7 @@
 // several threads at once, and each thread trains on its own tape. Built and run under
 // ThreadSanitizer by scripts/test.sh (TAPEGRAD_TSAN).
 
+#include <cmath>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -56,7 +57,10 @@ xarray<double> train(unsigned seed) {
         b.mutable_value() -= 0.1 * b.grad();
         reset_tape<double>();
     }
-    return xt::concatenate(xt::xtuple(xt::flatten(w.value()), b.value()));
+    xarray<double> params = xt::zeros<double>({4});
+    for (std::size_t j = 0; j < 3; ++j) params(j) = w.value()(j, 0);
+    params(3) = b.value()(0);
+    return params;
 }
 }  // namespace
 

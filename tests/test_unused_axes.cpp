@@ -88,7 +88,7 @@ TEST_CASE("an out-of-range axis names the op, the axis and the rank") {
     CHECK_THROWS_WITH_AS(permute(x, {0, 2}), doctest::Contains("permute: axis 2 is out of range for a tensor of rank 2"),
                          shape_error);
     CHECK_THROWS_WITH_AS(permute(x, {-3, 0}), doctest::Contains("permute: axis -3 is out of range"), shape_error);
-    CHECK_THROWS_WITH_AS(permute(x, {1, -1}), doctest::Contains("permute: axis -1 appears twice"), shape_error);
+    CHECK_THROWS_WITH_AS(permute(x, {1, -1}), doctest::Contains("permute: axes [1, -1] are not a permutation of 0..1 for shape [2, 3] (axis -1 appears twice)"), shape_error);
     CHECK_THROWS_WITH_AS(permute(x, {0}), doctest::Contains("permute: 1 axes given for a tensor of rank 2"),
                          shape_error);
     CHECK_THROWS_WITH_AS(sum(x, {-3}), doctest::Contains("sum: axis -3 is out of range for a tensor of rank 2"),
