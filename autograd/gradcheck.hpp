@@ -1,6 +1,8 @@
 #pragma once
 // gradcheck: compare the tape's gradients with float64 central differences, as
 // torch.autograd.gradcheck does, and say which input and element disagree.
+// The element names, tape guard and central differences are autograd/check_core.hpp,
+// shared with formulas/hand_check.
 
 #include <cstddef>
 #include <functional>

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include "autograd/check_core.hpp"
 #include "autograd/ops.hpp"
 #include "tests/check.hpp"
 
@@ -106,4 +107,19 @@ TEST_CASE("gradcheck rewinds the tape when the checked function throws") {
     calls = 0;
     CHECK_THROWS_AS(gradgradcheck(throws_late, {xarray<double>{0.1, 0.2}}), std::runtime_error);
     CHECK(tape<double>::current().size() == size);
+}
+
+TEST_CASE("the shared checking core: multi_index, and plus_minus restores the element even when f throws") {
+    CHECK(check::multi_index({2, 3, 4}, 0) == "(0, 0, 0)");
+    CHECK(check::multi_index({2, 3, 4}, 23) == "(1, 2, 3)");
+    CHECK(check::multi_index({}, 0) == "()");
+    xarray<double> x{1.0, 2.0, 3.0};
+    auto [p, m] = check::plus_minus(x, 1, 0.5, [&] { return x(1); });
+    CHECK(p == 2.5);
+    CHECK(m == 1.5);
+    CHECK(x(1) == 2.0);
+    CHECK_THROWS_AS(check::plus_minus(x, 2, 0.5, [&]() -> double { throw std::runtime_error("f failed"); }),
+                    std::runtime_error);
+    CHECK(x(2) == 3.0);  // restored
+    CHECK(grad_enabled());  // the no_grad scope closed again
 }
