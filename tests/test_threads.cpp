@@ -5,6 +5,7 @@
 // ThreadSanitizer by scripts/test.sh (TAPEGRAD_TSAN).
 
 #include <cmath>
+#include <future>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -169,4 +170,32 @@ TEST_CASE("threads: one model's parameters read by two threads at once") {
     CHECK(rb == yb);
     CHECK(hb == gb);
     CHECK_FALSE(w.has_grad());  // tape.gradient() never touches .grad()
+}
+
+TEST_CASE("threads: a reverse pass into a leaf another thread's pass holds is a clear error") {
+    tensor<double> w(xarray<double>{1.0, 2.0}, true);
+    std::promise<void> claimed, go_on;
+    std::future<void> go = go_on.get_future();
+    // Thread A holds w's gradient buffers as its reverse pass would, through the internal
+    // claim (a real pass holds it only while it runs, too briefly to hit on purpose).
+    std::thread a([&] {
+        auto& tp = tape<double>::current();
+        tp.claim(w.node_ptr());
+        claimed.set_value();
+        go.wait();
+        tensor<double> u(xarray<double>{1.0}, true);
+        (void)tp.gradient(sum(u * u), {u});  // the pass ends: everything A claimed is released
+    });
+    claimed.get_future().wait();
+    reset_tape<double>();
+    CHECK_THROWS_WITH_AS(tape<double>::current().gradient(sum(w * w), {w}),
+                         doctest::Contains("two threads ran reverse passes into the same leaf (shape [2])"),
+                         std::logic_error);
+    CHECK_THROWS_WITH_AS(sum(w * w).backward(), doctest::Contains("serialise backward()/gradient() with a mutex"),
+                         std::logic_error);
+    go_on.set_value();
+    a.join();
+    // Released: this thread's passes reach w again, and our own failed passes released nothing of A's.
+    CHECK(tape<double>::current().gradient(sum(w * w), {w})[0].value() == xarray<double>{2.0, 4.0});
+    reset_tape<double>();
 }
