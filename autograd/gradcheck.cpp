@@ -6,14 +6,12 @@
 #include <random>
 #include <sstream>
 
-#include "autograd/format.hpp"
+#include "autograd/check_core.hpp"
 #include "autograd/ops.hpp"
 
 namespace tapegrad {
 
 namespace {
-
-using detail::multi_index;
 
 /// Directions the output is seen along: one-hot rows, or random projections.
 std::vector<xt::xarray<double>> directions(const xt::xarray<double>& y, const gradcheck_options& o, bool& projected) {
@@ -41,6 +39,14 @@ double project(const xt::xarray<double>& y, const xt::xarray<double>& dir) {
 
 }  // namespace
 
+namespace {
+std::string fmt(double v) {
+    std::ostringstream os;
+    os << std::setprecision(2) << v;
+    return os.str();
+}
+}  // namespace
+
 bool gradcheck_report::passed() const {
     if (!reentrant) return false;
     for (const auto& r : inputs)
@@ -60,7 +66,7 @@ std::string gradcheck_report::table() const {
         os << std::left << std::setw(6) << r.input << std::setw(14) << shape_str(r.shape) << std::setw(14)
            << r.worst_index << std::setw(8) << r.worst_output << std::setw(15) << std::setprecision(8) << r.numeric
            << std::setw(15) << r.analytic << std::setw(11) << std::setprecision(2) << r.abs_error << std::setw(11)
-           << r.rel_error << (!r.shape_ok ? "WRONG SHAPE" : r.passed ? "ok" : "FAIL") << '\n';
+           << (std::isnan(r.rel_error) && !std::isnan(r.abs_error) ? std::string("-") : fmt(r.rel_error)) << (!r.shape_ok ? "WRONG SHAPE" : r.passed ? "ok" : "FAIL") << '\n';
     }
     os << "reentrant backward: " << (reentrant ? "ok" : "FAIL") << " (max difference " << reentrant_max_diff
        << ")\n";
@@ -72,7 +78,7 @@ std::ostream& operator<<(std::ostream& os, const gradcheck_report& r) { return o
 gradcheck_report gradcheck(const gradcheck_fn& f, const std::vector<xt::xarray<double>>& inputs,
                            const gradcheck_options& o, const std::string& name) {
     tape<double>& tp = tape<double>::current();
-    const auto start = tp.mark();
+    check::rewind_guard guard;  // the tape is left where it was, also when f throws
     gradcheck_report report;
     report.name = name;
     report.options = o;
@@ -122,16 +128,7 @@ gradcheck_report gradcheck(const gradcheck_fn& f, const std::vector<xt::xarray<d
         double worst_margin = -INFINITY;
         auto& xv = leaves[i].mutable_value();
         for (std::size_t e = 0; e < xv.size(); ++e) {
-            const double saved = xv.data()[e];
-            xt::xarray<double> yp, ym;
-            {
-                no_grad quiet;
-                xv.data()[e] = saved + o.eps;
-                yp = f(leaves).value();
-                xv.data()[e] = saved - o.eps;
-                ym = f(leaves).value();
-                xv.data()[e] = saved;
-            }
+            const auto [yp, ym] = check::plus_minus(xv, e, o.eps, [&] { return f(leaves).value(); });
             for (std::size_t k = 0; k < dirs.size(); ++k) {
                 const double numeric = (project(yp, dirs[k]) - project(ym, dirs[k])) / (2 * o.eps);
                 const double an = r.shape_ok ? analytic[k][i].data()[e] : NAN;
@@ -147,14 +144,14 @@ gradcheck_report gradcheck(const gradcheck_fn& f, const std::vector<xt::xarray<d
                     r.numeric = numeric;
                     r.analytic = an;
                     r.abs_error = err;
-                    r.rel_error = numeric == 0 && an == 0 ? 0 : err / std::max(std::abs(numeric), 1e-300);
+                    // relative to an exact 0 is undefined: NaN, printed "-" (the check then rests on atol)
+                    r.rel_error = err == 0 ? 0 : numeric == 0 ? NAN : err / std::abs(numeric);
                 }
             }
         }
-        r.worst_index = multi_index(r.shape, r.worst_element);
+        r.worst_index = check::multi_index(r.shape, r.worst_element);
         report.inputs.push_back(std::move(r));
     }
-    tp.rewind(start);
     return report;
 }
 

@@ -1,6 +1,8 @@
 #pragma once
 // gradcheck: compare the tape's gradients with float64 central differences, as
 // torch.autograd.gradcheck does, and say which input and element disagree.
+// The element names, tape guard and central differences are autograd/check_core.hpp,
+// shared with formulas/hand_check.
 
 #include <cmath>
 #include <cstddef>
@@ -39,7 +41,9 @@ struct gradcheck_input_report {
     double numeric = 0;              ///< central difference there
     double analytic = 0;             ///< tape gradient there
     double abs_error = 0;            ///< |analytic - numeric|
-    double rel_error = 0;            ///< abs_error / |numeric| (0 when both are 0)
+    /// abs_error / |numeric|: 0 when abs_error is 0, NaN (printed "-") when only the
+    /// numeric value is exactly 0, where a relative error means nothing and atol decides.
+    double rel_error = 0;
     bool passed = true;              ///< every element within tolerance
 };
 

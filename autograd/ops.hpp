@@ -16,6 +16,12 @@
 
 namespace tapegrad {
 
+/// An axis of a tensor: 0 is the outermost; negative counts from the end (-1 is
+/// the last). Out of range is a shape_error naming the op, the axis and the rank.
+using axis_t = int;
+/// Several axes (for reductions, permute).
+using axes_t = std::vector<axis_t>;
+
 /// How a loss reduces its per-element values.
 enum class reduction { mean, sum, none };
 
@@ -61,11 +67,11 @@ template <class T> tensor<T> minimum(const tensor<T>& a, const tensor<T>& b);
 /// cond != 0 ? a : b, broadcasting all three; cond gets no gradient.
 template <class T> tensor<T> where(const tensor<T>& cond, const tensor<T>& a, const tensor<T>& b);
 
-/// 1 where x > 0 else 0 (a constant mask, no gradient).
+/// 1 where x > s else 0; differentiable with a zero gradient (as PyTorch).
 template <class T> tensor<T> greater(const tensor<T>& x, T s);
-/// 1 where x < 0 else 0 (a constant mask).
+/// 1 where x < s else 0; differentiable with a zero gradient.
 template <class T> tensor<T> less(const tensor<T>& x, T s);
-/// sign(x) as a constant (no gradient).
+/// sign(x) (-1, 0 or 1); differentiable with a zero gradient.
 template <class T> tensor<T> sign(const tensor<T>& x);
 
 // ---------------------------------------------------------- linear algebra
@@ -78,18 +84,18 @@ tensor<T> matmul(const tensor<T>& a, const tensor<T>& b, bool transpose_a = fals
 // ------------------------------------------------------------------ shapes
 /// Swap the last two axes (a copy).
 template <class T> tensor<T> transpose(const tensor<T>& x);
-/// Reorder axes: result axis i is x's axis `axes[i]`.
-template <class T> tensor<T> permute(const tensor<T>& x, const std::vector<std::size_t>& axes);
+/// Reorder axes: result axis i is x's axis `axes[i]` (negative axes count from the end).
+template <class T> tensor<T> permute(const tensor<T>& x, const axes_t& axes);
 /// Same elements, new shape (row-major); sizes must agree.
 template <class T> tensor<T> reshape(const tensor<T>& x, const shape_t& shape);
 /// Elements [begin, end) along `axis`.
-template <class T> tensor<T> slice(const tensor<T>& x, int axis, std::size_t begin, std::size_t end);
+template <class T> tensor<T> slice(const tensor<T>& x, axis_t axis, std::size_t begin, std::size_t end);
 /// Rows x[indices[k]] along axis 0 (a gather); the gradient scatter-adds.
 template <class T> tensor<T> index_select(const tensor<T>& x, const std::vector<std::size_t>& indices);
 /// Join along an existing axis.
-template <class T> tensor<T> concat(const std::vector<tensor<T>>& xs, int axis);
+template <class T> tensor<T> concat(const std::vector<tensor<T>>& xs, axis_t axis);
 /// Join along a new axis.
-template <class T> tensor<T> stack(const std::vector<tensor<T>>& xs, int axis);
+template <class T> tensor<T> stack(const std::vector<tensor<T>>& xs, axis_t axis);
 /// Broadcast to `shape` (the gradient is sum_to).
 template <class T> tensor<T> broadcast_to(const tensor<T>& x, const shape_t& shape);
 /// Sum broadcast dimensions away to reach `shape` (the gradient is broadcast_to).
@@ -99,21 +105,21 @@ template <class T> tensor<T> sum_to(const tensor<T>& x, const shape_t& shape);
 /// Sum of all elements (0-d result).
 template <class T> tensor<T> sum(const tensor<T>& x);
 /// Sum over `axes`.
-template <class T> tensor<T> sum(const tensor<T>& x, const std::vector<int>& axes, bool keepdims = false);
+template <class T> tensor<T> sum(const tensor<T>& x, const axes_t& axes, bool keepdims = false);
 /// Mean of all elements.
 template <class T> tensor<T> mean(const tensor<T>& x);
 /// Mean over `axes`.
-template <class T> tensor<T> mean(const tensor<T>& x, const std::vector<int>& axes, bool keepdims = false);
+template <class T> tensor<T> mean(const tensor<T>& x, const axes_t& axes, bool keepdims = false);
 /// Max of all elements; tied maxima share the gradient equally.
 template <class T> tensor<T> max(const tensor<T>& x);
 /// Max over `axes`.
-template <class T> tensor<T> max(const tensor<T>& x, const std::vector<int>& axes, bool keepdims = false);
+template <class T> tensor<T> max(const tensor<T>& x, const axes_t& axes, bool keepdims = false);
 /// Min of all elements.
 template <class T> tensor<T> min(const tensor<T>& x);
 /// Min over `axes`.
-template <class T> tensor<T> min(const tensor<T>& x, const std::vector<int>& axes, bool keepdims = false);
+template <class T> tensor<T> min(const tensor<T>& x, const axes_t& axes, bool keepdims = false);
 /// log(sum(exp(x))) over `axis`, computed without overflow.
-template <class T> tensor<T> logsumexp(const tensor<T>& x, int axis, bool keepdims = false);
+template <class T> tensor<T> logsumexp(const tensor<T>& x, axis_t axis, bool keepdims = false);
 
 // ------------------------------------------------------------- activations
 /// max(x, 0); gradient 0 at 0.
@@ -131,9 +137,9 @@ template <class T> tensor<T> sigmoid(const tensor<T>& x);
 /// log(1 + e^x), stable for any x
 template <class T> tensor<T> softplus(const tensor<T>& x);
 /// exp(x) / sum(exp(x)) along `axis`, stable for any x
-template <class T> tensor<T> softmax(const tensor<T>& x, int axis = -1);
+template <class T> tensor<T> softmax(const tensor<T>& x, axis_t axis = -1);
 /// x - logsumexp(x) along `axis`
-template <class T> tensor<T> log_softmax(const tensor<T>& x, int axis = -1);
+template <class T> tensor<T> log_softmax(const tensor<T>& x, axis_t axis = -1);
 
 // ------------------------------------------------------------------ losses
 /// mean((pred - target)^2); shapes must match exactly.
@@ -173,9 +179,9 @@ template <class T, class S, if_scalar<S> = 0> tensor<T> operator*(const tensor<T
 template <class T, class S, if_scalar<S> = 0> tensor<T> operator*(S s, const tensor<T>& x) { return mul_scalar(x, T(s)); }
 template <class T, class S, if_scalar<S> = 0> tensor<T> operator/(const tensor<T>& x, S s) { return mul_scalar(x, T(1) / T(s)); }
 template <class T, class S, if_scalar<S> = 0> tensor<T> operator/(S s, const tensor<T>& x) { return rdiv_scalar(x, T(s)); }
-/// Constant 0/1 mask of x > s.
+/// 0/1 mask of x > s (zero gradient).
 template <class T, class S, if_scalar<S> = 0> tensor<T> operator>(const tensor<T>& x, S s) { return greater(x, T(s)); }
-/// Constant 0/1 mask of x < s.
+/// 0/1 mask of x < s (zero gradient).
 template <class T, class S, if_scalar<S> = 0> tensor<T> operator<(const tensor<T>& x, S s) { return less(x, T(s)); }
 
 /// where() with a scalar branch.

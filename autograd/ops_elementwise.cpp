@@ -13,6 +13,30 @@
 namespace tapegrad {
 namespace rules {
 
+// Helpers the rules call unqualified: on xtensor expressions they are lazy
+// expressions; on tensors (create_graph) the overloads below record ops, so the
+// guard itself is part of the differentiated graph.
+template <class E, std::enable_if_t<xt::is_xexpression<E>::value, int> = 0> auto sigmoid(const E& x) {
+    using S = typename E::value_type;
+    return S(1) / (S(1) + xt::exp(-x));
+}
+/// Where a^b's a-derivative b a^(b-1) is 0 although a^(b-1) is inf (b = 0).
+template <class E, std::enable_if_t<xt::is_xexpression<E>::value, int> = 0> auto exponent_is_zero(const E& b) {
+    return xt::equal(b, typename E::value_type(0));
+}
+/// Where a^b's b-derivative a^b log a is 0 although log a = -inf (a = 0, b >= 0).
+template <class A, class B, std::enable_if_t<xt::is_xexpression<A>::value, int> = 0>
+auto base_is_zero(const A& a, const B& b) {
+    using S = typename A::value_type;
+    return xt::equal(a, S(0)) && (b >= S(0));
+}
+template <class T> tensor<T> exponent_is_zero(const tensor<T>& b) {
+    return tensor<T>(xt::xarray<T>(xt::cast<T>(xt::equal(b.value(), T(0)))));
+}
+template <class T> tensor<T> base_is_zero(const tensor<T>& a, const tensor<T>& b) {
+    return tensor<T>(xt::xarray<T>(xt::cast<T>(xt::equal(a.value(), T(0)) && (b.value() >= T(0)))));
+}
+
 constexpr double inv_sqrt2 = 0.70710678118654752440;
 constexpr double inv_sqrt2pi = 0.39894228040143267794;
 constexpr double two_over_sqrtpi = 1.12837916709551257390;
@@ -40,7 +64,8 @@ struct rdiv_s_r  { static constexpr const char* name = "rdiv_scalar"; static con
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y& y, const G& gy, const S*) { return -gy * y / x; } };
 struct pow_s_r   { static constexpr const char* name = "pow_scalar";
   template <class X, class S> static auto forward(const X& x, const S* s) { return pow(x, s[0]); }
-  // d x^p = p x^(p-1)
+  // d x^p = p x^(p-1); p = 0 is a separate zero-gradient op (pow below), so 0 * 0^-1 never appears,
+  // and x^1's second derivative is that op's 0
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S* s) { return gy * s[0] * pow(x, s[0] - S(1)); } };
 struct exp_r     { static constexpr const char* name = "exp"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S*) { return exp(x); }
@@ -95,8 +120,8 @@ struct sigmoid_r { static constexpr const char* name = "sigmoid"; static constex
 struct softplus_r { static constexpr const char* name = "softplus";
   // log(1 + e^x) = max(x, 0) + log1p(e^-|x|), no overflow
   template <class X, class S> static auto forward(const X& x, const S*) { return xt::maximum(x, S(0)) + xt::log1p(xt::exp(-xt::abs(x))); }
-  // d softplus x = sigmoid(x)
-  template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return gy / (S(1) + exp(-x)); } };
+  // d softplus x = sigmoid(x), as the sigmoid op: its own derivative y (1 - y) stays finite where e^-x overflows
+  template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return gy * sigmoid(x); } };
 
 struct add_r { static constexpr const char* name = "add"; static constexpr bool simd = true;
   template <class A, class B> static auto forward(const A& a, const B& b) { return a + b; }
@@ -120,9 +145,12 @@ struct div_r { static constexpr const char* name = "div"; static constexpr bool 
   template <class A, class B, class Y, class G> static auto grad_b(const A&, const B& b, const Y& y, const G& gy) { return -gy * y / b; } };
 struct pow_r { static constexpr const char* name = "pow";
   template <class A, class B> static auto forward(const A& a, const B& b) { return pow(a, b); }
-  // d a^b = (b a^(b-1), a^b log a)
-  template <class A, class B, class Y, class G> static auto grad_a(const A& a, const B& b, const Y&, const G& gy) { return gy * b * pow(a, b - 1); }
-  template <class A, class B, class Y, class G> static auto grad_b(const A& a, const B&, const Y& y, const G& gy) { return gy * y * log(a); } };
+  // d a^b = (b a^(b-1), a^b log a), with PyTorch's zeros where b = 0 (0 * 0^-1) and where a = 0, b >= 0
+  // (0 * log 0); the masked base is replaced by 1 so no inf enters the recorded (second-order) graph either
+  template <class A, class B, class Y, class G> static auto grad_a(const A& a, const B& b, const Y&, const G& gy) {
+    return where(exponent_is_zero(b), 0, gy * b * pow(where(exponent_is_zero(b), 1, a), b - 1)); }
+  template <class A, class B, class Y, class G> static auto grad_b(const A& a, const B& b, const Y& y, const G& gy) {
+    return where(base_is_zero(a, b), 0, gy * y * log(where(base_is_zero(a, b), 1, a))); } };  // no stored lazy mask: it would dangle
 struct maximum_r { static constexpr const char* name = "maximum";
   template <class A, class B> static auto forward(const A& a, const B& b) { return xt::maximum(a, b); }
   // d max(a, b) = (1, 0) where a > b, (0, 1) where a < b, (1/2, 1/2) on ties
@@ -140,6 +168,33 @@ struct minimum_r { static constexpr const char* name = "minimum";
 using detail::binary;
 using detail::unary;
 
+namespace {
+// d sign(x) = d [x > s] = d [x < s] = d x^0 = 0 (everywhere but at the jumps, as PyTorch): the
+// input is reached and gets zeros, so these ops never cut a gradient off with an error.
+template <class T> void zero_backward(backward_ctx<T>& c) {
+    if (!c.wants(0)) return;
+    node<T>* in = c.input(0);
+    if (c.create_graph) {
+        c.add_graph(0, tensor<T>::zeros(detail::to_shape(in->value.shape())));
+        return;
+    }
+    bool had;
+    T* g = c.grad_data(in, had);
+    if (!had) std::fill(g, g + in->value.size(), T(0));
+    c.mark(in);
+}
+
+template <class T, class E> tensor<T> zero_gradient_op(const char* op, const tensor<T>& x, const E& value) {
+    const auto& xv = x.value();
+    tensor<T> out = detail::make_result<T>(op, &zero_backward<T>, {&x});
+    auto& v = detail::out_value(out);
+    v.resize(xv.shape());
+    xt::noalias(v) = value;
+    return out;
+}
+}  // namespace
+
+
 template <class T> tensor<T> add(const tensor<T>& a, const tensor<T>& b) { return binary<rules::add_r>(a, b); }
 template <class T> tensor<T> sub(const tensor<T>& a, const tensor<T>& b) { return binary<rules::sub_r>(a, b); }
 template <class T> tensor<T> mul(const tensor<T>& a, const tensor<T>& b) { return binary<rules::mul_r>(a, b); }
@@ -153,7 +208,10 @@ template <class T> tensor<T> add_scalar(const tensor<T>& x, T s) { return unary<
 template <class T> tensor<T> mul_scalar(const tensor<T>& x, T s) { return unary<rules::mul_s_r>(x, s); }
 template <class T> tensor<T> rsub_scalar(const tensor<T>& x, T s) { return unary<rules::rsub_s_r>(x, s); }
 template <class T> tensor<T> rdiv_scalar(const tensor<T>& x, T s) { return unary<rules::rdiv_s_r>(x, s); }
-template <class T> tensor<T> pow(const tensor<T>& x, T p) { return unary<rules::pow_s_r>(x, p); }
+template <class T> tensor<T> pow(const tensor<T>& x, T p) {
+    if (p == T(0)) return zero_gradient_op("pow_scalar", x, xt::ones<T>(x.value().shape()));  // x^0 = 1, NaN included
+    return unary<rules::pow_s_r>(x, p);
+}
 template <class T> tensor<T> exp(const tensor<T>& x) { return unary<rules::exp_r>(x); }
 template <class T> tensor<T> log(const tensor<T>& x) { return unary<rules::log_r>(x); }
 template <class T> tensor<T> sqrt(const tensor<T>& x) { return unary<rules::sqrt_r>(x); }
@@ -173,14 +231,13 @@ template <class T> tensor<T> tanh(const tensor<T>& x) { return unary<rules::tanh
 template <class T> tensor<T> sigmoid(const tensor<T>& x) { return unary<rules::sigmoid_r>(x); }
 template <class T> tensor<T> softplus(const tensor<T>& x) { return unary<rules::softplus_r>(x); }
 
-// Constant masks: comparisons carry no gradient, so their results are leaves.
 template <class T> tensor<T> greater(const tensor<T>& x, T s) {
-    return tensor<T>(xt::xarray<T>(xt::cast<T>(x.value() > s)));
+    return zero_gradient_op("greater", x, xt::cast<T>(x.value() > s));
 }
 template <class T> tensor<T> less(const tensor<T>& x, T s) {
-    return tensor<T>(xt::xarray<T>(xt::cast<T>(x.value() < s)));
+    return zero_gradient_op("less", x, xt::cast<T>(x.value() < s));
 }
-template <class T> tensor<T> sign(const tensor<T>& x) { return tensor<T>(xt::xarray<T>(xt::sign(x.value()))); }
+template <class T> tensor<T> sign(const tensor<T>& x) { return zero_gradient_op("sign", x, xt::sign(x.value())); }
 
 namespace {
 // where(c, a, b): c picks a where nonzero; c gets no gradient.

@@ -170,37 +170,44 @@ template <class T> void permute_backward(backward_ctx<T>& c) {
     const std::size_t r = c.self.n_aux;
     std::vector<std::size_t> inv(r);
     for (std::size_t i = 0; i < r; ++i) inv[c.self.aux[i]] = i;
-    if (c.create_graph) c.add_graph(0, permute(c.tgy(), inv));
+    if (c.create_graph) c.add_graph(0, permute(c.tgy(), axes_t(inv.begin(), inv.end())));
     else c.add(0, xt::transpose(c.gy(), inv));
 }
 }  // namespace
 
-template <class T> tensor<T> permute(const tensor<T>& x, const std::vector<std::size_t>& axes) {
+template <class T> tensor<T> permute(const tensor<T>& x, const axes_t& axes) {
     const auto& xv = x.value();
     const std::size_t r = xv.dimension();
+    if (axes.size() != r)
+        throw shape_error("permute: " + std::to_string(axes.size()) + " axes given for a tensor of rank " +
+                          std::to_string(r) + " (shape " + shape_str(xv.shape()) + "); give one axis per dimension");
+    std::vector<std::size_t> order(r);
     std::vector<bool> seen(r, false);
-    bool ok = axes.size() == r;
-    for (std::size_t i = 0; ok && i < r; ++i) {
-        ok = axes[i] < r && !seen[axes[i]];
-        if (ok) seen[axes[i]] = true;
+    for (std::size_t i = 0; i < r; ++i) {
+        order[i] = detail::norm_axis("permute", axes[i], r);
+        if (seen[order[i]]) {
+            std::string list;
+            for (axis_t a : axes) list += (list.empty() ? "" : ", ") + std::to_string(a);
+            throw shape_error("permute: axes [" + list + "] are not a permutation of 0.." + std::to_string(r - 1) +
+                              " for shape " + shape_str(xv.shape()) + " (axis " + std::to_string(axes[i]) +
+                              " appears twice)");
+        }
+        seen[order[i]] = true;
     }
-    if (!ok)
-        throw shape_error("permute: axes " + shape_str(axes) + " are not a permutation of 0.." +
-                          std::to_string(r ? r - 1 : 0) + " for shape " + shape_str(xv.shape()));
     tensor<T> out = make_result<T>("permute", &permute_backward<T>, {&x}, r);
     node<T>* n = out.node_ptr();
-    if (n->aux) std::copy(axes.begin(), axes.end(), n->aux);
+    if (n->aux) std::copy(order.begin(), order.end(), n->aux);
     shape_t shape(r);
-    for (std::size_t i = 0; i < r; ++i) shape[i] = xv.shape()[axes[i]];
+    for (std::size_t i = 0; i < r; ++i) shape[i] = xv.shape()[order[i]];
     n->value.resize(shape);
-    xt::noalias(n->value) = xt::transpose(xv, axes);
+    xt::noalias(n->value) = xt::transpose(xv, order);
     return out;
 }
 
 template <class T> tensor<T> transpose(const tensor<T>& x) {
     const std::size_t r = x.dim();
     if (r < 2) throw shape_error("transpose: needs at least 2 dimensions, got shape " + shape_str(x.shape()));
-    std::vector<std::size_t> axes(r);
+    axes_t axes(r);
     std::iota(axes.begin(), axes.end(), 0);
     std::swap(axes[r - 1], axes[r - 2]);
     return permute(x, axes);
@@ -434,7 +441,7 @@ template <class T> tensor<T> sum_to(const tensor<T>& x, const shape_t& shape) {
 #define TAPEGRAD_LINALG(T)                                                               \
     template tensor<T> matmul(const tensor<T>&, const tensor<T>&, bool, bool);          \
     template tensor<T> transpose(const tensor<T>&);                                     \
-    template tensor<T> permute(const tensor<T>&, const std::vector<std::size_t>&);      \
+    template tensor<T> permute(const tensor<T>&, const axes_t&);                        \
     template tensor<T> reshape(const tensor<T>&, const shape_t&);                       \
     template tensor<T> slice(const tensor<T>&, int, std::size_t, std::size_t);          \
     template tensor<T> index_select(const tensor<T>&, const std::vector<std::size_t>&); \

@@ -1,6 +1,8 @@
 // The tape: node storage, the reverse pass, gradient accumulation.
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -16,6 +18,16 @@ namespace tapegrad {
 namespace {
 thread_local bool g_grad_enabled = true;
 thread_local int g_tape_depth = 0;
+// Generations and pass numbers are stamped into leaves that several tapes may
+// share, so they come from process-wide counters and never repeat across tapes.
+std::atomic<std::uint64_t> g_generation{0};
+std::atomic<std::uint64_t> g_pass{0};
+
+std::string thread_str(std::thread::id id) {
+    std::ostringstream os;
+    os << id;
+    return os.str();
+}
 }  // namespace
 
 bool grad_enabled() { return g_grad_enabled; }
@@ -96,7 +108,22 @@ template <class T> tensor<T> tensor<T>::from_leaf(std::shared_ptr<node<T>> n) {
 
 template <class T> void tensor<T>::check_alive() const {
     if (!node_) throw std::logic_error("tapegrad: use of an undefined (default-constructed) tensor");
-    if (node_->on_tape && node_->serial != serial_)
+    if (!node_->on_tape) return;
+    // A tape node belongs to its tape's thread: check that before reading anything the
+    // owner may be writing. Tapes are never freed, so `home` is always readable.
+    const tape<T>& home = *node_->home;
+    const std::thread::id me = std::this_thread::get_id(), owner = home.owner();
+    const bool exited = serial_ < home.lease_start() || owner == std::thread::id();
+    if (exited && (owner != me || node_->serial != serial_))
+        throw std::logic_error(
+            "tapegrad: a tensor produced by a recorded op was used after the thread that recorded it exited "
+            "(its tape was reset then); keep what must outlive the thread as a leaf: tensor::detach() or value()");
+    if (owner != me)
+        throw std::logic_error("tapegrad: a tensor produced by a recorded op on thread " + thread_str(owner) +
+                               " was used on thread " + thread_str(me) +
+                               "; recorded tensors belong to the thread whose tape recorded them. Run the ops and "
+                               "backward() on that thread, or pass tensor::detach() (a leaf any thread may read)");
+    if (node_->serial != serial_)
         throw std::logic_error(
             "tapegrad: a tensor produced by a recorded op was used after its tape was reset or rewound; "
             "copy what you need first (tensor::detach() or value()) or reset the tape later");
@@ -180,13 +207,92 @@ template <class T> void tensor<T>::backward(const array_type& seed) const { tape
 template <class T> tensor<T> tensor<T>::detach() const { return tensor(value()); }
 
 // ------------------------------------------------------------------- tape
+namespace {
+/// Every tape ever made, and those free for a new thread. Tapes are never freed
+/// (the pool itself is leaked on purpose): a handle that outlives its thread
+/// still points at readable memory and fails its checks with a clear error.
+template <class T> struct tape_pool {
+    std::mutex m;
+    std::vector<std::unique_ptr<tape<T>>> all;
+    std::vector<tape<T>*> free;
+};
+template <class T> tape_pool<T>& pool_of() {
+    static tape_pool<T>* p = new tape_pool<T>;
+    return *p;
+}
+}  // namespace
+
 template <class T> tape<T>& tape<T>::current() {
-    thread_local tape<T> instance;
-    return instance;
+    struct lease_t {
+        tape<T>* t;
+        lease_t() {
+            auto& p = pool_of<T>();
+            std::lock_guard<std::mutex> lock(p.m);
+            if (p.free.empty()) {
+                p.all.push_back(std::make_unique<tape<T>>());
+                t = p.all.back().get();
+            } else {
+                t = p.free.back();
+                p.free.pop_back();
+            }
+            t->lease();
+        }
+        ~lease_t() {
+            t->retire();
+            auto& p = pool_of<T>();
+            std::lock_guard<std::mutex> lock(p.m);
+            p.free.push_back(t);
+        }
+    };
+    thread_local lease_t lease;
+    return *lease.t;
 }
 
+template <class T> void tape<T>::lease() {
+    generation_ = ++g_generation;
+    lease_start_.store(next_serial_, std::memory_order_release);
+    owner_.store(std::this_thread::get_id(), std::memory_order_release);
+}
+
+template <class T> void tape<T>::retire() {
+    reset();
+    owner_.store(std::thread::id(), std::memory_order_release);
+}
+
+template <class T> void tape<T>::claim(node<T>* n) {
+    const void* expected = nullptr;
+    if (!n->writer.compare_exchange_strong(expected, static_cast<const void*>(this), std::memory_order_acq_rel))
+        throw std::logic_error(
+            "tapegrad: two threads ran reverse passes into the same leaf (shape " + shape_str(n->value.shape()) +
+            ") at the same time; a leaf's gradient buffers belong to one pass at a time. Give each thread its own "
+            "copy of the parameters, or serialise backward()/gradient() with a mutex");
+    claimed_.push_back(n);
+}
+
+/// Open while a reverse pass runs; when the outermost one ends, the leaves it
+/// claimed are released (and lose their recorded gradients) for other threads.
+template <class T> struct tape<T>::pass_scope {
+    tape& tp;
+    explicit pass_scope(tape& t) : tp(t) { ++tp.passes_; }
+    ~pass_scope() {
+        if (--tp.passes_ > 0) return;
+        for (node<T>* n : tp.claimed_) {
+            n->grad_graph = tensor<T>();  // leaves must not keep recorded gradients alive past the call
+            n->writer.store(nullptr, std::memory_order_release);
+        }
+        tp.claimed_.clear();
+    }
+};
+
 template <class T> node<T>* tape<T>::push(const char* op, backward_fn<T> backward) {
-    if (size_ == blocks_.size() * block_nodes) blocks_.push_back(std::make_unique<node<T>[]>(block_nodes));
+    if (size_ == blocks_.size() * block_nodes) {
+        blocks_.push_back(std::make_unique<node<T>[]>(block_nodes));
+        // Written once, before any handle to the slot exists: other threads' checks read them.
+        for (std::size_t i = 0; i < block_nodes; ++i) {
+            blocks_.back()[i].home = this;
+            blocks_.back()[i].on_tape = true;
+        }
+    }
     node<T>& n = slot(size_);
     n.index = size_++;
     peak_ = std::max(peak_, size_);
@@ -194,7 +300,6 @@ template <class T> node<T>* tape<T>::push(const char* op, backward_fn<T> backwar
     n.backward = backward;
     n.serial = next_serial_++;
     n.pass = 0;
-    n.on_tape = true;
     n.requires_grad = true;
     n.inputs = nullptr;
     n.n_inputs = 0;
@@ -205,8 +310,8 @@ template <class T> node<T>* tape<T>::push(const char* op, backward_fn<T> backwar
 }
 
 template <class T> void tape<T>::keep(const std::shared_ptr<node<T>>& leaf) {
-    if (leaf->kept_in == generation_) return;
-    leaf->kept_in = generation_;
+    if (leaf->kept_in.load(std::memory_order_relaxed) == generation_) return;
+    leaf->kept_in.store(generation_, std::memory_order_relaxed);
     kept_.push_back(leaf);
 }
 
@@ -217,7 +322,7 @@ template <class T> void tape<T>::rewind(const position& p) {
         n.serial = 0;
         n.grad_graph = tensor<T>();
     }
-    for (std::size_t i = p.kept; i < kept_.size(); ++i) kept_[i]->kept_in = 0;
+    for (std::size_t i = p.kept; i < kept_.size(); ++i) kept_[i]->kept_in.store(0, std::memory_order_relaxed);
     if (p.kept < kept_.size()) kept_.resize(p.kept);
     size_ = p.nodes;
     arena_.rewind(p.arena_block, p.arena_used);
@@ -229,10 +334,9 @@ template <class T> void tape<T>::reset() {
         n.serial = 0;
         n.grad_graph = tensor<T>();
     }
-    for (auto& leaf : kept_) leaf->grad_graph = tensor<T>();
     kept_.clear();
     size_ = 0;
-    ++generation_;
+    generation_ = ++g_generation;
     arena_.reset();
 }
 
@@ -253,7 +357,7 @@ template <class T> tape_stats tape<T>::stats() const {
 template <class T>
 void tape<T>::run(node<T>* root, const tensor<T>* seed_graph, const array_type* seed, bool into_leaf_grad,
                   bool create_graph) {
-    const std::uint64_t pass = ++pass_;
+    const std::uint64_t pass = pass_ = ++g_pass;
     backward_ctx<T> root_ctx{*this, *root, pass, into_leaf_grad, create_graph};
     if (create_graph) {
         root_ctx.add_graph_to(root, seed_graph ? *seed_graph : tensor<T>::ones(shape_t(root->value.shape().begin(),
@@ -302,6 +406,7 @@ template <class T> void check_seed(const char* who, const tensor<T>& out, const 
 
 template <class T> void tape<T>::backward(const tensor<T>& output, const array_type* seed) {
     check_seed("backward", output, seed);
+    pass_scope scope(*this);
     run(output.node_ptr(), nullptr, seed, true, false);
 }
 
@@ -315,24 +420,31 @@ template <class T>
 std::vector<tensor<T>> tape<T>::gradient(const tensor<T>& output, const std::vector<tensor<T>>& wrt,
                                          const tensor<T>& seed, gradient_options opts) {
     check_seed("gradient", output, seed.defined() ? &seed.value() : nullptr);
-    for (const auto& w : wrt) w.value();  // throws for undefined or stale handles
+    for (const auto& w : wrt) w.value();  // throws for undefined, stale or other threads' handles
+    pass_scope scope(*this);
     run(output.node_ptr(), seed.defined() ? &seed : nullptr, seed.defined() ? &seed.value() : nullptr, false,
         opts.create_graph);
     const std::uint64_t pass = pass_;
     std::vector<tensor<T>> out;
     out.reserve(wrt.size());
-    for (const auto& w : wrt) {
-        node<T>* n = w.node_ptr();
-        if (n->pass != pass) {
-            out.push_back(tensor<T>::zeros(w.shape()));
+    for (std::size_t i = 0; i < wrt.size(); ++i) {
+        node<T>* n = wrt[i].node_ptr();
+        // A leaf this pass never claimed was not reached (and another thread may own its fields).
+        const bool reached = (n->on_tape || n->writer.load(std::memory_order_acquire) == this) && n->pass == pass;
+        if (!reached) {
+            if (!opts.allow_unused)
+                throw std::invalid_argument(
+                    "gradient: input " + std::to_string(i) + " of wrt (" +
+                    (n->on_tape ? std::string("result of op '") + n->op + "'" : std::string("leaf")) + " of shape " +
+                    shape_str(n->value.shape()) + ") is not used to compute the output of op '" + output.op_name() +
+                    "'; drop it from wrt, or set gradient_options::allow_unused = true to get zeros for it");
+            out.push_back(tensor<T>::zeros(wrt[i].shape()));
         } else if (opts.create_graph) {
             out.push_back(n->grad_graph);
         } else {
             out.push_back(tensor<T>(n->on_tape ? n->grad : n->work));
         }
     }
-    if (opts.create_graph)  // leaves must not keep recorded gradients alive past the call
-        for (auto& leaf : kept_) leaf->grad_graph = tensor<T>();
     return out;
 }
 
@@ -349,6 +461,7 @@ template <class T> std::size_t gradient_tape<T>::recorded() const { return tape<
 
 // ------------------------------------------------------- backward_ctx, make_result
 template <class T> void backward_ctx<T>::add_graph_to(node<T>* n, tensor<T> g) {
+    if (!n->on_tape) claim(n);
     if (!detail::shapes_equal(g.value().shape(), n->value.shape()))
         g = tapegrad::sum_to(g, shape_t(n->value.shape().begin(), n->value.shape().end()));
     n->grad_graph = (n->pass == pass) ? tapegrad::add(n->grad_graph, g) : g;
@@ -376,9 +489,10 @@ tensor<T> make_result(const char* op, backward_fn<T> backward, const tensor<T>* 
         node<T>* in = inputs[i]->node_ptr();
         n->inputs[i] = in;
         if (!in->on_tape && inputs[i]->owner()) {
-            const std::uint64_t kept_before = in->kept_in;
+            const std::uint64_t kept_before = in->kept_in.load(std::memory_order_relaxed);
             tp.keep(inputs[i]->owner());
-            in->uses = in->kept_in == kept_before ? in->uses + 1 : 1;  // first use this generation: 1
+            const bool again = in->kept_in.load(std::memory_order_relaxed) == kept_before;  // first use this generation: 1
+            in->uses.store(again ? in->uses.load(std::memory_order_relaxed) + 1 : 1, std::memory_order_relaxed);
         }
     }
     if (n_aux) {

@@ -12,11 +12,13 @@
 //    Results of ops that need no gradient are leaves too, so inference does not
 //    grow the tape.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <stdexcept>
@@ -99,7 +101,11 @@ template <class T> class tensor {
 
     /// Whether `backward()` has left a gradient here.
     bool has_grad() const;
-    /// The accumulated gradient (same shape as value); throws if there is none.
+    /// The accumulated gradient (same shape as value). Throws std::logic_error when
+    /// there is none: before the first backward(), after zero_grad(), and for a leaf
+    /// that no backward() has reached (the loss does not depend on it), as well as
+    /// for results of ops. has_grad() asks without throwing; tape::gradient()
+    /// returns zeros for such a leaf instead (see gradient_options::allow_unused).
     const array_type& grad() const;
     /// Mutable gradient (for clipping, tests); throws if there is none.
     array_type& mutable_grad();
@@ -149,9 +155,16 @@ template <class T> struct node {
     T scalar[2]{};                // op parameters (exponent, slope, bounds...)
     std::uint64_t serial = 0;     // 0 = dead slot; handles compare against this
     std::uint64_t pass = 0;       // backward pass whose gradient `grad`/`work` hold
-    std::uint64_t kept_in = 0;    // leaves: tape generation that holds a reference
+    // Leaves may be read by ops recording on several threads at once (shared
+    // parameters), so the two per-leaf fields such ops write are atomics (relaxed).
+    std::atomic<std::uint64_t> kept_in{0}; // leaves: tape generation that holds a reference (unique across tapes)
     std::size_t index = 0;        // position on the tape
-    std::uint32_t uses = 0;       // leaves: recorded ops that read it in tape generation `kept_in`
+    std::atomic<std::uint32_t> uses{0};    // leaves: recorded ops that read it in tape generation `kept_in`
+    tape<T>* home = nullptr;      // tape nodes: the tape owning this slot (set once; tapes are never freed)
+    // Leaves: the tape whose reverse pass is writing this leaf's gradient buffers
+    // (grad, work, pass, grad_graph), claimed on first touch and released when the
+    // pass returns; a second thread's pass reaching it meanwhile gets a clear error.
+    std::atomic<const void*> writer{nullptr};
     std::uint32_t fused_steps = 0; // leaves: fused SGD steps taken since optim::sgd last counted them
     std::uint64_t fused_by = 0;   // leaves: serial of the matmul node whose backward took the last fused step
     T fused_lr = 0;               // leaves with fused SGD: value = fused_decay * value - fused_lr * grad
@@ -223,9 +236,20 @@ class arena {
 struct gradient_options {
     /// Record the reverse pass itself so its results can be differentiated again.
     bool create_graph = false;
+    /// An entry of `wrt` that the output does not depend on gets a zero gradient of
+    /// its shape (true, the default), or makes gradient() throw std::invalid_argument
+    /// naming it (false, as PyTorch's allow_unused=False).
+    bool allow_unused = true;
 };
 
 /// The per-thread, per-scalar-type tape. Ops record on `tape<T>::current()`.
+///
+/// Threading rule (docs/threads.md): a tensor produced by a recorded op belongs to
+/// the thread that recorded it. Using it on another thread, or after that thread
+/// exited, throws std::logic_error naming the recording thread; detach() gives a
+/// leaf any thread may read. Tapes are never freed while the process runs (a
+/// thread's tape is reset and handed to the next new thread), so no handle can
+/// ever read freed memory.
 template <class T> class tape {
   public:
     using array_type = xt::xarray<T>;
@@ -270,6 +294,16 @@ template <class T> class tape {
     /// Internal: scratch buffer for broadcast reductions in the reverse pass.
     array_type& scratch() { return scratch_; }
 
+    /// Internal: take leaf `n`'s gradient buffers for this tape's current pass.
+    void claim(node<T>* n);
+    /// Internal: the thread currently recording on this tape (default id while free).
+    std::thread::id owner() const { return owner_.load(std::memory_order_acquire); }
+    /// Internal: serial of the first node made since the current owner took this tape.
+    std::uint64_t lease_start() const { return lease_start_.load(std::memory_order_acquire); }
+    /// Internal: hand a free tape to the calling thread / give it back at thread exit.
+    void lease();
+    void retire();
+
     tape() = default;
     tape(const tape&) = delete;
     tape& operator=(const tape&) = delete;
@@ -283,11 +317,16 @@ template <class T> class tape {
     std::size_t size_ = 0;
     std::size_t peak_ = 0;
     std::uint64_t next_serial_ = 1;
-    std::uint64_t generation_ = 1;
+    std::uint64_t generation_ = 0;  // drawn from a process-wide counter: unique across tapes
     std::uint64_t pass_ = 0;
+    std::atomic<std::thread::id> owner_{};
+    std::atomic<std::uint64_t> lease_start_{0};
     std::vector<std::shared_ptr<node<T>>> kept_;
     arena arena_;
     array_type scratch_;
+    std::vector<node<T>*> claimed_;  // leaves whose gradient buffers this tape's pass holds
+    int passes_ = 0;                 // reverse passes running (gradient() inside a rule nests)
+    struct pass_scope;
 };
 
 /// Whether ops record on the tape on this thread (off inside no_grad).

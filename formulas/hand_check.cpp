@@ -9,14 +9,12 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "autograd/format.hpp"
+#include "autograd/check_core.hpp"
 #include "autograd/ops.hpp"
 
 namespace tapegrad {
 
 namespace {
-
-using detail::multi_index;
 
 /// "2", "1/2", "-3/2" when r is close to a small fraction, else r itself.
 std::string fraction_str(double r) {
@@ -37,13 +35,6 @@ std::string fraction_str(double r) {
 bool close(double a, double truth, const hand_check_options& o) {
     return std::abs(a - truth) <= o.atol + o.rtol * std::abs(truth);
 }
-
-/// Leaves the tape where it was, even if the user's loss throws.
-struct rewind_guard {
-    tape<double>& tp;
-    tape<double>::position start;
-    ~rewind_guard() { tp.rewind(start); }
-};
 
 /// Elements to difference: all, or `limit` evenly spaced ones.
 std::vector<std::size_t> numeric_elements(std::size_t size, std::size_t limit) {
@@ -177,7 +168,7 @@ hand_check_report hand_check(const hand_check_fn& loss, const std::vector<hand_p
     }
 
     tape<double>& tp = tape<double>::current();
-    rewind_guard guard{tp, tp.mark()};
+    check::rewind_guard guard;  // the tape is left where it was, also when the loss throws
     hand_check_report report;
     report.name = name;
     report.options = o;
@@ -225,17 +216,9 @@ hand_check_report hand_check(const hand_check_fn& loss, const std::vector<hand_p
         auto& xv = leaves[i].mutable_value();
         const auto elements = numeric_elements(xv.size(), o.max_numeric_elements);
         r.numeric_elements = elements.size();
-        {
-            no_grad quiet;
-            for (std::size_t e : elements) {
-                const double saved = xv.data()[e];
-                xv.data()[e] = saved + o.eps;
-                const double lp = loss(leaves).item();
-                xv.data()[e] = saved - o.eps;
-                const double lm = loss(leaves).item();
-                xv.data()[e] = saved;
-                numeric.data()[e] = (lp - lm) / (2 * o.eps);
-            }
+        for (std::size_t e : elements) {
+            const auto [lp, lm] = check::plus_minus(xv, e, o.eps, [&] { return loss(leaves).item(); });
+            numeric.data()[e] = (lp - lm) / (2 * o.eps);
         }
 
         bool finite = true;
@@ -275,7 +258,7 @@ hand_check_report hand_check(const hand_check_fn& loss, const std::vector<hand_p
                               [&](std::size_t a, std::size_t b) { return badness(a) > badness(b); });
             for (std::size_t j = 0; j < k; ++j) {
                 const std::size_t e = order[j];
-                r.worst.push_back({e, multi_index(r.shape, e), h.data()[e], t.data()[e], numeric.data()[e]});
+                r.worst.push_back({e, check::multi_index(r.shape, e), h.data()[e], t.data()[e], numeric.data()[e]});
             }
         }
         report.params.push_back(std::move(r));

@@ -18,3 +18,12 @@ cmake --build build/sanitize -j "$jobs"
 # OpenBLAS is not instrumented; its pthread pool trips LeakSanitizer at exit only.
 (cd build/sanitize && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    TAPEGRAD_SANITIZED=1 ctest --output-on-failure -j "$jobs")
+
+echo "== ThreadSanitizer build of the library and the thread tests"
+# Only test_threads: the rest of the suite is single-threaded and ran above. OpenBLAS
+# is not instrumented, so it runs single-threaded here.
+cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_TSAN=ON \
+      -DTAPEGRAD_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build/tsan -j "$jobs" --target test_threads
+(cd build/tsan && OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+   ctest -R '^test_threads$' --output-on-failure)

@@ -109,10 +109,19 @@ template <class T> struct backward_ctx {
     /// Buffer the gradient for node `n` goes into during this pass.
     xt::xarray<T>& target(node<T>* n) const {
         if (n->on_tape) return n->grad;
+        claim(n);
         return into_leaf_grad ? n->grad : n->work;
     }
     bool defined(node<T>* n) const {
-        return (!n->on_tape && into_leaf_grad) ? n->grad_defined : n->pass == pass;
+        if (n->on_tape) return n->pass == pass;
+        claim(n);
+        return into_leaf_grad ? n->grad_defined : n->pass == pass;
+    }
+    /// A leaf's gradient buffers belong to one reverse pass at a time: claim them for
+    /// this tape (released when gradient()/backward() returns), or throw when another
+    /// thread's pass holds them.
+    void claim(node<T>* n) const {
+        if (n->writer.load(std::memory_order_acquire) != &tp) tp.claim(n);
     }
     void mark(node<T>* n) const {
         if (!n->on_tape && into_leaf_grad) n->grad_defined = true;
