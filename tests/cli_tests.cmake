@@ -4,7 +4,7 @@
 if(NOT TARGET tapegrad_app)
   return()
 endif()
-foreach(t test_trainer_report test_trainer)
+foreach(t test_trainer_report test_trainer test_cli_options test_checkpoint_atomic)
   if(TARGET ${t})
     target_link_libraries(${t} PRIVATE tapegrad_app)
   endif()

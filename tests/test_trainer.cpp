@@ -58,13 +58,6 @@ TEST_CASE("the trainer's arrays round-trip bit for bit") {
     fs::remove(p);
 }
 
-TEST_CASE("checkpoint files sit beside the model file") {
-    auto f = checkpoint_files("runs/x/checkpoint.npz");
-    CHECK(f.model == "runs/x/checkpoint.npz");
-    CHECK(f.optimizer == "runs/x/checkpoint.optim.npz");
-    CHECK(f.meta == "runs/x/checkpoint.meta.npz");
-}
-
 TEST_CASE("a model checkpoint of another architecture is refused, naming the parameter") {
     auto a = make_classifier(small_mlp(), 1);
     const std::string p = temp_path("model.npz");
