@@ -119,9 +119,10 @@ void write_checkpoint(const std::string& path, const nn::module<float>& model, c
         npz::write(partial, entries);  // checks every write and the close
         fault_point("checkpoint:written", st.epochs_done);
         commit_file(partial, path, "checkpoint", st.epochs_done);
-    } catch (...) {
+    } catch (const std::exception& e) {
         std::remove(partial.c_str());
-        throw;
+        throw write_error(path + ": the checkpoint was not written (" + e.what() +
+                          "); the previous checkpoint, if any, is intact: free some space and continue with --resume");
     }
     // Files of the older three-file format beside it are stale now.
     std::string stem = path;

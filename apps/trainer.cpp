@@ -251,7 +251,6 @@ int run_train(const train_options& cli) {
     if (o.name.empty()) o.name = default_name(o);
     if (o.out.empty()) o.out = (fs::path("runs") / o.name).string();
     blas::set_num_threads(o.threads);
-    fs::create_directories(o.out);
     interrupt_scope interrupts;
 
     run_data d = load_run_data(o, true);
@@ -278,6 +277,7 @@ int run_train(const train_options& cli) {
     optimizer_spec os{o.optimizer, o.lr, o.momentum, o.weight_decay};
     std::unique_ptr<optim::optimizer<float>> opt = make_optimizer(os, model->parameters());
     model->train();
+    fs::create_directories(o.out);  // only once the run is known to be possible
     data::loader batches(d.train, o.batch_size, o.seed);
     const std::size_t steps_per_epoch = batches.batches_per_epoch();
 
