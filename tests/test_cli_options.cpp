@@ -1,10 +1,13 @@
 // Strict options: every bad value of a `train` option is refused with a message
 // that names the option, the allowed values and what was given (apps/options).
 
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <string>
 
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include "apps/model.hpp"
 #include "apps/options.hpp"
@@ -143,4 +146,42 @@ TEST_CASE("a model too large for memory is refused before it is built, saying wh
     CHECK_NOTHROW(check_memory(s, 32, "adam", 0, 24e9));
     // weights, gradients, two adam moments: 4 floats of 4 bytes per parameter, plus activations
     CHECK(estimate_training_bytes(s, 32, "adam", 0) > 16 * parameter_count(s));
+}
+
+namespace {
+void write_idx(const std::string& path, std::uint32_t magic, std::vector<std::uint32_t> dims, std::size_t bytes,
+               unsigned char fill) {
+    std::ofstream f(path, std::ios::binary);
+    auto be32 = [&](std::uint32_t v) {
+        const unsigned char b[4] = {static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
+                                    static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
+        f.write(reinterpret_cast<const char*>(b), 4);
+    };
+    be32(magic);
+    for (auto d : dims) be32(d);
+    for (std::size_t i = 0; i < bytes; ++i) f.put(static_cast<char>(fill + i % 3));
+}
+}  // namespace
+
+TEST_CASE("test images of another size are refused before training starts") {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("tapegrad_options_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    // 6 training images of 3x3, 2 test images of 2x2 (plain IDX: zlib reads it through gzread)
+    write_idx((dir / "train-images-idx3-ubyte.gz").string(), 0x803, {6, 3, 3}, 6 * 9, 10);
+    write_idx((dir / "train-labels-idx1-ubyte.gz").string(), 0x801, {6}, 6, 0);
+    write_idx((dir / "t10k-images-idx3-ubyte.gz").string(), 0x803, {2, 2, 2}, 2 * 4, 10);
+    write_idx((dir / "t10k-labels-idx1-ubyte.gz").string(), 0x801, {2}, 2, 0);
+    train_options o;
+    o.data = "fashion";
+    o.data_dir = dir.string();
+    o.normalization = "none";
+    o.layers = {4};
+    o.epochs = 1;
+    o.quiet = true;
+    o.out = (dir / "run").string();
+    CHECK_THROWS_WITH(run_train(o), doctest::Contains("data: the test set fashion-mnist/test has 4 values per example "
+                                                      "and 10 classes, the training set 9 and 10"));
+    CHECK(!fs::exists(dir / "run"));  // refused before anything was written
+    fs::remove_all(dir);
 }
