@@ -208,6 +208,7 @@ std::string resume_command(const std::string& ckpt, const train_options& o) {
 double learning_rate(const train_options& o, std::size_t step, std::size_t epoch, std::size_t total_steps) {
     double f = 1;
     if (o.schedule == "step") {
+        if (o.step_size == 0) throw std::invalid_argument("learning_rate: --step-size must be at least 1, got 0");
         f = std::pow(o.gamma, static_cast<double>(epoch / o.step_size));
     } else if (o.schedule == "exp") {
         f = std::pow(o.gamma, static_cast<double>(epoch));

@@ -190,13 +190,14 @@ TEST_CASE("a failure at every point of a commit leaves a consistent checkpoint; 
     }
 }
 
-TEST_CASE("Ctrl-C finishes the step, commits a checkpoint mid-epoch and returns 130; resume equals the full run") {
+TEST_CASE("Ctrl-C (SIGINT, SIGTERM) finishes the step, commits a checkpoint mid-epoch and returns 130; resume equals the full run") {
     for (std::size_t at : {std::size_t(1), std::size_t(30), steps_per_epoch, std::size_t(2 * steps_per_epoch + 20)}) {
         CAPTURE(at);
         const std::string dir = temp_dir("sigint");
+        const int sig = at == 30 ? SIGTERM : SIGINT;  // both ask for the same orderly stop
         {
             hook_guard h([&](const std::string& p, std::size_t step) {
-                if (p == "step" && step == at) std::raise(SIGINT);  // the real handler runs
+                if (p == "step" && step == at) std::raise(sig);  // the real handler runs
             });
             CHECK(run_train(small_run(dir)) == 130);
         }

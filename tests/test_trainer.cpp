@@ -176,6 +176,9 @@ TEST_CASE("learning-rate schedules") {
     CHECK(learning_rate(o, 0, 1, 100) == 1.0);
     CHECK(learning_rate(o, 0, 2, 100) == 0.5);
     CHECK(learning_rate(o, 0, 5, 100) == 0.25);
+    o.step_size = 0;  // divided by: refused, not SIGFPE
+    CHECK_THROWS_WITH(learning_rate(o, 0, 2, 100), doctest::Contains("--step-size must be at least 1"));
+    o.step_size = 2;
     o.schedule = "exp";
     CHECK(learning_rate(o, 0, 3, 100) == 0.125);
     o.schedule = "cosine";
