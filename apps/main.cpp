@@ -3,6 +3,8 @@
 // Every value is taken as text and read by apps/options (strict, with messages
 // that name the option and its allowed values), not by CLI11's converters.
 
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <map>
@@ -17,6 +19,21 @@
 
 #include "apps/durable_io.hpp"
 #endif
+
+namespace {
+
+/// A default as --help shows it: 0.9, not 0.90000000000000002 (the exact
+/// digits are for checkpoints).
+std::string for_help(const std::string& value) {
+    char* end = nullptr;
+    const double v = std::strtod(value.c_str(), &end);
+    if (value.size() <= 8 || end != value.c_str() + value.size()) return value;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    return buf;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     using namespace tapegrad::app;
@@ -36,7 +53,7 @@ int main(int argc, char** argv) {
     auto* train = app.add_subcommand("train", "train a model; writes metrics.csv, curves.svg/png, checkpoint.npz");
     for (const auto& s : train_settings()) {
         CLI::Option* opt = train->add_option(s.flag, raw[s.key], s.help);
-        if (s.key != "batch_size") opt->default_str(s.get(defaults));
+        if (s.key != "batch_size") opt->default_str(for_help(s.get(defaults)));
         given[s.key] = opt;
     }
     train->add_option("--data-dir", t.data_dir, "Fashion-MNIST directory (default $TAPEGRAD_FASHION_DIR or "
