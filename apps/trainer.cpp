@@ -436,7 +436,8 @@ int run_train(const train_options& cli) {
     std::cout << "test_loss " << std::fixed << std::setprecision(4) << t.loss << "\n"
               << "test_accuracy " << t.accuracy << std::defaultfloat << "  (" << d.test.name << ", " << d.test.size()
               << " examples)\n";
-    return 0;
+    // Interrupted after the last commit: everything is written, but say so in the status.
+    return interrupts.requested() ? 130 : 0;
 }
 
 // ------------------------------------------------------------------ eval
