@@ -2,6 +2,7 @@
 
 #include "apps/model.hpp"
 
+#include <algorithm>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -10,6 +11,8 @@
 #include "autograd/ops.hpp"
 #include "nn/layers.hpp"
 #include "io/npz.hpp"
+
+#include <unistd.h>
 
 namespace tapegrad::app {
 
@@ -53,10 +56,59 @@ tensor<float> classification_loss(const std::string& loss, const tensor<float>& 
     throw std::invalid_argument("unknown loss '" + loss + "': use ce or mse");
 }
 
-checkpoint_paths checkpoint_files(const std::string& model_path) {
-    std::string stem = model_path;
-    if (stem.size() > 4 && stem.compare(stem.size() - 4, 4, ".npz") == 0) stem.resize(stem.size() - 4);
-    return {model_path, stem + ".optim.npz", stem + ".meta.npz"};
+namespace {
+std::vector<double> widths(const model_spec& spec) {
+    std::vector<double> w{static_cast<double>(spec.inputs)};
+    if (spec.kind == "seed") w.push_back(static_cast<double>(spec.hidden));
+    else
+        for (auto h : spec.layers) w.push_back(static_cast<double>(h));
+    w.push_back(static_cast<double>(spec.classes));
+    return w;
+}
+
+std::string gigabytes(double b) {
+    std::ostringstream os;
+    os.setf(std::ios::fixed);
+    os.precision(b < 1e10 ? 2 : 0);
+    os << b / 1e9 << " GB";
+    return os.str();
+}
+}  // namespace
+
+double parameter_count(const model_spec& spec) {
+    const std::vector<double> w = widths(spec);
+    double n = 0;
+    for (std::size_t i = 0; i + 1 < w.size(); ++i) n += (w[i] + 1) * w[i + 1];
+    return n;
+}
+
+double estimate_training_bytes(const model_spec& spec, std::size_t batch, const std::string& optimizer,
+                               double momentum) {
+    const double state = optimizer == "adam" || optimizer == "adamw" ? 2 : optimizer == "sgd" ? (momentum > 0 ? 1 : 0)
+                                                                                              : 1;
+    const std::vector<double> w = widths(spec);
+    double units = 0;  // every layer's outputs (and the activations between them)
+    for (std::size_t i = 1; i < w.size(); ++i) units += 2 * w[i];
+    const double rows = std::max(4.0 * static_cast<double>(batch), 1000.0);  // values and gradients of a batch
+    return 4.0 * (parameter_count(spec) * (2 + state) + rows * (units + w[0]));
+}
+
+void check_memory(const model_spec& spec, std::size_t batch, const std::string& optimizer, double momentum,
+                  double available) {
+    if (available <= 0) {
+        const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+        if (pages <= 0 || page <= 0) return;
+        available = static_cast<double>(pages) * static_cast<double>(page);
+    }
+    const double need = estimate_training_bytes(spec, batch, optimizer, momentum);
+    if (need <= available) return;
+    std::ostringstream os;
+    os.precision(3);
+    os << "the model " << spec.describe() << " has " << parameter_count(spec) << " parameters and needs about "
+       << gigabytes(need) << " to train (weights, gradients, " << optimizer
+       << " state and a batch's activations), more than the " << gigabytes(available)
+       << " of memory here: use smaller --layers or --hidden";
+    throw std::runtime_error(os.str());
 }
 
 void save_arrays(const std::string& path, const state_dict& arrays) {

@@ -1,7 +1,7 @@
 #pragma once
 // The trainer's view of a model and its optimizer, built on nn/ and optim/:
 // a network from a spec, the loss, an optimizer from command-line settings,
-// and the three files of a checkpoint.
+// and an estimate of the memory a training run needs.
 
 #include <cstddef>
 #include <cstdint>
@@ -52,19 +52,24 @@ inline std::unique_ptr<optim::optimizer<float>> make_optimizer(const optimizer_s
     return optim::make_optimizer<float>(spec, std::move(params));
 }
 
-/// Named float arrays: the trainer's own part of a checkpoint.
-using state_dict = std::map<std::string, xt::xarray<float>>;
+/// Memory that training `spec` with optimizer `optimizer` on batches of
+/// `batch` needs, roughly: weights, gradients, the optimizer's state, and the
+/// activations of a batch (and of an evaluation chunk of 1000) with their
+/// gradients. In double, so absurd sizes do not overflow.
+double estimate_training_bytes(const model_spec& spec, std::size_t batch, const std::string& optimizer,
+                               double momentum);
 
-/// The files of a checkpoint. `model` is nn::save_npz's file (the parameters
-/// under their names, for numpy.load or nn::load_npz); the optimizer state and
-/// the trainer's metadata sit beside it with the same stem.
-struct checkpoint_paths {
-    std::string model;      ///< "<dir>/checkpoint.npz"
-    std::string optimizer;  ///< "<dir>/checkpoint.optim.npz"
-    std::string meta;       ///< "<dir>/checkpoint.meta.npz"
-};
-/// The three paths of the checkpoint whose model file is `model_path`.
-checkpoint_paths checkpoint_files(const std::string& model_path);
+/// Number of parameters of `spec` (in double: never overflows).
+double parameter_count(const model_spec& spec);
+
+/// Throw std::runtime_error saying what the model needs when
+/// estimate_training_bytes exceeds `available_bytes` (default: this machine's
+/// physical memory).
+void check_memory(const model_spec& spec, std::size_t batch, const std::string& optimizer, double momentum,
+                  double available_bytes = 0);
+
+/// Named float arrays (.npz through nn/npz).
+using state_dict = std::map<std::string, xt::xarray<float>>;
 
 /// Write named float arrays as an .npz (through io/npz).
 void save_arrays(const std::string& path, const state_dict& arrays);

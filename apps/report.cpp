@@ -11,23 +11,41 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "apps/durable_io.hpp"
+
+extern char** environ;
 
 namespace tapegrad::app {
 
 // ------------------------------------------------------------------ CSV
 
 void write_metrics_csv(const std::string& path, const std::vector<epoch_record>& rows) {
-    std::ofstream f(path);
-    if (!f) throw std::runtime_error(path + ": cannot write the metrics CSV (check that the directory exists)");
+    // Replaced by a rename, so a device or a link to one (/dev/full) would be
+    // swapped for a plain file; refuse it instead.
+    std::error_code ec;
+    const auto st = std::filesystem::status(path, ec);
+    if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
+        throw std::runtime_error(path + ": is not a regular file (a device, directory or link to one): remove it "
+                                 "or choose another --out");
+    std::ostringstream f;
     f << "epoch,train_loss,val_loss,val_acc,seconds,lr\n";
     f << std::setprecision(17);
     for (const auto& r : rows) {
         f << r.epoch << ',' << r.train_loss << ',' << r.val_loss << ',' << r.val_acc << ',' << std::setprecision(6)
           << r.seconds << ',' << std::setprecision(17) << r.lr << '\n';
     }
-    if (!f) throw std::runtime_error(path + ": write failed");
+    // Written aside and renamed: a crash or a full disk leaves the previous version.
+    write_file_atomically(path, f.str(), "metrics", rows.empty() ? 0 : rows.back().epoch);
 }
 
 std::vector<epoch_record> read_metrics_csv(const std::string& path) {
@@ -150,8 +168,7 @@ void panel(std::ostream& o, double x0, double y0, double w, double h, const std:
 }  // namespace
 
 void write_svg_plot(const std::string& path, const std::vector<epoch_record>& rows, const std::string& title) {
-    std::ofstream o(path);
-    if (!o) throw std::runtime_error(path + ": cannot write the plot");
+    std::ostringstream o;
     std::vector<double> xs;
     series tl{"train loss", "#1f77b4", {}}, vl{"validation loss", "#d62728", {}}, va{"validation accuracy",
                                                                                      "#2ca02c", {}};
@@ -169,11 +186,57 @@ void write_svg_plot(const std::string& path, const std::vector<epoch_record>& ro
     panel(o, 70, 45, 360, 300, xs, {tl, vl}, "loss");
     panel(o, 520, 45, 360, 300, xs, {va}, "accuracy");
     o << "</svg>\n";
-    if (!o) throw std::runtime_error(path + ": write failed");
+    write_file_checked(path, o.str());
 }
 
-bool write_png_plot_gnuplot(const std::string& png_path, const std::string& csv_path, const std::string& title) {
-    if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) return false;
+namespace {
+
+/// Run `argv` with stdin, stdout and stderr on /dev/null; kill it after
+/// `timeout_seconds`. Returns "" on exit status 0, else why it failed.
+std::string run_with_time_limit(const std::vector<std::string>& args, double timeout_seconds) {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t files;
+    posix_spawn_file_actions_init(&files);
+    posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&files, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&files, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid = 0;
+    const int err = posix_spawnp(&pid, argv[0], &files, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&files);
+    if (err == ENOENT) return "not installed";
+    if (err != 0) return std::string("cannot start: ") + std::strerror(err);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
+    int status = 0;
+    while (true) {
+        const pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) break;
+        if (r < 0 && errno != EINTR) return std::string("lost the process: ") + std::strerror(errno);
+        if (std::chrono::steady_clock::now() >= deadline) {
+            ::kill(pid, SIGKILL);
+            while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            std::ostringstream os;
+            os << "did not finish within " << timeout_seconds << " s and was stopped";
+            return os.str();
+        }
+        ::usleep(10000);
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
+    if (WIFEXITED(status)) return "failed with exit status " + std::to_string(WEXITSTATUS(status));
+    return "was killed by signal " + std::to_string(WTERMSIG(status));
+}
+
+}  // namespace
+
+bool write_png_plot_gnuplot(const std::string& png_path, const std::string& csv_path, const std::string& title,
+                            double timeout_seconds, std::string* why) {
+    auto fail = [&](const std::string& reason) {
+        if (why) *why = reason;
+        std::remove(png_path.c_str());
+        return false;
+    };
     std::string script;
     for (const std::string& dir : {std::string(TAPEGRAD_APP_SOURCE_DIR) + "/scripts", std::string("scripts")}) {
         if (std::ifstream(dir + "/plot_metrics.gp").good()) {
@@ -181,12 +244,7 @@ bool write_png_plot_gnuplot(const std::string& png_path, const std::string& csv_
             break;
         }
     }
-    if (script.empty()) return false;
-    auto quote = [](const std::string& s) {
-        std::string q = "'";
-        for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-        return q + "'";
-    };
+    if (script.empty()) return fail("scripts/plot_metrics.gp not found");
     auto gp_string = [](const std::string& s) {  // a gnuplot double-quoted string
         std::string q = "\"";
         for (char c : s) {
@@ -197,12 +255,10 @@ bool write_png_plot_gnuplot(const std::string& png_path, const std::string& csv_
     };
     const std::string defs = "csv=" + gp_string(csv_path) + "; out=" + gp_string(png_path) +
                              "; title=" + gp_string(title);
-    const std::string cmd = "gnuplot -e " + quote(defs) + " " + quote(script) + " >/dev/null 2>&1";
-    const int rc = std::system(cmd.c_str());
-    if (rc != 0 || !std::ifstream(png_path).good()) {
-        std::remove(png_path.c_str());
-        return false;
-    }
+    const std::string problem = run_with_time_limit({"gnuplot", "-e", defs, script}, timeout_seconds);
+    if (!problem.empty()) return fail(problem == "not installed" ? problem : "gnuplot " + problem);
+    if (!std::ifstream(png_path).good()) return fail("gnuplot wrote no " + png_path);
+    if (why) why->clear();
     return true;
 }
 
@@ -257,8 +313,7 @@ std::string confusion_matrix::format(const std::vector<std::string>& names) cons
 }
 
 void confusion_matrix::write_csv(const std::string& path, const std::vector<std::string>& names) const {
-    std::ofstream f(path);
-    if (!f) throw std::runtime_error(path + ": cannot write the confusion matrix");
+    std::ostringstream f;
     auto name = [&](std::size_t i) { return i < names.size() ? names[i] : std::to_string(i); };
     f << "true\\predicted";
     for (std::size_t j = 0; j < n_; ++j) f << ',' << name(j);
@@ -268,6 +323,7 @@ void confusion_matrix::write_csv(const std::string& path, const std::vector<std:
         for (std::size_t j = 0; j < n_; ++j) f << ',' << at(i, j);
         f << '\n';
     }
+    write_file_checked(path, f.str());
 }
 
 // -------------------------------------------------------------- progress

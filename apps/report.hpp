@@ -24,18 +24,25 @@ struct epoch_record {
 
 /// Write `rows` as CSV with the header epoch,train_loss,val_loss,val_acc,seconds,lr.
 /// Losses are printed with 17 significant digits so a CSV identifies a run bit for bit.
+/// Written aside, fsync'ed and renamed (apps/durable_io): a crash or a full disk
+/// leaves the previous file. Throws write_error naming the file, or
+/// std::runtime_error when `path` is not a regular file (a device, a link to /dev/full).
 void write_metrics_csv(const std::string& path, const std::vector<epoch_record>& rows);
 /// Read a CSV written by write_metrics_csv; throws std::runtime_error naming the
 /// file and line on anything else.
 std::vector<epoch_record> read_metrics_csv(const std::string& path);
 
 /// Draw train/validation loss and validation accuracy against epoch as a
-/// self-contained SVG (two panels). Always works: no dependency.
+/// self-contained SVG (two panels). No dependency; throws write_error naming the
+/// file when a write or the close fails (a full disk).
 void write_svg_plot(const std::string& path, const std::vector<epoch_record>& rows, const std::string& title);
-/// Draw the same plot as PNG with gnuplot (scripts/plot_metrics.gp when found,
-/// else an inline script). Returns false, having written nothing, when gnuplot
-/// is missing or fails.
-bool write_png_plot_gnuplot(const std::string& png_path, const std::string& csv_path, const std::string& title);
+/// Draw the same plot as PNG with gnuplot and scripts/plot_metrics.gp. Returns
+/// false, having written nothing, when gnuplot is missing, fails, or runs longer
+/// than `timeout_seconds` (it is then killed: gnuplot reading an endless file
+/// never hangs the trainer); `why` then says which ("not installed" when it is
+/// missing).
+bool write_png_plot_gnuplot(const std::string& png_path, const std::string& csv_path, const std::string& title,
+                            double timeout_seconds = 30, std::string* why = nullptr);
 
 /// Counts of (true class, predicted class) pairs.
 class confusion_matrix {
@@ -57,7 +64,8 @@ class confusion_matrix {
     /// A table with class names on rows (true) and columns (predicted), plus
     /// each class's recall.
     std::string format(const std::vector<std::string>& class_names) const;
-    /// Write the counts as CSV with a header row of class names.
+    /// Write the counts as CSV with a header row of class names; throws
+    /// write_error naming the file when a write or the close fails.
     void write_csv(const std::string& path, const std::vector<std::string>& class_names) const;
 
   private:

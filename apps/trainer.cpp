@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -12,8 +13,11 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "apps/durable_io.hpp"
 #include "apps/model.hpp"
+#include "apps/options.hpp"
 #include "apps/report.hpp"
+#include "apps/train_checkpoint.hpp"
 #include "autograd/blas.hpp"
 #include "autograd/float_env.hpp"
 #include "autograd/ops.hpp"
@@ -21,6 +25,8 @@
 #include "nn/checkpoint.hpp"
 #include "optim/clip.hpp"
 #include "optim/lr_schedule.hpp"
+
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -32,116 +38,6 @@ using seconds_clock = std::chrono::steady_clock;
 
 double since(seconds_clock::time_point t0) {
     return std::chrono::duration<double>(seconds_clock::now() - t0).count();
-}
-
-// -------------------------------------------------------------- config text
-// The checkpoint carries the run's settings as "key=value" lines (stored as a
-// float32 array of the text's bytes), so eval and resume rebuild exactly the same model and data.
-
-using config_map = std::map<std::string, std::string>;
-
-std::string join_sizes(const std::vector<std::size_t>& v) {
-    std::string s;
-    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
-    return s;
-}
-
-std::vector<std::size_t> split_sizes(const std::string& s) {
-    std::vector<std::size_t> out;
-    std::stringstream ss(s);
-    std::string part;
-    while (std::getline(ss, part, ','))
-        if (!part.empty()) out.push_back(std::stoul(part));
-    return out;
-}
-
-std::string fmt(double v) {
-    std::ostringstream os;
-    os << std::setprecision(17) << v;
-    return os.str();
-}
-
-config_map to_config(const train_options& o) {
-    return {{"model", o.model},
-            {"hidden", std::to_string(o.hidden)},
-            {"loss", o.loss},
-            {"layers", join_sizes(o.layers)},
-            {"activation", o.activation},
-            {"optimizer", o.optimizer},
-            {"lr", fmt(o.lr)},
-            {"momentum", fmt(o.momentum)},
-            {"weight_decay", fmt(o.weight_decay)},
-            {"schedule", o.schedule},
-            {"warmup", std::to_string(o.warmup)},
-            {"step_size", std::to_string(o.step_size)},
-            {"gamma", fmt(o.gamma)},
-            {"clip", fmt(o.clip)},
-            {"epochs", std::to_string(o.epochs)},
-            {"batch_size", std::to_string(o.batch_size)},
-            {"seed", std::to_string(o.seed)},
-            {"data", o.data},
-            {"val_fraction", fmt(o.val_fraction)},
-            {"normalization", o.normalization},
-            {"name", o.name}};
-}
-
-const std::string& need(const config_map& c, const std::string& key, const std::string& file) {
-    auto it = c.find(key);
-    if (it == c.end()) throw std::runtime_error(file + ": checkpoint has no setting '" + key + "'");
-    return it->second;
-}
-
-/// The run settings stored in a checkpoint (everything but where and how long to run).
-void from_config(const config_map& c, train_options& o, const std::string& file) {
-    o.model = need(c, "model", file);
-    o.hidden = std::stoul(need(c, "hidden", file));
-    o.loss = need(c, "loss", file);
-    o.layers = split_sizes(need(c, "layers", file));
-    o.activation = need(c, "activation", file);
-    o.optimizer = need(c, "optimizer", file);
-    o.lr = std::stod(need(c, "lr", file));
-    o.momentum = std::stod(need(c, "momentum", file));
-    o.weight_decay = std::stod(need(c, "weight_decay", file));
-    o.schedule = need(c, "schedule", file);
-    o.warmup = std::stoul(need(c, "warmup", file));
-    o.step_size = std::stoul(need(c, "step_size", file));
-    o.gamma = std::stod(need(c, "gamma", file));
-    o.clip = std::stod(need(c, "clip", file));
-    o.batch_size = std::stoul(need(c, "batch_size", file));
-    o.seed = std::stoull(need(c, "seed", file));
-    o.data = need(c, "data", file);
-    o.val_fraction = std::stod(need(c, "val_fraction", file));
-    o.normalization = need(c, "normalization", file);
-    o.name = need(c, "name", file);
-}
-
-xt::xarray<float> text_to_array(const std::string& s) {
-    xt::xarray<float> a = xt::xarray<float>::from_shape({s.size()});
-    for (std::size_t i = 0; i < s.size(); ++i) a(i) = static_cast<float>(static_cast<unsigned char>(s[i]));
-    return a;
-}
-
-std::string array_to_text(const xt::xarray<float>& a) {
-    std::string s;
-    for (float v : a) s += static_cast<char>(static_cast<unsigned char>(v));
-    return s;
-}
-
-std::string config_text(const config_map& c) {
-    std::string s;
-    for (const auto& [k, v] : c) s += k + "=" + v + "\n";
-    return s;
-}
-
-config_map parse_config_text(const std::string& s) {
-    config_map c;
-    std::stringstream ss(s);
-    std::string line;
-    while (std::getline(ss, line)) {
-        const auto eq = line.find('=');
-        if (eq != std::string::npos) c[line.substr(0, eq)] = line.substr(eq + 1);
-    }
-    return c;
 }
 
 // ------------------------------------------------------------------ data
@@ -181,6 +77,14 @@ run_data load_run_data(const train_options& o, bool need_train) {
         throw std::invalid_argument("unknown data set '" + o.data + "': use fashion or digits");
     }
     if (need_train) {
+        // Checked before any training: a mismatch would otherwise surface only at the final test.
+        if (train_all.features != d.test.features || train_all.num_classes() != d.test.num_classes()) {
+            throw std::runtime_error("data: the test set " + d.test.name + " has " + std::to_string(d.test.features) +
+                                     " values per example and " + std::to_string(d.test.num_classes()) +
+                                     " classes, the training set " + std::to_string(train_all.features) + " and " +
+                                     std::to_string(train_all.num_classes()) +
+                                     ": use test images of the same size and classes");
+        }
         data::split s = data::split_train_validation(train_all, o.val_fraction, o.seed);
         d.train = std::move(s.train);
         d.val = std::move(s.validation);
@@ -241,59 +145,6 @@ model_spec spec_of(const train_options& o, std::size_t inputs, std::size_t class
     return s;
 }
 
-/// Everything needed to continue a run: weights (nn::save_npz), optimizer
-/// state (optimizer::save_state), and the trainer's metadata: settings,
-/// normalisation statistics and the number of epochs done. The metadata is
-/// written last, so its epoch count never runs ahead of the other two files.
-void write_checkpoint(const std::string& path, nn::module<float>& model, optim::optimizer<float>& opt,
-                      const train_options& o, const data::normalizer& norm, std::size_t epochs_done) {
-    const checkpoint_paths files = checkpoint_files(path);
-    nn::save_npz(model, files.model);
-    opt.save_state(files.optimizer);
-    state_dict s;
-    config_map c = to_config(o);
-    c["epochs_done"] = std::to_string(epochs_done);
-    s["config"] = text_to_array(config_text(c));
-    s["norm_mean"] = xt::xarray<float>::from_shape({norm.mean().size()});
-    s["norm_scale"] = xt::xarray<float>::from_shape({norm.scale().size()});
-    std::copy(norm.mean().begin(), norm.mean().end(), s["norm_mean"].begin());
-    std::copy(norm.scale().begin(), norm.scale().end(), s["norm_scale"].begin());
-    save_arrays(files.meta, s);
-}
-
-/// The trainer's metadata of a checkpoint (the weights and optimizer state are
-/// loaded into the rebuilt model and optimizer).
-struct loaded_checkpoint {
-    checkpoint_paths files;
-    train_options options;
-    std::size_t epochs_done = 0;
-    data::normalizer norm;
-};
-
-loaded_checkpoint read_checkpoint(const std::string& path) {
-    loaded_checkpoint c;
-    c.files = checkpoint_files(path);
-    if (!fs::exists(c.files.meta)) {
-        throw std::runtime_error(path + ": no " + c.files.meta +
-                                 " beside it: a tapegrad training checkpoint is checkpoint.npz (weights), "
-                                 "checkpoint.optim.npz and checkpoint.meta.npz, as `tapegrad train` writes them");
-    }
-    state_dict s = load_arrays(c.files.meta);
-    auto take = [&](const std::string& key) -> xt::xarray<float>& {
-        auto it = s.find(key);
-        if (it == s.end()) throw std::runtime_error(c.files.meta + ": no array '" + key + "'");
-        return it->second;
-    };
-    const config_map cfg = parse_config_text(array_to_text(take("config")));
-    from_config(cfg, c.options, c.files.meta);
-    c.epochs_done = std::stoul(need(cfg, "epochs_done", c.files.meta));
-    const auto& m = take("norm_mean");
-    const auto& sc = take("norm_scale");
-    c.norm = data::normalizer(data::parse_normalization(c.options.normalization), std::vector<float>(m.begin(), m.end()),
-                              std::vector<float>(sc.begin(), sc.end()));
-    return c;
-}
-
 std::string fmt_seconds(double s) {
     std::ostringstream os;
     os << std::fixed << std::setprecision(3) << s << " s";
@@ -301,6 +152,53 @@ std::string fmt_seconds(double s) {
 }
 
 std::string default_name(const train_options& o) { return o.model + "-" + o.data; }
+
+// ------------------------------------------------------------- interrupts
+// The first SIGINT or SIGTERM asks the training loop to stop after the current
+// step and commit a checkpoint; a second ends the process at once. That is
+// safe at any moment: every file is committed by a rename, so the last
+// committed checkpoint and metrics stay intact.
+
+volatile std::sig_atomic_t interrupt_requests = 0;
+
+extern "C" void on_interrupt(int) {
+    if (interrupt_requests) ::_exit(130);
+    interrupt_requests = 1;
+    static const char msg[] =
+        "\ntapegrad: interrupted: finishing this step and saving a checkpoint (interrupt again to quit at once)\n";
+    const ssize_t ignored = ::write(2, msg, sizeof msg - 1);
+    (void)ignored;
+}
+
+/// Installs the handler for one training run and restores the previous ones.
+class interrupt_scope {
+  public:
+    interrupt_scope() {
+        interrupt_requests = 0;
+        struct sigaction sa {};
+        sa.sa_handler = on_interrupt;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &old_int_);
+        sigaction(SIGTERM, &sa, &old_term_);
+    }
+    ~interrupt_scope() {
+        sigaction(SIGINT, &old_int_, nullptr);
+        sigaction(SIGTERM, &old_term_, nullptr);
+        interrupt_requests = 0;
+    }
+    interrupt_scope(const interrupt_scope&) = delete;
+    interrupt_scope& operator=(const interrupt_scope&) = delete;
+    bool requested() const { return interrupt_requests != 0; }
+
+  private:
+    struct sigaction old_int_ {}, old_term_ {};
+};
+
+std::string resume_command(const std::string& ckpt, const train_options& o) {
+    std::string cmd = "tapegrad train --resume " + ckpt + " --epochs " + std::to_string(o.epochs);
+    if (!o.data_dir.empty()) cmd += " --data-dir " + o.data_dir;
+    return cmd;
+}
 
 }  // namespace
 
@@ -317,6 +215,7 @@ double learning_rate(const train_options& o, std::size_t step, std::size_t epoch
     }
     double f = 1;  // per epoch
     if (o.schedule == "step") {
+        if (o.step_size == 0) throw std::invalid_argument("learning_rate: --step-size must be at least 1, got 0");
         f = optim::step_decay(1.0, o.gamma, o.step_size).lr_at(epoch);
     } else if (o.schedule == "exp") {
         f = optim::exponential_decay(1.0, o.gamma).lr_at(epoch);
@@ -330,12 +229,12 @@ double learning_rate(const train_options& o, std::size_t step, std::size_t epoch
 
 int run_train(const train_options& cli) {
     flush_denormals_scope ftz;
-    blas::set_num_threads(cli.threads);
     const auto wall0 = seconds_clock::now();
 
     train_options o = cli;
     loaded_checkpoint resumed;
-    if (!cli.resume.empty()) {
+    const bool resuming = !cli.resume.empty();
+    if (resuming) {
         resumed = read_checkpoint(cli.resume);
         o = resumed.options;  // the run's own settings win: a resume must continue the same run
         o.epochs = cli.epochs;
@@ -345,16 +244,26 @@ int run_train(const train_options& cli) {
         o.progress = cli.progress;
         o.quiet = cli.quiet;
         o.data_dir = cli.data_dir;
+        o.resume = cli.resume;
         if (o.out.empty()) o.out = ".";
     }
     // Digits has 1318 training images: 128-image batches give too few steps in 10 epochs.
     if (o.batch_size == 0) o.batch_size = o.data == "digits" ? 32 : 128;
+    validate_train_options(o);  // the command line's rules, for callers that fill train_options directly
     if (o.name.empty()) o.name = default_name(o);
     if (o.out.empty()) o.out = (fs::path("runs") / o.name).string();
-    fs::create_directories(o.out);
+    blas::set_num_threads(o.threads);
+    interrupt_scope interrupts;
 
     run_data d = load_run_data(o, true);
-    if (!cli.resume.empty()) {
+    if (resuming) {
+        if (d.train.features != resumed.state.features || d.train.num_classes() != resumed.state.classes) {
+            throw std::runtime_error(cli.resume + ": the checkpoint's model takes " +
+                                     std::to_string(resumed.state.features) + " inputs and " +
+                                     std::to_string(resumed.state.classes) + " classes, the data " + d.train.name +
+                                     " has " + std::to_string(d.train.features) + " and " +
+                                     std::to_string(d.train.num_classes()));
+        }
         d.norm = resumed.norm;
     } else {
         d.norm = data::normalizer(data::parse_normalization(o.normalization));
@@ -365,21 +274,28 @@ int run_train(const train_options& cli) {
     d.norm.apply(d.test);
 
     const model_spec spec = spec_of(o, d.train.features, d.train.num_classes());
+    check_memory(spec, o.batch_size, o.optimizer, o.momentum);
     std::shared_ptr<nn::module<float>> model = make_classifier(spec, o.seed);
     optimizer_spec os{o.optimizer, o.lr, o.momentum, o.weight_decay};
     std::unique_ptr<optim::optimizer<float>> opt = make_optimizer(os, model->parameters());
     model->train();
+    fs::create_directories(o.out);  // only once the run is known to be possible
+    data::loader batches(d.train, o.batch_size, o.seed);
+    const std::size_t steps_per_epoch = batches.batches_per_epoch();
+
     std::size_t start_epoch = 0;
+    train_state position;  // where the run stands: what a checkpoint commits
+    position.features = d.train.features;
+    position.classes = d.train.num_classes();
     std::vector<epoch_record> history;
     const std::string csv_path = (fs::path(o.out) / "metrics.csv").string();
-    if (!cli.resume.empty()) {
-        nn::load_npz(*model, resumed.files.model);
-        opt->load_state(resumed.files.optimizer);
-        start_epoch = resumed.epochs_done;
-        if (fs::exists(csv_path)) {
-            for (const auto& r : read_metrics_csv(csv_path))
-                if (r.epoch <= start_epoch) history.push_back(r);
-        }
+    if (resuming) {
+        restore(resumed, *model, *opt, steps_per_epoch);
+        position = resumed.state;
+        start_epoch = position.epochs_done;
+        std::string warning;
+        history = metrics_up_to(resumed, (fs::path(cli.resume).parent_path() / "metrics.csv").string(), warning);
+        if (!warning.empty()) std::cerr << "tapegrad: warning: " << warning << "\n";
     }
 
     const bool live = o.progress == "bar" || (o.progress == "auto" && stdout_is_terminal());
@@ -395,16 +311,26 @@ int run_train(const train_options& cli) {
               << std::defaultfloat << "\n"
               << "output: " << o.out << "\n";
     if (!o.quiet) std::cout << model->summary();
-    if (start_epoch > 0) std::cout << "resuming from " << cli.resume << " after epoch " << start_epoch << "\n";
+    if (resuming && (start_epoch > 0 || position.step_in_epoch > 0)) {
+        std::cout << "resuming from " << cli.resume << " after epoch " << start_epoch;
+        if (position.step_in_epoch > 0)
+            std::cout << " and " << position.step_in_epoch << " of the " << steps_per_epoch << " steps of epoch "
+                      << start_epoch + 1;
+        std::cout << "\n";
+    }
     if (start_epoch >= o.epochs) std::cout << "nothing to train: the checkpoint already has " << start_epoch << " epochs\n";
 
-    data::loader batches(d.train, o.batch_size, o.seed);
-    const std::size_t steps_per_epoch = batches.batches_per_epoch();
     const std::size_t total_steps = steps_per_epoch * o.epochs;
     const std::size_t last_epoch = o.stop_after ? std::min(o.stop_after, o.epochs) : o.epochs;
     progress_bar bar(std::cout, live);
     const std::vector<tensor<float>> params = model->parameters();
     const std::string ckpt_path = (fs::path(o.out) / "checkpoint.npz").string();
+    // Metrics first, then the checkpoint: after a crash between the two, the
+    // metrics are ahead and a resume drops their extra rows.
+    auto commit = [&](const train_state& st) {
+        write_metrics_csv(csv_path, history);
+        write_checkpoint(ckpt_path, *model, *opt, o, d.norm, st);
+    };
     double train_seconds = 0;
     std::size_t trained_samples = 0;
     data::batch b;
@@ -414,6 +340,11 @@ int run_train(const train_options& cli) {
         bar.start(epoch + 1, o.epochs, steps_per_epoch);
         double loss_sum = 0;
         std::size_t step_in_epoch = 0;
+        if (epoch == start_epoch && position.step_in_epoch > 0) {  // an interrupted epoch continues
+            step_in_epoch = position.step_in_epoch;
+            loss_sum = position.loss_sum;
+            batches.skip(step_in_epoch);
+        }
         double lr = o.lr;
         while (batches.next(b)) {
             const std::size_t step = epoch * steps_per_epoch + step_in_epoch;
@@ -436,6 +367,18 @@ int run_train(const train_options& cli) {
             loss_sum += value;
             ++step_in_epoch;
             bar.update(step_in_epoch, loss_sum / static_cast<double>(step_in_epoch));
+            fault_point("step", step + 1);
+            if (interrupts.requested() && step_in_epoch < steps_per_epoch) {
+                bar.finish();
+                position.epochs_done = epoch;
+                position.step_in_epoch = step_in_epoch;
+                position.loss_sum = loss_sum;
+                commit(position);
+                std::cout << "interrupted in epoch " << epoch + 1 << " after step " << step_in_epoch << " of "
+                          << steps_per_epoch << "; checkpoint: " << ckpt_path << "\ncontinue with: "
+                          << resume_command(ckpt_path, o) << std::endl;
+                return 130;
+            }
         }
         const double epoch_train_seconds = since(t0);
         train_seconds += epoch_train_seconds;
@@ -452,8 +395,16 @@ int run_train(const train_options& cli) {
                       << static_cast<double>(d.train.size()) / epoch_train_seconds << " samples/s"
                       << std::defaultfloat << std::endl;
         }
-        write_metrics_csv(csv_path, history);
-        write_checkpoint(ckpt_path, *model, *opt, o, d.norm, epoch + 1);
+        position.epochs_done = epoch + 1;
+        position.step_in_epoch = 0;
+        position.loss_sum = 0;
+        position.last = r;
+        commit(position);
+        if (interrupts.requested()) {
+            std::cout << "interrupted after epoch " << epoch + 1 << " of " << o.epochs << "; checkpoint: " << ckpt_path
+                      << "\ncontinue with: " << resume_command(ckpt_path, o) << std::endl;
+            return 130;
+        }
     }
 
     // Curves: SVG always (no dependency), PNG too when gnuplot is installed.
@@ -462,7 +413,9 @@ int run_train(const train_options& cli) {
     const std::string png = (fs::path(o.out) / "curves.png").string();
     if (!history.empty()) {
         write_svg_plot(svg, history, title);
-        const bool have_png = write_png_plot_gnuplot(png, csv_path, title);
+        std::string why;
+        const bool have_png = write_png_plot_gnuplot(png, csv_path, title, 30, &why);
+        if (!have_png && why != "not installed") std::cerr << "tapegrad: warning: no " << png << ": " << why << "\n";
         std::cout << "metrics: " << csv_path << "\ncurves: " << svg << (have_png ? " and " + png : std::string())
                   << "\ncheckpoint: " << ckpt_path << "\n";
     }
@@ -474,8 +427,8 @@ int run_train(const train_options& cli) {
                   << "\n";
     }
     if (last_epoch < o.epochs) {
-        std::cout << "stopped after epoch " << last_epoch << " of " << o.epochs << "; continue with --resume "
-                  << ckpt_path << "\n";
+        std::cout << "stopped after epoch " << last_epoch << " of " << o.epochs << "; continue with "
+                  << resume_command(ckpt_path, o) << "\n";
         return 0;
     }
     const evaluation t = evaluate(*model, o.loss, d.test);
@@ -484,7 +437,8 @@ int run_train(const train_options& cli) {
     std::cout << "test_loss " << std::fixed << std::setprecision(4) << t.loss << "\n"
               << "test_accuracy " << t.accuracy << std::defaultfloat << "  (" << d.test.name << ", " << d.test.size()
               << " examples)\n";
-    return 0;
+    // Interrupted after the last commit: everything is written, but say so in the status.
+    return interrupts.requested() ? 130 : 0;
 }
 
 // ------------------------------------------------------------------ eval
@@ -495,13 +449,19 @@ int run_eval(const eval_options& e) {
     loaded_checkpoint c = read_checkpoint(e.checkpoint);
     c.options.data_dir = e.data_dir;
     run_data d = load_run_data(c.options, false);
+    if (d.test.features != c.state.features || d.test.num_classes() != c.state.classes) {
+        throw std::runtime_error(e.checkpoint + ": the checkpoint's model takes " + std::to_string(c.state.features) +
+                                 " inputs and " + std::to_string(c.state.classes) + " classes, the test set " +
+                                 d.test.name + " has " + std::to_string(d.test.features) + " and " +
+                                 std::to_string(d.test.num_classes()));
+    }
     c.norm.apply(d.test);
     const model_spec spec = spec_of(c.options, d.test.features, d.test.num_classes());
     std::shared_ptr<nn::module<float>> model = make_classifier(spec, c.options.seed);
-    nn::load_npz(*model, c.files.model);
+    nn::load_state(*model, c.model, c.path);
     const auto t0 = seconds_clock::now();
     const evaluation t = evaluate(*model, c.options.loss, d.test);
-    std::cout << "tapegrad eval: " << e.checkpoint << ": " << spec.describe() << ", trained " << c.epochs_done
+    std::cout << "tapegrad eval: " << e.checkpoint << ": " << spec.describe() << ", trained " << c.state.epochs_done
               << " epoch(s) on " << c.options.data << "\n\n"
               << t.confusion.format(d.test.class_names) << "test_loss " << std::fixed << std::setprecision(4)
               << t.loss << "\ntest_accuracy " << t.accuracy << "  (" << d.test.name << ", " << d.test.size()

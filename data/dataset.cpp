@@ -323,6 +323,17 @@ bool loader::next(batch& out) {
     return true;
 }
 
-std::size_t loader::batches_per_epoch() const { return (data_->size() + batch_size_ - 1) / batch_size_; }
+// n / b rounded up without forming n + b - 1, which wraps for a huge batch size.
+std::size_t loader::batches_per_epoch() const {
+    const std::size_t n = data_->size();
+    return n / batch_size_ + (n % batch_size_ != 0);
+}
+
+void loader::skip(std::size_t batches) {
+    const std::size_t n = data_->size();
+    const std::size_t rest = n - pos_;
+    const std::size_t left = rest / batch_size_ + (rest % batch_size_ != 0);
+    pos_ = batches >= left ? n : pos_ + batches * batch_size_;  // batches * b < rest here: no overflow
+}
 
 }  // namespace tapegrad::data

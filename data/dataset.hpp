@@ -134,7 +134,10 @@ class loader {
     /// Fill `out` with the next batch (the last one may be smaller); false at the
     /// end of the epoch. Reuses `out`'s buffers when the size is unchanged.
     bool next(batch& out);
-    /// Batches in one epoch.
+    /// Skip the next `batches` batches of this epoch (a resumed, interrupted
+    /// epoch continues where it stopped).
+    void skip(std::size_t batches);
+    /// Batches in one epoch (the last one may be smaller).
     std::size_t batches_per_epoch() const;
     /// Examples in one epoch.
     std::size_t size() const { return data_->size(); }

@@ -16,15 +16,19 @@ template <class T> std::vector<std::pair<std::string, tensor<T>>> state_of(const
 
 }  // namespace
 
-template <class T> void save_npz(const module<T>& m, const std::string& path) {
+template <class T> std::vector<npz::entry> state_entries(const module<T>& m) {
     std::vector<npz::entry> entries;
     for (const auto& [name, t] : state_of(m)) entries.push_back(npz::make_entry(name, t.value()));
-    npz::write(path, entries);
+    return entries;
 }
 
-template <class T> void load_npz(module<T>& m, const std::string& path) {
+template <class T> void save_npz(const module<T>& m, const std::string& path) { npz::write(path, state_entries(m)); }
+
+template <class T> void load_npz(module<T>& m, const std::string& path) { load_state(m, npz::read(path), path); }
+
+template <class T> void load_state(module<T>& m, std::vector<npz::entry> entries, const std::string& path) {
     std::map<std::string, npz::entry> file;
-    for (auto& e : npz::read(path)) file.emplace(e.name, std::move(e));
+    for (auto& e : entries) file.emplace(e.name, std::move(e));
     const auto wanted = state_of(m);
     // Validate everything first, then assign: nothing is half-loaded.
     std::vector<xt::xarray<T>> values;
@@ -55,5 +59,9 @@ template void save_npz<float>(const module<float>&, const std::string&);
 template void save_npz<double>(const module<double>&, const std::string&);
 template void load_npz<float>(module<float>&, const std::string&);
 template void load_npz<double>(module<double>&, const std::string&);
+template std::vector<npz::entry> state_entries<float>(const module<float>&);
+template std::vector<npz::entry> state_entries<double>(const module<double>&);
+template void load_state<float>(module<float>&, std::vector<npz::entry>, const std::string&);
+template void load_state<double>(module<double>&, std::vector<npz::entry>, const std::string&);
 
 }  // namespace tapegrad::nn

@@ -3,6 +3,7 @@
 
 #include "optim/optimizer.hpp"
 
+#include <cmath>
 #include <map>
 #include <set>
 #include <sstream>
@@ -55,7 +56,7 @@ std::vector<std::pair<std::string, const xt::xarray<T>*>> optimizer<T>::state(st
     return out;
 }
 
-template <class T> void optimizer<T>::save_state(const std::string& path) const {
+template <class T> std::vector<npz::entry> optimizer<T>::state_entries() const {
     std::vector<npz::entry> entries;
     entries.push_back(npz::make_entry(name_ + ".lr", xt::xarray<double>(lr_)));
     for (std::size_t i = 0; i < params_.size(); ++i) {
@@ -63,12 +64,16 @@ template <class T> void optimizer<T>::save_state(const std::string& path) const 
         entries.push_back(npz::make_entry(prefix + "step", xt::xarray<double>(double(steps_[i]))));
         for (auto& [n, a] : state(i)) entries.push_back(npz::make_entry(prefix + n, *a));
     }
-    npz::write(path, entries);
+    return entries;
 }
 
-template <class T> void optimizer<T>::load_state(const std::string& path) {
+template <class T> void optimizer<T>::save_state(const std::string& path) const { npz::write(path, state_entries()); }
+
+template <class T> void optimizer<T>::load_state(const std::string& path) { load_state(npz::read(path), path); }
+
+template <class T> void optimizer<T>::load_state(std::vector<npz::entry> entries, const std::string& path) {
     std::map<std::string, npz::entry> file;
-    for (auto& e : npz::read(path)) file.emplace(e.name, std::move(e));
+    for (auto& e : entries) file.emplace(e.name, std::move(e));
     auto take = [&](const std::string& key, const shape_t& shape) -> npz::entry {
         auto it = file.find(key);
         if (it == file.end()) {
@@ -86,17 +91,29 @@ template <class T> void optimizer<T>::load_state(const std::string& path) {
     };
     // Validate and convert everything first; assign only when all of it is good.
     const double lr = npz::to_array<double>(take(name_ + ".lr", {}), path)();
-    if (!(lr >= 0)) throw npz::npz_error(path + ": saved learning rate " + num(lr) + " is invalid");
+    if (!(lr >= 0) || !std::isfinite(lr))
+        throw npz::npz_error(path + ": optimizer state '" + name_ + ".lr' is " + num(lr) +
+                             ", not a learning rate (a finite number >= 0)");
+    // A float64 holds every integer up to 2^53 exactly; compare before converting
+    // (converting 1e30 or NaN to int64 is undefined behaviour).
+    constexpr double max_steps = 9007199254740992.0;
     std::vector<std::int64_t> steps(params_.size());
     std::vector<std::vector<xt::xarray<T>>> values(params_.size());
     for (std::size_t i = 0; i < params_.size(); ++i) {
         const std::string prefix = name_ + "." + std::to_string(i) + ".";
         const double s = npz::to_array<double>(take(prefix + "step", {}), path)();
-        if (!(s >= 0) || s != double(std::int64_t(s)))
-            throw npz::npz_error(path + ": '" + prefix + "step' is " + num(s) + ", not a step count");
-        steps[i] = std::int64_t(s);
+        if (!(s >= 0 && s <= max_steps) || s != std::floor(s))
+            throw npz::npz_error(path + ": optimizer state '" + prefix + "step' is " + num(s) +
+                                 ", not a step count (a whole number from 0 to 2^53)");
+        steps[i] = static_cast<std::int64_t>(s);
         for (auto& [n, a] : buffers(i)) {
-            values[i].push_back(npz::to_array<T>(take(prefix + n, shape_t(a->shape().begin(), a->shape().end())), path));
+            xt::xarray<T> v = npz::to_array<T>(take(prefix + n, shape_t(a->shape().begin(), a->shape().end())), path);
+            for (std::size_t k = 0; k < v.size(); ++k)
+                if (!std::isfinite(v.data()[k]))
+                    throw npz::npz_error(path + ": optimizer state '" + prefix + n + "' has " +
+                                         num(double(v.data()[k])) + " at element " + std::to_string(k) +
+                                         " (state must be finite)");
+            values[i].push_back(std::move(v));
         }
     }
     if (!file.empty())

@@ -16,6 +16,10 @@
 
 #include "autograd/tensor.hpp"
 
+namespace tapegrad::npz {
+struct entry;
+}
+
 namespace tapegrad::optim {
 
 /// Base of every optimizer: a fixed list of parameters (leaves that require
@@ -51,6 +55,14 @@ template <class T> class optimizer {
     /// of the same shapes. All or nothing: a missing/unexpected name, wrong shape
     /// or dtype throws npz::npz_error naming the entry and file, before anything changes.
     void load_state(const std::string& path);
+    /// save_state's arrays as entries, for a caller that stores them beside
+    /// other arrays in one file.
+    std::vector<npz::entry> state_entries() const;
+    /// load_state from entries already read; `path` names the file in errors.
+    /// Besides names, shapes and dtypes, every value is checked: the learning
+    /// rate and every state buffer must be finite, step counts whole numbers
+    /// from 0 to 2^53.
+    void load_state(std::vector<npz::entry> entries, const std::string& path);
 
     /// The state buffers of parameter i by name (for tests and inspection).
     std::vector<std::pair<std::string, const xt::xarray<T>*>> state(std::size_t i) const;

@@ -4,7 +4,7 @@
 if(NOT TARGET tapegrad_app)
   return()
 endif()
-foreach(t test_trainer_report test_trainer)
+foreach(t test_trainer_report test_trainer test_cli_options test_checkpoint_atomic)
   if(TARGET ${t})
     target_link_libraries(${t} PRIVATE tapegrad_app)
   endif()
@@ -22,3 +22,16 @@ add_test(NAME cli_bench COMMAND tapegrad_cli bench --layers 32 --batch-size 8 --
 set_tests_properties(cli_bench PROPERTIES PASS_REGULAR_EXPRESSION "hand-written xtensor\\+BLAS")
 add_test(NAME cli_help COMMAND tapegrad_cli train --help)
 set_tests_properties(cli_help PROPERTIES PASS_REGULAR_EXPRESSION "--optimizer.*--schedule.*--resume")
+
+# Bad options, crashes, Ctrl-C and a full disk (tests/cli/check_faults.cmake). The
+# faults are injected by a build of the same program with TAPEGRAD_TEST_FAULTS,
+# which reads TAPEGRAD_TEST_FAULT (apps/durable_io.hpp); the real program has no such hook.
+find_package(CLI11 REQUIRED)
+add_executable(tapegrad_fault ${PROJECT_SOURCE_DIR}/apps/main.cpp)
+target_link_libraries(tapegrad_fault PRIVATE tapegrad_app CLI11::CLI11)
+target_compile_definitions(tapegrad_fault PRIVATE TAPEGRAD_TEST_FAULTS)
+foreach(mode bad_options crash_points interrupt full_disk)
+  add_test(NAME cli_${mode}
+           COMMAND ${CMAKE_COMMAND} -DTAPEGRAD=$<TARGET_FILE:tapegrad_cli> -DFAULTY=$<TARGET_FILE:tapegrad_fault>
+                   -DWORK=${CMAKE_CURRENT_BINARY_DIR}/cli_${mode} -DMODE=${mode} -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/check_faults.cmake)
+endforeach()
