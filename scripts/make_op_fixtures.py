@@ -138,6 +138,18 @@ def stats_group(f):
     case(f, "argmin_flat", lambda v: torch.argmin(v).double(), [ties], grads=[])
 
 
+def shapes_group(f):
+    x = rand(2, 3, 4)
+    case(f, "squeeze_unsqueeze", lambda v: torch.unsqueeze(torch.squeeze(v, 2), 1) * 2.0, [rand(1, 3, 1, 2)])
+    case(f, "flip_0_2", lambda v: torch.flip(v, (0, 2)) * v, [x])
+    case(f, "pad", lambda v: F.pad(v, (1, 3, 2, 0, 0, 1), value=0.5) ** 2, [x])
+    case(f, "slice_step", lambda v: v[:, 1:7:2] * v[:, 0:6:2], [rand(4, 7, 3)])
+    idx = torch.tensor([[[2, 0, 1, 1, 3], [0, 0, 3, 2, 1]], [[1, 1, 1, 0, 2], [3, 2, 1, 0, 0]], [[0, 3, 2, 2, 1], [1, 0, 0, 3, 3]]])
+    case(f, "gather_axis1", lambda v: torch.gather(v, 1, idx) ** 2, [rand(3, 4, 5)], ints=idx.reshape(-1).tolist())
+    sel = torch.tensor([1, 0, 1, 3])
+    case(f, "index_select_axis_m1", lambda v: torch.index_select(v, -1, sel) ** 2, [x], ints=sel.tolist())
+
+
 def write(group, fill):
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, group + ".txt")
@@ -151,3 +163,4 @@ if __name__ == "__main__":
     write("math", math_group)
     write("activations", activations_group)
     write("stats", stats_group)
+    write("shapes", shapes_group)

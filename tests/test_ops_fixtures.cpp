@@ -5,6 +5,7 @@
 #include <limits>
 
 #include <doctest/doctest.h>
+#include <xtensor/xadapt.hpp>
 
 #include "autograd/ops.hpp"
 #include "tests/op_fixtures.hpp"
@@ -78,5 +79,26 @@ TEST_CASE("torch fixtures: reductions and statistics") {
         {"argmin_axis1", un([](auto& x) { return argmin(x, 1); })},
         {"argmax_axis0_keep", un([](auto& x) { return argmax(x, 0, true); })},
         {"argmin_flat", un([](auto& x) { return argmin(x); })},
+    });
+}
+
+TEST_CASE("torch fixtures: shape ops") {
+    check_op_fixtures("shapes", {
+        {"squeeze_unsqueeze", un([](auto& x) { return unsqueeze(squeeze(x, {2}), 1) * 2.0; })},
+        {"flip_0_2", un([](auto& x) { return flip(x, {0, 2}) * x; })},
+        {"pad", un([](auto& x) {
+             tensor<double> p = pad(x, {{0, 1}, {2, 0}, {1, 3}}, 0.5);
+             return p * p;
+         })},
+        {"slice_step", un([](auto& x) { return slice(x, 1, 1, 7, 2) * slice(x, 1, 0, 6, 2); })},
+        {"gather_axis1", [](const args& x, const ints& i) {
+             xt::xarray<std::size_t> idx = xt::adapt(i, std::vector<std::size_t>{3, 2, 5});
+             tensor<double> g = gather(x[0], 1, idx);
+             return g * g;
+         }},
+        {"index_select_axis_m1", [](const args& x, const ints& i) {
+             tensor<double> g = index_select(x[0], -1, i);
+             return g * g;
+         }},
     });
 }
