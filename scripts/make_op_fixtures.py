@@ -150,6 +150,59 @@ def shapes_group(f):
     case(f, "index_select_axis_m1", lambda v: torch.index_select(v, -1, sel) ** 2, [x], ints=sel.tolist())
 
 
+def losses_group(f):
+    x = rand(5, 4, lo=-3, hi=3)
+    lab = torch.tensor([1, 0, 3, 2, 1])
+    w = t([0.3, 1.0, 2.5, 0.7])
+    L = lab.tolist()
+    case(f, "ce_weight", lambda v: F.cross_entropy(v, lab, weight=w), [x], ints=L)
+    case(f, "ce_ignore", lambda v: F.cross_entropy(v, lab, ignore_index=2), [x], ints=L)
+    case(f, "ce_smoothing", lambda v: F.cross_entropy(v, lab, label_smoothing=0.1), [x], ints=L)
+    case(f, "ce_smoothing_ignore", lambda v: F.cross_entropy(v, lab, ignore_index=1, label_smoothing=0.3), [x], ints=L)
+    case(f, "ce_smoothing_weight_ignore", lambda v: F.cross_entropy(v, lab, weight=w, ignore_index=3, label_smoothing=0.2),
+         [x], ints=L)
+    case(f, "ce_smoothing_weight_sum", lambda v: F.cross_entropy(v, lab, weight=w, label_smoothing=0.2, reduction="sum"),
+         [x], ints=L)
+    x3 = rand(2, 4, 3, lo=-3, hi=3)
+    x3[0, 1, 2] = 1000.0
+    x3[1, 0, 0] = -1000.0
+    lab3 = torch.tensor([[0, 3, 1], [2, 2, 0]])
+    case(f, "ce_3d_none_smoothing", lambda v: F.cross_entropy(v, lab3, reduction="none", label_smoothing=0.05), [x3],
+         ints=lab3.reshape(-1).tolist())
+    x4 = rand(2, 3, 2, 2, lo=-2, hi=2)
+    lab4 = torch.tensor([[[0, 2], [1, 1]], [[2, 0], [0, 1]]])
+    case(f, "ce_4d_weight_ignore", lambda v: F.cross_entropy(v, lab4, weight=t([0.5, 2.0, 1.5]), ignore_index=0), [x4],
+         ints=lab4.reshape(-1).tolist())
+    case(f, "nll_weight_ignore", lambda v: F.nll_loss(v, lab, weight=w, ignore_index=1), [x], ints=L)
+    case(f, "nll_3d_none", lambda v: F.nll_loss(v, lab3, reduction="none"), [x3], ints=lab3.reshape(-1).tolist())
+    p = rand(3, 4, lo=0.02, hi=0.98)
+    tg = rand(3, 4, lo=0.0, hi=1.0)
+    tg[0, 0], tg[1, 1] = 0.0, 1.0
+    case(f, "bce_probs", lambda a, b: F.binary_cross_entropy(a, b), [p, tg])
+    case(f, "bce_probs_none", lambda a, b: F.binary_cross_entropy(a, b, reduction="none"), [p, tg])
+    z = rand(3, 4, lo=-4, hi=4)
+    z[0, 0], z[0, 1], z[2, 3] = 1000.0, -1000.0, 0.0
+    pw = t([0.5, 1.0, 2.0, 3.5])
+    case(f, "bce_logits_pos_weight", lambda a, b, c: F.binary_cross_entropy_with_logits(a, b, pos_weight=c), [z, tg, pw], grads=[0, 1])
+    case(f, "bce_logits_pos_weight_sum", lambda a, b, c: F.binary_cross_entropy_with_logits(a, b, pos_weight=c, reduction="sum"),
+         [z, tg, pw], grads=[0, 1])
+    lp = torch.log_softmax(rand(3, 5, lo=-2, hi=2), 1)
+    q = torch.softmax(rand(3, 5, lo=-2, hi=2), 1)
+    q[1, 2] = 0.0
+    # torch's slope in a zero target is log(0) + 1 - x = -inf (tapegrad gives 0 there), so with the zero
+    # target only the input's gradient is compared; kl_div_batchmean checks the target's elsewhere
+    case(f, "kl_div_mean", lambda a, b: F.kl_div(a, b, reduction="mean"), [lp, q], grads=[0])
+    case(f, "kl_div_none", lambda a, b: F.kl_div(a, b, reduction="none"), [lp, q], grads=[0])
+    q2 = torch.softmax(rand(3, 5, lo=-2, hi=2), 1)
+    case(f, "kl_div_batchmean", lambda a, b: F.kl_div(a, b, reduction="batchmean"), [lp, q2])
+    case(f, "kl_div_log_target_sum", lambda a, b: F.kl_div(a, b, reduction="sum", log_target=True), [lp, torch.log_softmax(q, 1)])
+    pr = rand(4, 3, lo=-3, hi=3)
+    ta = rand(4, 3, lo=-3, hi=3)
+    case(f, "smooth_l1", lambda a, b: F.smooth_l1_loss(a, b), [pr, ta])
+    case(f, "smooth_l1_beta_half_sum", lambda a, b: F.smooth_l1_loss(a, b, beta=0.5, reduction="sum"), [pr, ta])
+    case(f, "smooth_l1_beta_0_none", lambda a, b: F.smooth_l1_loss(a, b, beta=0.0, reduction="none"), [pr, ta])
+
+
 def write(group, fill):
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, group + ".txt")
@@ -164,3 +217,4 @@ if __name__ == "__main__":
     write("activations", activations_group)
     write("stats", stats_group)
     write("shapes", shapes_group)
+    write("losses", losses_group)

@@ -102,3 +102,46 @@ TEST_CASE("torch fixtures: shape ops") {
          }},
     });
 }
+
+TEST_CASE("torch fixtures: losses") {
+    const std::vector<double> w{0.3, 1.0, 2.5, 0.7};
+    auto ce = [](class_loss_options o) {
+        return fixture_fn([o](const args& x, const ints& l) { return cross_entropy(x[0], l, o); });
+    };
+    auto nl = [](class_loss_options o) {
+        return fixture_fn([o](const args& x, const ints& l) { return nll(x[0], l, o); });
+    };
+    auto opts = [](std::vector<double> weight, long long ignore, double smoothing, reduction r) {
+        class_loss_options o;
+        o.weight = std::move(weight), o.ignore_index = ignore, o.label_smoothing = smoothing, o.r = r;
+        return o;
+    };
+    auto kl = [](reduction r, bool batchmean, bool log_target) {
+        kl_div_options o;
+        o.r = r, o.batchmean = batchmean, o.log_target = log_target;
+        return fixture_fn([o](const args& x, const ints&) { return kl_div(x[0], x[1], o); });
+    };
+    check_op_fixtures("losses", {
+        {"ce_weight", ce(opts(w, -100, 0, reduction::mean))},
+        {"ce_ignore", ce(opts({}, 2, 0, reduction::mean))},
+        {"ce_smoothing", ce(opts({}, -100, 0.1, reduction::mean))},
+        {"ce_smoothing_ignore", ce(opts({}, 1, 0.3, reduction::mean))},
+        {"ce_smoothing_weight_ignore", ce(opts(w, 3, 0.2, reduction::mean))},
+        {"ce_smoothing_weight_sum", ce(opts(w, -100, 0.2, reduction::sum))},
+        {"ce_3d_none_smoothing", ce(opts({}, -100, 0.05, reduction::none))},
+        {"ce_4d_weight_ignore", ce(opts({0.5, 2.0, 1.5}, 0, 0, reduction::mean))},
+        {"nll_weight_ignore", nl(opts(w, 1, 0, reduction::mean))},
+        {"nll_3d_none", nl(opts({}, -100, 0, reduction::none))},
+        {"bce_probs", [](const args& x, const ints&) { return binary_cross_entropy(x[0], x[1]); }},
+        {"bce_probs_none", [](const args& x, const ints&) { return binary_cross_entropy(x[0], x[1], reduction::none); }},
+        {"bce_logits_pos_weight", [](const args& x, const ints&) { return bce_with_logits(x[0], x[1], x[2]); }},
+        {"bce_logits_pos_weight_sum", [](const args& x, const ints&) { return bce_with_logits(x[0], x[1], x[2], reduction::sum); }},
+        {"kl_div_mean", kl(reduction::mean, false, false)},
+        {"kl_div_batchmean", kl(reduction::mean, true, false)},
+        {"kl_div_none", kl(reduction::none, false, false)},
+        {"kl_div_log_target_sum", kl(reduction::sum, false, true)},
+        {"smooth_l1", [](const args& x, const ints&) { return smooth_l1(x[0], x[1]); }},
+        {"smooth_l1_beta_half_sum", [](const args& x, const ints&) { return smooth_l1(x[0], x[1], 0.5, reduction::sum); }},
+        {"smooth_l1_beta_0_none", [](const args& x, const ints&) { return smooth_l1(x[0], x[1], 0.0, reduction::none); }},
+    });
+}
