@@ -203,6 +203,18 @@ def losses_group(f):
     case(f, "smooth_l1_beta_0_none", lambda a, b: F.smooth_l1_loss(a, b, beta=0.0, reduction="none"), [pr, ta])
 
 
+def matmul_group(f):
+    T = lambda v: v.transpose(-1, -2)
+    case(f, "mm_vec_vec", torch.matmul, [rand(5), rand(5)])
+    case(f, "mm_mat_vec", torch.matmul, [rand(2, 3, 4), rand(4)])
+    case(f, "mm_vec_nd", torch.matmul, [rand(3), rand(2, 3, 4)])
+    case(f, "mm_attention", torch.matmul, [rand(2, 3, 4, 5), rand(2, 3, 5, 4)])
+    case(f, "mm_q_kT", lambda q, k: torch.matmul(q, T(k)), [rand(2, 3, 4, 5), rand(2, 3, 4, 5)])
+    case(f, "mm_broadcast", torch.matmul, [rand(2, 1, 4, 3), rand(5, 3, 2)])
+    case(f, "mm_2d_3d", torch.matmul, [rand(3, 4), rand(2, 4, 5)])
+    case(f, "mm_ta_tb", lambda a, b: torch.matmul(T(a), T(b)), [rand(2, 2, 3, 4), rand(4, 3)])
+
+
 def write(group, fill):
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, group + ".txt")
@@ -218,3 +230,4 @@ if __name__ == "__main__":
     write("stats", stats_group)
     write("shapes", shapes_group)
     write("losses", losses_group)
+    write("matmul", matmul_group)

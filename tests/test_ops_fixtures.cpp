@@ -145,3 +145,19 @@ TEST_CASE("torch fixtures: losses") {
         {"smooth_l1_beta_0_none", [](const args& x, const ints&) { return smooth_l1(x[0], x[1], 0.0, reduction::none); }},
     });
 }
+
+TEST_CASE("torch fixtures: matmul with vectors and broadcast batch axes") {
+    auto mm = [](bool ta, bool tb) {
+        return fixture_fn([ta, tb](const args& x, const ints&) { return matmul(x[0], x[1], ta, tb); });
+    };
+    check_op_fixtures("matmul", {
+        {"mm_vec_vec", mm(false, false)},
+        {"mm_mat_vec", mm(false, false)},
+        {"mm_vec_nd", mm(false, false)},
+        {"mm_attention", mm(false, false)},
+        {"mm_q_kT", mm(false, true)},
+        {"mm_broadcast", mm(false, false)},
+        {"mm_2d_3d", mm(false, false)},
+        {"mm_ta_tb", mm(true, true)},
+    });
+}
