@@ -219,12 +219,14 @@ template <class T> tensor<T> argmax(const tensor<T>& x, int axis, bool keepdims)
 template <class T> tensor<T> argmin(const tensor<T>& x, int axis, bool keepdims) {
     return arg_extreme("argmin", x, axis, keepdims, false);
 }
+namespace {
 template <class T> tensor<T> flat_arg(const char* op, const tensor<T>& x, bool is_max) {
     if (x.size() == 0) throw shape_error(std::string(op) + ": the tensor of shape " + shape_str(x.shape()) + " is empty");
     xt::xarray<T> flat = x.value();
     flat.reshape({flat.size()});
     return arg_extreme(op, tensor<T>(std::move(flat)), 0, false, is_max);
 }
+}  // namespace
 template <class T> tensor<T> argmax(const tensor<T>& x) { return flat_arg("argmax", x, true); }
 template <class T> tensor<T> argmin(const tensor<T>& x) { return flat_arg("argmin", x, false); }
 
