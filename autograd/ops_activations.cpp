@@ -26,7 +26,9 @@ template <class X> auto splus(const X& x) {
     using S = typename X::value_type;
     return xt::maximum(x, S(0)) + xt::log1p(xt::exp(-xt::abs(x)));
 }
-template <class T> tensor<T> splus(const tensor<T>& x) { return softplus(x); }
+// softplus(x) = -logsigmoid(-x), whose recorded slope is sigmoid(x): finite second
+// derivatives at any x (softplus's own rule divides by 1 + e^-x, which overflows)
+template <class T> tensor<T> splus(const tensor<T>& x) { return -logsigmoid(-x); }
 
 constexpr double selu_alpha = 1.6732632423543772848170429916717;
 constexpr double selu_scale = 1.0507009873554804934193349852946;

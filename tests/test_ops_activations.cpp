@@ -69,9 +69,12 @@ TEST_CASE("mish: values and derivatives") {
     check_close(first_derivative([](auto& t) { return mish(t); }, x), d1);
     // f'' at 0 = 2 sech^2(log 2) sigmoid(0) = 2 * (1 - 0.36) * 0.5 = 0.64
     CHECK(second_derivative([](auto& t) { return mish(t); }, xarray<double>{0.0})(0) == doctest::Approx(0.64));
-    // at -1000 the value and slope are 0 (the second order at -1000 needs softplus's own, see issue #9 part 1)
+    // at -1000 the value and both derivatives are 0, not NaN (e^1000 overflows inside a naive softplus)
     CHECK(mish(tensor<double>::scalar(-1000.0)).item() == 0.0);
     CHECK(first_derivative([](auto& t) { return mish(t); }, xarray<double>{-1000.0})(0) == 0.0);
+    CHECK(second_derivative([](auto& t) { return mish(t); }, xarray<double>{-1000.0})(0) == 0.0);
+    // at +1000 mish is x: slope 1, curvature 0
+    CHECK(second_derivative([](auto& t) { return mish(t); }, xarray<double>{1000.0})(0) == 0.0);
 }
 
 TEST_CASE("logsigmoid: stable values and derivatives at +-1000") {
