@@ -6,6 +6,7 @@
 // backward is written with ops, so they stay twice differentiable.
 
 #include <algorithm>
+#include <cmath>
 #include <xtensor/xadapt.hpp>
 
 #include "autograd/detail/lines.hpp"
@@ -225,6 +226,182 @@ template <class T> tensor<T> bce_with_logits(const tensor<T>& logits, const tens
     // -[t log s(z) + (1 - t) log(1 - s(z))] = softplus(z) - t z, stable for any z
     return reduce(softplus(logits) - targets * logits, r);
 }
+
+// ================================================== issue #9: more losses
+// All composed from recorded ops (log_softmax, pick, where, ...), so each has first
+// and second derivatives from rules that are checked on their own.
+namespace {
+
+/// Scores [N, C] or [N, C, d1, ...] as [M, C] with classes last, M = N d1 ...
+template <class T> tensor<T> classes_last(const char* op, const tensor<T>& x, std::size_t n_labels) {
+    const shape_t s = x.shape();
+    if (s.size() < 2)
+        throw shape_error(std::string(op) + ": expects scores of shape [N, C] or [N, C, d1, ...], got " + shape_str(s));
+    const std::size_t m = s[1] ? x.size() / s[1] : 0;
+    if (n_labels != m)
+        throw shape_error(std::string(op) + ": " + std::to_string(n_labels) + " labels for scores of shape " +
+                          shape_str(s) + "; give one label per position, " + std::to_string(m) +
+                          " in all (N, d1, ... flattened row-major)");
+    if (s.size() == 2) return x;
+    std::vector<std::size_t> perm{0};
+    for (std::size_t i = 2; i < s.size(); ++i) perm.push_back(i);
+    perm.push_back(1);
+    return reshape(permute(x, perm), {m, s[1]});
+}
+
+/// The shape of a per-position loss: scores' shape without the class axis.
+shape_t positions_shape(const shape_t& s) {
+    shape_t out{s[0]};
+    out.insert(out.end(), s.begin() + 2, s.end());
+    return out;
+}
+
+/// Per-position class weights (0 where ignored) and the labels with ignored ones made safe (0).
+template <class T> struct class_picks {
+    std::vector<std::size_t> labels;
+    xt::xarray<T> w;        // [M]
+    xt::xarray<T> kept;     // [M]: 0 where ignored, else 1
+    T weight_sum = 0;
+};
+
+template <class T>
+class_picks<T> picks(const char* op, const std::vector<std::size_t>& labels, std::size_t classes,
+                     const class_loss_options& o) {
+    if (!o.weight.empty() && o.weight.size() != classes)
+        throw shape_error(std::string(op) + ": " + std::to_string(o.weight.size()) + " class weights for " +
+                          std::to_string(classes) + " classes; give one weight per class");
+    class_picks<T> p;
+    p.labels.resize(labels.size());
+    p.w.resize({labels.size()});
+    p.kept.resize({labels.size()});
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+        const bool ignored = o.ignore_index >= 0 && labels[i] == static_cast<std::size_t>(o.ignore_index);
+        if (!ignored && labels[i] >= classes)
+            throw std::out_of_range(std::string(op) + ": label " + std::to_string(labels[i]) + " at position " +
+                                    std::to_string(i) + " is out of range for " + std::to_string(classes) +
+                                    " classes (labels must be in 0.." + std::to_string(classes - 1) +
+                                    " or equal ignore_index " + std::to_string(o.ignore_index) + ")");
+        p.labels[i] = ignored ? 0 : labels[i];
+        p.kept(i) = ignored ? T(0) : T(1);
+        p.w(i) = ignored ? T(0) : (o.weight.empty() ? T(1) : T(o.weight[labels[i]]));
+        p.weight_sum += p.w(i);
+    }
+    return p;
+}
+
+// per-position -w_i lp[i, label_i]; mean divides by sum w_i over kept positions (as PyTorch)
+template <class T>
+tensor<T> weighted_nll(const tensor<T>& lp2, const class_picks<T>& p, reduction r, const shape_t& none_shape) {
+    tensor<T> per = -pick(lp2, p.labels) * tensor<T>(p.w);
+    switch (r) {
+    case reduction::none: return reshape(per, none_shape);
+    case reduction::sum: return sum(per);
+    case reduction::mean: break;
+    }
+    return mul_scalar(sum(per), T(1) / p.weight_sum);  // 0 / 0 = NaN when all are ignored, as PyTorch
+}
+
+}  // namespace
+
+template <class T>
+tensor<T> nll(const tensor<T>& log_probs, const std::vector<std::size_t>& labels, const class_loss_options& o) {
+    if (o.label_smoothing != 0)
+        throw std::invalid_argument("nll: label_smoothing applies to cross_entropy only; leave it 0 for nll");
+    tensor<T> lp2 = classes_last("nll", log_probs, labels.size());
+    const auto p = picks<T>("nll", labels, log_probs.shape()[1], o);
+    return weighted_nll(lp2, p, o.r, positions_shape(log_probs.shape()));
+}
+
+template <class T>
+tensor<T> cross_entropy(const tensor<T>& logits, const std::vector<std::size_t>& labels, const class_loss_options& o) {
+    if (!(o.label_smoothing >= 0 && o.label_smoothing <= 1))
+        throw std::invalid_argument("cross_entropy: label_smoothing must be in [0, 1], got " +
+                                    std::to_string(o.label_smoothing));
+    const shape_t s = logits.shape();
+    classes_last("cross_entropy", logits, labels.size());  // checks shapes before any work
+    const std::size_t classes = s[1];
+    const auto p = picks<T>("cross_entropy", labels, classes, o);
+    tensor<T> lp2 = classes_last("cross_entropy", log_softmax(logits, 1), labels.size());
+    tensor<T> loss = weighted_nll(lp2, p, o.r, positions_shape(s));
+    if (o.label_smoothing == 0) return loss;
+    // smoothing term per position: -sum_c w_c lp[i, c] (0 where ignored); the mean divides by the
+    // picked weights' sum, as the nll term does (the number of kept positions when unweighted)
+    const T eps = T(o.label_smoothing);
+    tensor<T> lpw = o.weight.empty() ? lp2 : lp2 * tensor<T>(xt::xarray<T>(xt::adapt(o.weight, {classes})));
+    tensor<T> smooth = -sum(lpw, {1}) * tensor<T>(p.kept);
+    tensor<T> reduced;
+    switch (o.r) {
+    case reduction::none: reduced = reshape(smooth, positions_shape(s)); break;
+    case reduction::sum: reduced = sum(smooth); break;
+    case reduction::mean: reduced = mul_scalar(sum(smooth), T(1) / p.weight_sum); break;
+    }
+    return mul_scalar(loss, T(1) - eps) + mul_scalar(reduced, eps / T(classes));
+}
+
+template <class T> tensor<T> binary_cross_entropy(const tensor<T>& probs, const tensor<T>& targets, reduction r) {
+    check_same("binary_cross_entropy", probs, targets);
+    const auto& pv = probs.value();
+    for (std::size_t i = 0; i < pv.size(); ++i)
+        if (!(pv.data()[i] >= T(0) && pv.data()[i] <= T(1)))
+            throw std::invalid_argument("binary_cross_entropy: probability " + std::to_string(pv.data()[i]) +
+                                        " at flat position " + std::to_string(i) +
+                                        " is outside [0, 1]; for scores use bce_with_logits");
+    // log clamped at -100 (PyTorch): log(max(p, e^-100)), so at p = 0 the slope is finite, not 0/0
+    const T floor = std::exp(T(-100));
+    tensor<T> lp = log(clamp_min(probs, floor)), lq = log(clamp_min(1 - probs, floor));
+    return reduce(-(targets * lp + (1 - targets) * lq), r);
+}
+
+template <class T>
+tensor<T> bce_with_logits(const tensor<T>& logits, const tensor<T>& targets, const tensor<T>& pos_weight, reduction r) {
+    check_same("bce_with_logits", logits, targets);
+    if (!detail::shapes_equal(detail::broadcast_shape("bce_with_logits", logits.value().shape(), pos_weight.value().shape()),
+                              logits.value().shape()))
+        throw shape_error("bce_with_logits: pos_weight of shape " + shape_str(pos_weight.shape()) +
+                          " does not broadcast to the logits' shape " + shape_str(logits.shape()) +
+                          "; give one weight per class (the last axis)");
+    // -(pw t log s(z) + (1 - t) log(1 - s(z))) = (1 - t) z + (1 + (pw - 1) t) softplus(-z)
+    return reduce((1 - targets) * logits + (1 + (pos_weight - 1) * targets) * softplus(-logits), r);
+}
+
+template <class T> tensor<T> kl_div(const tensor<T>& input, const tensor<T>& target, const kl_div_options& o) {
+    check_same("kl_div", input, target);
+    tensor<T> per;
+    if (o.log_target) {
+        per = exp(target) * (target - input);  // e^lt (lt - x)
+    } else {
+        // t (log t - x), 0 where t = 0: log reads 1 there and the mask zeroes value and slopes
+        tensor<T> kept(xt::xarray<T>(xt::cast<T>(target.value() > T(0))));
+        tensor<T> safe = where(kept, target, T(1));
+        per = kept * target * (log(safe) - input);
+    }
+    if (o.batchmean) {
+        const std::size_t n = input.dim() ? input.shape()[0] : 1;
+        return mul_scalar(sum(per), T(1) / T(n));
+    }
+    return reduce(per, o.r);
+}
+
+template <class T> tensor<T> smooth_l1(const tensor<T>& pred, const tensor<T>& target, T beta, reduction r) {
+    check_same("smooth_l1", pred, target);
+    if (!(beta >= T(0))) throw std::invalid_argument("smooth_l1: beta must be >= 0, got " + std::to_string(beta));
+    tensor<T> d = pred - target;
+    tensor<T> a = abs(d);
+    if (beta == T(0)) return reduce(a, r);
+    // 0.5 d^2 / beta inside |d| < beta, |d| - beta / 2 outside: value and slope continuous at |d| = beta
+    return reduce(where(a < beta, (T(0.5) / beta) * d * d, a - T(0.5) * beta), r);
+}
+
+#define TAPEGRAD_MORE_LOSSES(T)                                                                                  \
+    template tensor<T> nll(const tensor<T>&, const std::vector<std::size_t>&, const class_loss_options&);           \
+    template tensor<T> cross_entropy(const tensor<T>&, const std::vector<std::size_t>&, const class_loss_options&); \
+    template tensor<T> binary_cross_entropy(const tensor<T>&, const tensor<T>&, reduction);                      \
+    template tensor<T> bce_with_logits(const tensor<T>&, const tensor<T>&, const tensor<T>&, reduction);         \
+    template tensor<T> kl_div(const tensor<T>&, const tensor<T>&, const kl_div_options&);                        \
+    template tensor<T> smooth_l1(const tensor<T>&, const tensor<T>&, T, reduction);
+TAPEGRAD_MORE_LOSSES(float)
+TAPEGRAD_MORE_LOSSES(double)
+// ================================================== end of issue #9 losses
 
 #define TAPEGRAD_LOSSES(T)                                                                               \
     template tensor<T> mse(const tensor<T>&, const tensor<T>&, reduction);                              \

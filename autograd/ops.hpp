@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "autograd/tensor.hpp"
@@ -75,9 +76,11 @@ template <class T> tensor<T> less(const tensor<T>& x, T s);
 template <class T> tensor<T> sign(const tensor<T>& x);
 
 // ---------------------------------------------------------- linear algebra
-/// Matrix product op(a) . op(b) through BLAS gemm, where op transposes when the
-/// flag is set (no transpose is materialised). 2-D x 2-D, batched 3-D x 3-D with
-/// equal batch, or 3-D x 2-D (the 2-D operand shared by every batch).
+/// Matrix product op(a) . op(b) through BLAS gemm, where op transposes the last two
+/// axes when the flag is set (no transpose is materialised). As torch.matmul: a 1-D
+/// operand is a vector (its axis dropped from the result; no transpose flag), and
+/// N-D operands are stacks of matrices whose leading (batch) axes broadcast, e.g.
+/// [B, H, T, D] x [B, H, D, T] or [B, T, D] x [D, E].
 template <class T>
 tensor<T> matmul(const tensor<T>& a, const tensor<T>& b, bool transpose_a = false, bool transpose_b = false);
 
@@ -162,6 +165,138 @@ tensor<T> cross_entropy(const tensor<T>& logits, const tensor<T>& target_probs, 
 /// Binary cross-entropy from logits, targets in [0, 1], stable for any logit.
 template <class T>
 tensor<T> bce_with_logits(const tensor<T>& logits, const tensor<T>& targets, reduction r = reduction::mean);
+
+// ================================================== issue #9: the ops users reach for next
+// Axes are `int` (negative counts from the end) and axis lists `std::vector<int>`;
+// an axis out of range throws shape_error naming the op, the axis and the rank.
+
+// ------------------------------------------------- more elementwise (ops_math.cpp)
+/// sin x; derivative cos x
+template <class T> tensor<T> sin(const tensor<T>& x);
+/// cos x; derivative -sin x
+template <class T> tensor<T> cos(const tensor<T>& x);
+/// log(1 + x), accurate near 0; derivative 1 / (1 + x)
+template <class T> tensor<T> log1p(const tensor<T>& x);
+/// e^x - 1, accurate near 0; derivative e^x
+template <class T> tensor<T> expm1(const tensor<T>& x);
+/// 1 / sqrt(x); derivative -1/2 x^(-3/2)
+template <class T> tensor<T> rsqrt(const tensor<T>& x);
+/// max(x, lo); gradient 1 where x >= lo (as PyTorch's clamp(min=lo))
+template <class T> tensor<T> clamp_min(const tensor<T>& x, T lo);
+/// min(x, hi); gradient 1 where x <= hi
+template <class T> tensor<T> clamp_max(const tensor<T>& x, T hi);
+/// 1 where a == b else 0, broadcasting. Comparisons are differentiable with a zero
+/// gradient (as in PyTorch), so they may appear inside a function being differentiated.
+template <class T> tensor<T> eq(const tensor<T>& a, const tensor<T>& b);
+/// 1 where a != b else 0 (zero gradient)
+template <class T> tensor<T> ne(const tensor<T>& a, const tensor<T>& b);
+/// 1 where a < b else 0 (zero gradient)
+template <class T> tensor<T> lt(const tensor<T>& a, const tensor<T>& b);
+/// 1 where a <= b else 0 (zero gradient)
+template <class T> tensor<T> le(const tensor<T>& a, const tensor<T>& b);
+/// 1 where a > b else 0 (zero gradient)
+template <class T> tensor<T> gt(const tensor<T>& a, const tensor<T>& b);
+/// 1 where a >= b else 0 (zero gradient)
+template <class T> tensor<T> ge(const tensor<T>& a, const tensor<T>& b);
+
+// ------------------------------------------------- more activations (ops_activations.cpp)
+/// x * sigmoid(x) (swish)
+template <class T> tensor<T> silu(const tensor<T>& x);
+/// x * tanh(softplus(x))
+template <class T> tensor<T> mish(const tensor<T>& x);
+/// log(sigmoid(x)) = -softplus(-x), stable for any x
+template <class T> tensor<T> logsigmoid(const tensor<T>& x);
+/// clamp(x, lo, hi); gradient 0 at and outside the bounds (as PyTorch's hardtanh)
+template <class T> tensor<T> hardtanh(const tensor<T>& x, T lo = T(-1), T hi = T(1));
+/// scale * (x > 0 ? x : alpha (e^x - 1)) with PyTorch's constants
+template <class T> tensor<T> selu(const tensor<T>& x);
+
+// ------------------------------------------------- statistics (ops_stats.cpp)
+/// Product of all elements; the gradient is right with zeros (no division).
+template <class T> tensor<T> prod(const tensor<T>& x);
+/// Product over `axes` (empty: all).
+template <class T> tensor<T> prod(const tensor<T>& x, const std::vector<int>& axes, bool keepdims = false);
+/// Variance over `axes` (empty: all): sum (x - mean)^2 / (n - correction); correction 1 is
+/// Bessel's (PyTorch's default), 0 the population variance.
+template <class T>
+tensor<T> var(const tensor<T>& x, const std::vector<int>& axes = {}, int correction = 1, bool keepdims = false);
+/// Standard deviation sqrt(var(...)), PyTorch's torch.std (named so as not to read as namespace std).
+template <class T>
+tensor<T> std_dev(const tensor<T>& x, const std::vector<int>& axes = {}, int correction = 1, bool keepdims = false);
+/// Vector p-norm over `axes` (empty: all) for p = 1, 2 or infinity; the 2-norm's
+/// gradient is 0 at 0, and tied maxima share the inf-norm's gradient (as PyTorch).
+template <class T>
+tensor<T> norm(const tensor<T>& x, double p = 2, const std::vector<int>& axes = {}, bool keepdims = false);
+/// Running sum along `axis`.
+template <class T> tensor<T> cumsum(const tensor<T>& x, int axis);
+/// log(sum(exp(x))) over several axes, without overflow.
+template <class T> tensor<T> logsumexp(const tensor<T>& x, const std::vector<int>& axes, bool keepdims = false);
+/// Index of the largest element along `axis` (first on ties, NaN counts as largest), as a constant.
+template <class T> tensor<T> argmax(const tensor<T>& x, int axis, bool keepdims = false);
+/// Flat index of the largest element, as a 0-d constant.
+template <class T> tensor<T> argmax(const tensor<T>& x);
+/// Index of the smallest element along `axis` (first on ties), as a constant.
+template <class T> tensor<T> argmin(const tensor<T>& x, int axis, bool keepdims = false);
+/// Flat index of the smallest element, as a 0-d constant.
+template <class T> tensor<T> argmin(const tensor<T>& x);
+
+// ------------------------------------------------- more shape ops (shape_ops.cpp)
+/// Drop every axis of size 1.
+template <class T> tensor<T> squeeze(const tensor<T>& x);
+/// Drop the listed axes, each of which must have size 1 (as NumPy; PyTorch ignores others).
+template <class T> tensor<T> squeeze(const tensor<T>& x, const std::vector<int>& axes);
+/// Insert an axis of size 1 at `axis` (in -(rank+1)..rank).
+template <class T> tensor<T> unsqueeze(const tensor<T>& x, int axis);
+/// Reverse the order of elements along each of `axes`.
+template <class T> tensor<T> flip(const tensor<T>& x, const std::vector<int>& axes);
+/// Pad with `value`: widths[i] = {before, after} for axis i, one pair per axis.
+template <class T>
+tensor<T> pad(const tensor<T>& x, const std::vector<std::pair<std::size_t, std::size_t>>& widths, T value = T(0));
+/// Elements begin, begin + step, ... below end along `axis` (step >= 1), as x[begin:end:step].
+template <class T> tensor<T> slice(const tensor<T>& x, int axis, std::size_t begin, std::size_t end, std::size_t step);
+/// y[..., i, ...] = x[..., index[..., i, ...], ...] along `axis` (torch.gather): `index`
+/// has x's rank and sizes no larger than x's outside `axis`; the gradient scatter-adds.
+template <class T> tensor<T> gather(const tensor<T>& x, int axis, const xt::xarray<std::size_t>& index);
+/// The slices x[..., indices[k], ...] along `axis`; the gradient scatter-adds.
+template <class T> tensor<T> index_select(const tensor<T>& x, int axis, const std::vector<std::size_t>& indices);
+
+// ------------------------------------------------- more losses (losses.cpp)
+/// Options of cross_entropy / nll with class labels, as in PyTorch.
+struct class_loss_options {
+    std::vector<double> weight;        ///< per-class weights (empty: all 1); mean divides by the picked weights' sum
+    long long ignore_index = -100;     ///< targets equal to this add nothing (and do not count in the mean)
+    double label_smoothing = 0;        ///< cross_entropy only: mix the one-hot target with uniform, in [0, 1]
+    reduction r = reduction::mean;
+};
+/// Cross-entropy from logits [N, C] or [N, C, d1, ...] (classes on axis 1) with labels
+/// [N] or [N, d1, ...] flattened row-major; `reduction::none` gives shape [N, d1, ...].
+template <class T>
+tensor<T> cross_entropy(const tensor<T>& logits, const std::vector<std::size_t>& labels, const class_loss_options& o);
+/// Negative log-likelihood of log-probabilities [N, C] or [N, C, d1, ...] with options.
+template <class T>
+tensor<T> nll(const tensor<T>& log_probs, const std::vector<std::size_t>& labels, const class_loss_options& o);
+/// Binary cross-entropy of probabilities p in [0, 1]: -(t log p + (1 - t) log(1 - p)),
+/// each log clamped at -100 as PyTorch does.
+template <class T>
+tensor<T> binary_cross_entropy(const tensor<T>& probs, const tensor<T>& targets, reduction r = reduction::mean);
+/// bce_with_logits with pos_weight (broadcast against the logits, e.g. one per class [C]):
+/// -(pw t log sigmoid(z) + (1 - t) log(1 - sigmoid(z))).
+template <class T>
+tensor<T> bce_with_logits(const tensor<T>& logits, const tensor<T>& targets, const tensor<T>& pos_weight,
+                          reduction r = reduction::mean);
+/// Options of kl_div.
+struct kl_div_options {
+    reduction r = reduction::mean;  ///< mean over all elements (PyTorch's default), sum or none
+    bool batchmean = false;         ///< sum / batch size (PyTorch's reduction='batchmean'); overrides r
+    bool log_target = false;        ///< the target is given as log-probabilities
+};
+/// KL divergence of log-probabilities `input` from `target`: target (log target - input),
+/// 0 where target is 0 (as PyTorch's kl_div).
+template <class T> tensor<T> kl_div(const tensor<T>& input, const tensor<T>& target, const kl_div_options& o = {});
+/// Smooth L1: 0.5 d^2 / beta where |d| < beta, else |d| - beta / 2 (beta 0: L1).
+template <class T>
+tensor<T> smooth_l1(const tensor<T>& pred, const tensor<T>& target, T beta = T(1), reduction r = reduction::mean);
+// ================================================== end of issue #9 additions
 
 // --------------------------------------------------------------- operators
 template <class T> tensor<T> operator+(const tensor<T>& a, const tensor<T>& b) { return add(a, b); }

@@ -146,7 +146,167 @@ template <class T> void matmul_backward(backward_ctx<T>& c) {
 
 }  // namespace
 
+// ------------------------------------------------ N-D matmul (issue #9)
+// Stacks of matrices whose leading (batch) axes broadcast as NumPy's: one gemm per
+// output batch, each operand read in place at its broadcast batch (no copies, no
+// materialised transposes). The backward is the 2-D rule per batch; an operand
+// broadcast over batches accumulates its gradient over them (gemm beta = 1).
+namespace {
+
+struct nd_dims {
+    std::size_t m, n, k, ar, ac, br, bc;
+    shape_t batch;                         // the output's batch shape
+    std::vector<std::size_t> a_at, b_at;   // per output batch: the operand's batch (in matrices)
+};
+
+/// For each batch index of `out` (row-major), the matching batch of `in` (right-aligned, size-1 axes repeat).
+std::vector<std::size_t> batch_map(const shape_t& out, const shape_t& in) {
+    std::size_t total = 1;
+    for (std::size_t d : out) total *= d;
+    std::vector<std::size_t> at(total, 0), idx(out.size(), 0), stride(out.size(), 0);
+    std::size_t s = 1;
+    for (std::size_t i = in.size(); i-- > 0;) {
+        const std::size_t o = i + out.size() - in.size();
+        stride[o] = in[i] == 1 ? 0 : s;
+        s *= in[i];
+    }
+    for (std::size_t p = 0; p < total; ++p) {
+        std::size_t off = 0;
+        for (std::size_t i = 0; i < out.size(); ++i) off += idx[i] * stride[i];
+        at[p] = off;
+        for (std::size_t i = out.size(); i-- > 0;) {
+            if (++idx[i] < out[i]) break;
+            idx[i] = 0;
+        }
+    }
+    return at;
+}
+
+template <class T> nd_dims nd_check(const xt::xarray<T>& a, const xt::xarray<T>& b, bool ta, bool tb) {
+    const auto &sa = a.shape(), &sb = b.shape();
+    const std::size_t ra = sa.size(), rb = sb.size();
+    nd_dims d{};
+    d.ar = sa[ra - 2], d.ac = sa[ra - 1], d.br = sb[rb - 2], d.bc = sb[rb - 1];
+    d.m = ta ? d.ac : d.ar;
+    d.k = ta ? d.ar : d.ac;
+    d.n = tb ? d.br : d.bc;
+    const std::size_t kb = tb ? d.bc : d.br;
+    if (d.k != kb)
+        throw shape_error("matmul: shapes " + shape_str(sa) + " and " + shape_str(sb) + " (transpose_a=" +
+                          (ta ? "true" : "false") + ", transpose_b=" + (tb ? "true" : "false") + "): inner dimensions " +
+                          std::to_string(d.k) + " and " + std::to_string(kb) + " differ");
+    const shape_t batch_a(sa.begin(), sa.end() - 2), batch_b(sb.begin(), sb.end() - 2);
+    try {
+        d.batch = to_shape(detail::broadcast_shape("matmul", batch_a, batch_b));
+    } catch (const shape_error&) {
+        throw shape_error("matmul: shapes " + shape_str(sa) + " and " + shape_str(sb) + ": batch axes " +
+                          shape_str(batch_a) + " and " + shape_str(batch_b) +
+                          " do not broadcast (each pair of sizes must be equal or contain a 1)");
+    }
+    d.a_at = batch_map(d.batch, batch_a);
+    d.b_at = batch_map(d.batch, batch_b);
+    return d;
+}
+
+// y[p] = op(A[a_at p]) op(B[b_at p]); dA[a_at p] += gy[p] op(B)^T (transposed back when ta),
+// dB[b_at p] += op(A)^T gy[p] (transposed back when tb)
+template <class T> void matmul_nd_backward(backward_ctx<T>& c) {
+    const bool ta = c.self.scalar[0] != T(0), tb = c.self.scalar[1] != T(0);
+    if (c.create_graph) {
+        tensor<T> a = c.tx(0), b = c.tx(1), gy = c.tgy();
+        if (c.wants(0)) {
+            tensor<T> d_op_a = matmul(gy, b, false, !tb);
+            c.add_graph(0, ta ? transpose(d_op_a) : d_op_a);  // sums broadcast batches down to a's shape
+        }
+        if (c.wants(1)) c.add_graph(1, tb ? matmul(gy, a, true, ta) : matmul(a, gy, !ta, false));
+        return;
+    }
+    const auto& av = c.x(0);
+    const auto& bv = c.x(1);
+    const nd_dims d = nd_check(av, bv, ta, tb);
+    const T* gy = c.gy().data();
+    const std::size_t sa = d.ar * d.ac, sb = d.br * d.bc, sy = d.m * d.n;
+    auto zeroed = [&](std::size_t i) {
+        bool had;
+        T* g = c.grad_data(c.input(i), had);
+        if (!had) std::fill(g, g + c.x(i).size(), T(0));
+        c.mark(c.input(i));
+        return g;
+    };
+    if (c.wants(0)) {
+        T* da = zeroed(0);
+        for (std::size_t p = 0; p < d.a_at.size(); ++p) {
+            const T* bp = bv.data() + d.b_at[p] * sb;
+            const T* gp = gy + p * sy;
+            T* out = da + d.a_at[p] * sa;
+            if (!ta) blas::gemm(false, !tb, d.m, d.k, d.n, T(1), gp, d.n, bp, d.bc, T(1), out, d.ac);
+            else blas::gemm(tb, true, d.k, d.m, d.n, T(1), bp, d.bc, gp, d.n, T(1), out, d.ac);
+        }
+    }
+    if (c.wants(1)) {
+        T* db = zeroed(1);
+        for (std::size_t p = 0; p < d.b_at.size(); ++p) {
+            const T* ap = av.data() + d.a_at[p] * sa;
+            const T* gp = gy + p * sy;
+            T* out = db + d.b_at[p] * sb;
+            if (!tb) blas::gemm(!ta, false, d.k, d.n, d.m, T(1), ap, d.ac, gp, d.n, T(1), out, d.bc);
+            else blas::gemm(true, ta, d.n, d.k, d.m, T(1), gp, d.n, ap, d.ac, T(1), out, d.bc);
+        }
+    }
+}
+
+template <class T> tensor<T> matmul_nd(const tensor<T>& a, const tensor<T>& b, bool ta, bool tb) {
+    const auto& av = a.value();
+    const auto& bv = b.value();
+    const nd_dims d = nd_check(av, bv, ta, tb);
+    tensor<T> out = make_result<T>("matmul", &matmul_nd_backward<T>, {&a, &b});
+    node<T>* n = out.node_ptr();
+    n->scalar[0] = ta ? T(1) : T(0);
+    n->scalar[1] = tb ? T(1) : T(0);
+    shape_t ys = d.batch;
+    ys.push_back(d.m);
+    ys.push_back(d.n);
+    n->value.resize(ys);
+    const std::size_t sa = d.ar * d.ac, sb = d.br * d.bc, sy = d.m * d.n;
+    for (std::size_t p = 0; p < d.a_at.size(); ++p)
+        blas::gemm(ta, tb, d.m, d.n, d.k, T(1), av.data() + d.a_at[p] * sa, d.ac, bv.data() + d.b_at[p] * sb, d.bc, T(0),
+                   n->value.data() + p * sy, d.n);
+    return out;
+}
+
+/// Whether the original (fused-SGD-aware) path takes these ranks and batches.
+template <class T> bool classic_shapes(const xt::xarray<T>& a, const xt::xarray<T>& b) {
+    const std::size_t ra = a.dimension(), rb = b.dimension();
+    return (ra == 2 && rb == 2) || (ra == 3 && rb == 2) || (ra == 3 && rb == 3 && a.shape()[0] == b.shape()[0]);
+}
+
+}  // namespace
+
 template <class T> tensor<T> matmul(const tensor<T>& a, const tensor<T>& b, bool ta, bool tb) {
+    const std::size_t ra = a.dim(), rb = b.dim();
+    if (ra == 0 || rb == 0)
+        throw shape_error("matmul: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) +
+                          ": a 0-d operand has no matrix axes; use mul for a scalar product");
+    if (ra == 1 || rb == 1) {
+        // a vector is a 1-row (left) or 1-column (right) matrix, and its axis is dropped from the result
+        if ((ra == 1 && ta) || (rb == 1 && tb))
+            throw shape_error("matmul: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) +
+                              ": a 1-D operand takes no transpose flag");
+        const shape_t sa = a.shape(), sb = b.shape();
+        const std::size_t ka = ra == 1 ? sa[0] : sa[ta ? ra - 2 : ra - 1];
+        const std::size_t kb = rb == 1 ? sb[0] : sb[tb ? rb - 1 : rb - 2];
+        if (ka != kb)
+            throw shape_error("matmul: shapes " + shape_str(sa) + " and " + shape_str(sb) + ": inner dimensions " +
+                              std::to_string(ka) + " and " + std::to_string(kb) + " differ");
+        tensor<T> a2 = ra == 1 ? reshape(a, {1, a.size()}) : a;
+        tensor<T> b2 = rb == 1 ? reshape(b, {b.size(), 1}) : b;
+        tensor<T> y = matmul(a2, b2, ta, tb);
+        shape_t s = y.shape();
+        if (rb == 1) s.erase(s.end() - 1);
+        if (ra == 1) s.erase(s.end() - 1 - (rb == 1 ? 0 : 1));
+        return reshape(y, s);
+    }
+    if (!classic_shapes(a.value(), b.value())) return matmul_nd(a, b, ta, tb);
     const auto& av = a.value();
     const auto& bv = b.value();
     const mm_dims d = mm_check(av, bv, ta, tb);

@@ -87,9 +87,10 @@ TEST_CASE("matmul shape errors come before BLAS and name both shapes") {
     CHECK_THROWS_WITH_AS(matmul(a, b), doctest::Contains("matmul: shapes [2, 3] and [4, 5]"), shape_error);
     CHECK_THROWS_WITH_AS(matmul(a, b), doctest::Contains("inner dimensions 3 and 4 differ"), shape_error);
     tensor<double> v(xarray<double>::from_shape({3}));
-    CHECK_THROWS_WITH_AS(matmul(v, a), doctest::Contains("supported ranks"), shape_error);
+    CHECK_THROWS_WITH_AS(matmul(v, a), doctest::Contains("matmul: shapes [3] and [2, 3]: inner dimensions 3 and 2 differ"),
+                         shape_error);
     tensor<double> p(xarray<double>::from_shape({2, 2, 3})), q(xarray<double>::from_shape({3, 3, 2}));
-    CHECK_THROWS_WITH_AS(matmul(p, q), doctest::Contains("batch sizes 2 and 3 differ"), shape_error);
+    CHECK_THROWS_WITH_AS(matmul(p, q), doctest::Contains("batch axes [2] and [3] do not broadcast"), shape_error);
 }
 
 TEST_CASE("transpose and permute") {

@@ -14,6 +14,7 @@
 #include "optim/optimizer.hpp"
 #include "optim/schedulers.hpp"
 #include "tests/check.hpp"
+#include "tests/fixture_io.hpp"
 
 using namespace tapegrad;
 
@@ -21,20 +22,8 @@ namespace {
 
 const std::string dir = std::string(TAPEGRAD_SOURCE_DIR) + "/tests/fixtures/optim/";
 
-std::vector<std::string> lines_of(const std::string& path) {
-    std::ifstream f(path);
-    REQUIRE_MESSAGE(f.good(), "cannot open fixture " << path);
-    std::vector<std::string> out;
-    for (std::string l; std::getline(f, l);)
-        if (!l.empty() && l[0] != '#') out.push_back(l);
-    return out;
-}
-
-std::vector<double> numbers(std::istringstream& is) {
-    std::vector<double> v;
-    for (double x; is >> x;) v.push_back(x);
-    return v;
-}
+using tapegrad::testing::lines_of;
+using tapegrad::testing::numbers;
 
 struct problem {
     std::vector<double> init, a, b, c;

@@ -1,0 +1,130 @@
+// More elementwise ops (issue #9): sin, cos, log1p, expm1, rsqrt, one-sided
+// clamps, and the comparisons of two tensors. One rule row per op, written as in
+// ops_elementwise.cpp: x is the input, y the output, gy the output's gradient and
+// s the op's scalars; the grad formula runs on xtensor (fast path) and on tensors
+// (create_graph, so second derivatives come from the same line).
+
+#include <cmath>
+
+#include <xtensor/xmath.hpp>
+#include <xtensor/xoperation.hpp>
+
+#include "autograd/detail/rules.hpp"
+
+namespace tapegrad {
+namespace rules {
+
+// clang-format off
+struct sin_r     { static constexpr const char* name = "sin";
+  template <class X, class S> static auto forward(const X& x, const S*) { return sin(x); }
+  // d sin x = cos x
+  template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return gy * cos(x); } };
+struct cos_r     { static constexpr const char* name = "cos";
+  template <class X, class S> static auto forward(const X& x, const S*) { return cos(x); }
+  // d cos x = -sin x
+  template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return -(gy * sin(x)); } };
+struct log1p_r   { static constexpr const char* name = "log1p";
+  template <class X, class S> static auto forward(const X& x, const S*) { return log1p(x); }
+  // d log(1 + x) = 1 / (1 + x)
+  template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return gy / (x + S(1)); } };
+struct expm1_r   { static constexpr const char* name = "expm1";
+  template <class X, class S> static auto forward(const X& x, const S*) { return expm1(x); }
+  // d (e^x - 1) = e^x = y + 1
+  template <class X, class Y, class G, class S> static auto grad(const X&, const Y& y, const G& gy, const S*) { return gy * (y + S(1)); } };
+struct rsqrt_r   { static constexpr const char* name = "rsqrt";
+  template <class X, class S> static auto forward(const X& x, const S*) { return S(1) / sqrt(x); }
+  // d x^(-1/2) = -1/2 x^(-3/2) = -y^3 / 2
+  template <class X, class Y, class G, class S> static auto grad(const X&, const Y& y, const G& gy, const S*) { return gy * (y * y * y) * S(-0.5); } };
+struct clamp_min_r { static constexpr const char* name = "clamp_min";
+  template <class X, class S> static auto forward(const X& x, const S* s) { return xt::maximum(x, s[0]); }
+  // d max(x, lo) = 1 where x >= lo, else 0
+  template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S* s) { return where(x < s[0], S(0), gy); } };
+struct clamp_max_r { static constexpr const char* name = "clamp_max";
+  template <class X, class S> static auto forward(const X& x, const S* s) { return xt::minimum(x, s[0]); }
+  // d min(x, hi) = 1 where x <= hi, else 0
+  template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S* s) { return where(x > s[0], S(0), gy); } };
+// clang-format on
+
+}  // namespace rules
+
+using detail::unary;
+
+template <class T> tensor<T> sin(const tensor<T>& x) { return unary<rules::sin_r>(x); }
+template <class T> tensor<T> cos(const tensor<T>& x) { return unary<rules::cos_r>(x); }
+template <class T> tensor<T> log1p(const tensor<T>& x) { return unary<rules::log1p_r>(x); }
+template <class T> tensor<T> expm1(const tensor<T>& x) { return unary<rules::expm1_r>(x); }
+template <class T> tensor<T> rsqrt(const tensor<T>& x) { return unary<rules::rsqrt_r>(x); }
+template <class T> tensor<T> clamp_min(const tensor<T>& x, T lo) {
+    if (std::isnan(lo)) throw std::invalid_argument("clamp_min: the bound is NaN; pass a number");
+    return unary<rules::clamp_min_r>(x, lo);
+}
+template <class T> tensor<T> clamp_max(const tensor<T>& x, T hi) {
+    if (std::isnan(hi)) throw std::invalid_argument("clamp_max: the bound is NaN; pass a number");
+    return unary<rules::clamp_max_r>(x, hi);
+}
+
+// ------------------------------------------------------------ comparisons
+// y = [a op b] as 0/1; dy/da = dy/db = 0 (a step function, flat almost everywhere,
+// as PyTorch). The result is a recorded node when an input needs a gradient, so a
+// function that uses a mask stays differentiable and its inputs get zeros.
+namespace {
+
+template <class T> void compare_backward(backward_ctx<T>& c) {
+    for (std::size_t i = 0; i < 2; ++i) {
+        if (!c.wants(i)) continue;
+        const shape_t s = detail::to_shape(c.x(i).shape());
+        if (c.create_graph) c.add_graph(i, tensor<T>::zeros(s));
+        else c.add(i, xt::zeros<T>(s));
+    }
+}
+
+template <class T, class F> tensor<T> compare(const char* op, const tensor<T>& a, const tensor<T>& b, F&& f) {
+    const auto& av = a.value();
+    const auto& bv = b.value();
+    const detail::xshape shape = detail::broadcast_shape(op, av.shape(), bv.shape());  // throws naming both shapes
+    tensor<T> out = detail::make_result<T>(op, &compare_backward<T>, {&a, &b});
+    auto& v = detail::out_value(out);
+    v.resize(shape);
+    xt::noalias(v) = xt::cast<T>(f(av, bv));
+    return out;
+}
+
+}  // namespace
+
+template <class T> tensor<T> eq(const tensor<T>& a, const tensor<T>& b) {
+    return compare("eq", a, b, [](const auto& x, const auto& y) { return xt::equal(x, y); });
+}
+template <class T> tensor<T> ne(const tensor<T>& a, const tensor<T>& b) {
+    return compare("ne", a, b, [](const auto& x, const auto& y) { return xt::not_equal(x, y); });
+}
+template <class T> tensor<T> lt(const tensor<T>& a, const tensor<T>& b) {
+    return compare("lt", a, b, [](const auto& x, const auto& y) { return xt::less(x, y); });
+}
+template <class T> tensor<T> le(const tensor<T>& a, const tensor<T>& b) {
+    return compare("le", a, b, [](const auto& x, const auto& y) { return xt::less_equal(x, y); });
+}
+template <class T> tensor<T> gt(const tensor<T>& a, const tensor<T>& b) {
+    return compare("gt", a, b, [](const auto& x, const auto& y) { return xt::greater(x, y); });
+}
+template <class T> tensor<T> ge(const tensor<T>& a, const tensor<T>& b) {
+    return compare("ge", a, b, [](const auto& x, const auto& y) { return xt::greater_equal(x, y); });
+}
+
+#define TAPEGRAD_MATH(T)                                                  \
+    template tensor<T> sin(const tensor<T>&);                            \
+    template tensor<T> cos(const tensor<T>&);                            \
+    template tensor<T> log1p(const tensor<T>&);                          \
+    template tensor<T> expm1(const tensor<T>&);                          \
+    template tensor<T> rsqrt(const tensor<T>&);                          \
+    template tensor<T> clamp_min(const tensor<T>&, T);                   \
+    template tensor<T> clamp_max(const tensor<T>&, T);                   \
+    template tensor<T> eq(const tensor<T>&, const tensor<T>&);           \
+    template tensor<T> ne(const tensor<T>&, const tensor<T>&);           \
+    template tensor<T> lt(const tensor<T>&, const tensor<T>&);           \
+    template tensor<T> le(const tensor<T>&, const tensor<T>&);           \
+    template tensor<T> gt(const tensor<T>&, const tensor<T>&);           \
+    template tensor<T> ge(const tensor<T>&, const tensor<T>&);
+TAPEGRAD_MATH(float)
+TAPEGRAD_MATH(double)
+
+}  // namespace tapegrad
