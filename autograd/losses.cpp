@@ -246,7 +246,7 @@ template <class T> tensor<T> classes_last(const char* op, const tensor<T>& x, st
     std::vector<std::size_t> perm{0};
     for (std::size_t i = 2; i < s.size(); ++i) perm.push_back(i);
     perm.push_back(1);
-    return reshape(permute(x, perm), {m, s[1]});
+    return reshape(permute(x, axes_t(perm.begin(), perm.end())), {m, s[1]});
 }
 
 /// The shape of a per-position loss: scores' shape without the class axis.

@@ -166,9 +166,9 @@ tensor<T> cross_entropy(const tensor<T>& logits, const tensor<T>& target_probs, 
 template <class T>
 tensor<T> bce_with_logits(const tensor<T>& logits, const tensor<T>& targets, reduction r = reduction::mean);
 
-// ================================================== issue #9: the ops users reach for next
-// Axes are `int` (negative counts from the end) and axis lists `std::vector<int>`;
-// an axis out of range throws shape_error naming the op, the axis and the rank.
+// ============================================== more elementwise ops, reductions, shapes, losses
+// Axes are axis_t (negative counts from the end) and axis lists axes_t; an axis
+// out of range throws shape_error naming the op, the axis and the rank.
 
 // ------------------------------------------------- more elementwise (ops_math.cpp)
 /// sin x; derivative cos x
@@ -215,28 +215,28 @@ template <class T> tensor<T> selu(const tensor<T>& x);
 /// Product of all elements; the gradient is right with zeros (no division).
 template <class T> tensor<T> prod(const tensor<T>& x);
 /// Product over `axes` (empty: all).
-template <class T> tensor<T> prod(const tensor<T>& x, const std::vector<int>& axes, bool keepdims = false);
+template <class T> tensor<T> prod(const tensor<T>& x, const axes_t& axes, bool keepdims = false);
 /// Variance over `axes` (empty: all): sum (x - mean)^2 / (n - correction); correction 1 is
 /// Bessel's (PyTorch's default), 0 the population variance.
 template <class T>
-tensor<T> var(const tensor<T>& x, const std::vector<int>& axes = {}, int correction = 1, bool keepdims = false);
+tensor<T> var(const tensor<T>& x, const axes_t& axes = {}, int correction = 1, bool keepdims = false);
 /// Standard deviation sqrt(var(...)), PyTorch's torch.std (named so as not to read as namespace std).
 template <class T>
-tensor<T> std_dev(const tensor<T>& x, const std::vector<int>& axes = {}, int correction = 1, bool keepdims = false);
+tensor<T> std_dev(const tensor<T>& x, const axes_t& axes = {}, int correction = 1, bool keepdims = false);
 /// Vector p-norm over `axes` (empty: all) for p = 1, 2 or infinity; the 2-norm's
 /// gradient is 0 at 0, and tied maxima share the inf-norm's gradient (as PyTorch).
 template <class T>
-tensor<T> norm(const tensor<T>& x, double p = 2, const std::vector<int>& axes = {}, bool keepdims = false);
+tensor<T> norm(const tensor<T>& x, double p = 2, const axes_t& axes = {}, bool keepdims = false);
 /// Running sum along `axis`.
-template <class T> tensor<T> cumsum(const tensor<T>& x, int axis);
+template <class T> tensor<T> cumsum(const tensor<T>& x, axis_t axis);
 /// log(sum(exp(x))) over several axes, without overflow.
-template <class T> tensor<T> logsumexp(const tensor<T>& x, const std::vector<int>& axes, bool keepdims = false);
+template <class T> tensor<T> logsumexp(const tensor<T>& x, const axes_t& axes, bool keepdims = false);
 /// Index of the largest element along `axis` (first on ties, NaN counts as largest), as a constant.
-template <class T> tensor<T> argmax(const tensor<T>& x, int axis, bool keepdims = false);
+template <class T> tensor<T> argmax(const tensor<T>& x, axis_t axis, bool keepdims = false);
 /// Flat index of the largest element, as a 0-d constant.
 template <class T> tensor<T> argmax(const tensor<T>& x);
 /// Index of the smallest element along `axis` (first on ties), as a constant.
-template <class T> tensor<T> argmin(const tensor<T>& x, int axis, bool keepdims = false);
+template <class T> tensor<T> argmin(const tensor<T>& x, axis_t axis, bool keepdims = false);
 /// Flat index of the smallest element, as a 0-d constant.
 template <class T> tensor<T> argmin(const tensor<T>& x);
 
@@ -244,21 +244,21 @@ template <class T> tensor<T> argmin(const tensor<T>& x);
 /// Drop every axis of size 1.
 template <class T> tensor<T> squeeze(const tensor<T>& x);
 /// Drop the listed axes, each of which must have size 1 (as NumPy; PyTorch ignores others).
-template <class T> tensor<T> squeeze(const tensor<T>& x, const std::vector<int>& axes);
+template <class T> tensor<T> squeeze(const tensor<T>& x, const axes_t& axes);
 /// Insert an axis of size 1 at `axis` (in -(rank+1)..rank).
-template <class T> tensor<T> unsqueeze(const tensor<T>& x, int axis);
+template <class T> tensor<T> unsqueeze(const tensor<T>& x, axis_t axis);
 /// Reverse the order of elements along each of `axes`.
-template <class T> tensor<T> flip(const tensor<T>& x, const std::vector<int>& axes);
+template <class T> tensor<T> flip(const tensor<T>& x, const axes_t& axes);
 /// Pad with `value`: widths[i] = {before, after} for axis i, one pair per axis.
 template <class T>
 tensor<T> pad(const tensor<T>& x, const std::vector<std::pair<std::size_t, std::size_t>>& widths, T value = T(0));
 /// Elements begin, begin + step, ... below end along `axis` (step >= 1), as x[begin:end:step].
-template <class T> tensor<T> slice(const tensor<T>& x, int axis, std::size_t begin, std::size_t end, std::size_t step);
+template <class T> tensor<T> slice(const tensor<T>& x, axis_t axis, std::size_t begin, std::size_t end, std::size_t step);
 /// y[..., i, ...] = x[..., index[..., i, ...], ...] along `axis` (torch.gather): `index`
 /// has x's rank and sizes no larger than x's outside `axis`; the gradient scatter-adds.
-template <class T> tensor<T> gather(const tensor<T>& x, int axis, const xt::xarray<std::size_t>& index);
+template <class T> tensor<T> gather(const tensor<T>& x, axis_t axis, const xt::xarray<std::size_t>& index);
 /// The slices x[..., indices[k], ...] along `axis`; the gradient scatter-adds.
-template <class T> tensor<T> index_select(const tensor<T>& x, int axis, const std::vector<std::size_t>& indices);
+template <class T> tensor<T> index_select(const tensor<T>& x, axis_t axis, const std::vector<std::size_t>& indices);
 
 // ------------------------------------------------- more losses (losses.cpp)
 /// Options of cross_entropy / nll with class labels, as in PyTorch.

@@ -53,7 +53,7 @@ template <class T> folded<T> fold(const char* op, const tensor<T>& x, const std:
     for (std::size_t i = 0; i < perm.size(); ++i) identity = identity && perm[i] == i;
     shape_t merged = f.kept;
     merged.push_back(f.len);
-    f.x = reshape(identity ? x : permute(x, perm), merged);
+    f.x = reshape(identity ? x : permute(x, axes_t(perm.begin(), perm.end())), merged);
     return f;
 }
 

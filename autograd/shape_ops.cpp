@@ -373,7 +373,8 @@ template <class T> tensor<T> index_select(const tensor<T>& x, int axis, const st
     for (std::size_t i = 0, j = 1; i < r; ++i)
         if (i != k) front[j++] = i;
     for (std::size_t i = 0; i < r; ++i) back[front[i]] = i;
-    return permute(index_select(permute(x, front), indices), back);
+    return permute(index_select(permute(x, axes_t(front.begin(), front.end())), indices),
+                   axes_t(back.begin(), back.end()));
 }
 
 #define TAPEGRAD_SHAPE_OPS(T)                                                                             \
