@@ -109,6 +109,10 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "bar", "lines"}))
         ->capture_default_str();
     train->add_flag("--quiet", t.quiet, "only the final summary");
+    train->add_flag("--distributed", t.distributed, "data parallel over the ranks of mpirun -np N: the batch is "
+                    "split across them, rank 0 writes the outputs (docs/distributed.md)");
+    train->add_option("--bucket-kb", t.bucket_kb, "--distributed: gradients are all-reduced in buckets of this many KiB")
+        ->check(CLI::PositiveNumber)->capture_default_str();
 
     // ------------------------------------------------------------- eval
     eval_options e;
