@@ -25,3 +25,14 @@ add_test(NAME dist_first_collective_timeout COMMAND ${_tg_mpirun} $<TARGET_FILE:
 set_tests_properties(dist_first_collective_timeout PROPERTIES TIMEOUT 60 PROCESSORS 2 ENVIRONMENT "${_tg_mpi_env}"
   PASS_REGULAR_EXPRESSION "rank 0: MPI_Ibarrier \\(the first collective\\) did not complete within 1 s"
   FAIL_REGULAR_EXPRESSION "handshake done")
+
+# The trainer: tapegrad train --distributed under mpirun -np 2, resume with 2 ranks and with 1.
+if(TARGET tapegrad_cli)
+  add_test(NAME cli_distributed
+           COMMAND ${CMAKE_COMMAND} -DTAPEGRAD=$<TARGET_FILE:tapegrad_cli> "-DMPIRUN=${_tg_mpirun}"
+                   -DWORK=${CMAKE_CURRENT_BINARY_DIR}/cli_distributed
+                   -P ${CMAKE_CURRENT_SOURCE_DIR}/distributed/check_distributed_run.cmake)
+  # The digits' path is given explicitly: a ccache base_dir makes __FILE__ (data/dataset.cpp's fallback) relative.
+  set_tests_properties(cli_distributed PROPERTIES TIMEOUT 300 PROCESSORS 2
+                       ENVIRONMENT "${_tg_mpi_env};TAPEGRAD_DIGITS=${PROJECT_SOURCE_DIR}/data/digits.csv.gz")
+endif()
