@@ -129,6 +129,20 @@ gradient_reducer<T>::gradient_reducer(const context& ctx, std::vector<tensor<T>>
 
 template <class T> void gradient_reducer<T>::average(double weight) {
     const T w = static_cast<T>(weight);
+    if (ctx_->size() == 1) {  // nothing to exchange: scale in place, skip the copies
+        for (tensor<T>& p : params_) {
+            node<T>* nd = p.node_ptr();
+            if (!p.has_grad()) {
+                nd->grad.resize(nd->value.shape());
+                std::fill(nd->grad.begin(), nd->grad.end(), T(0));
+                nd->grad_defined = true;
+            } else if (w != T(1)) {
+                for (T& g : nd->grad) g *= w;
+            }
+        }
+        ++stats_.steps;
+        return;
+    }
     for (const auto& bucket : buckets_) {
         auto t0 = clock_type::now();
         std::size_t at = 0;

@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
     std::size_t n = 0;
     for (const auto& p : net->parameters()) n += p.size();
     std::vector<float> buf(n, 1.f);
-    std::vector<double> t_compute, t_block, t_overlap;
+    std::vector<double> t_compute, t_block, t_overlap, t_alone;
     for (std::size_t r = 0; r < repeats; ++r) {
         ctx.barrier();
         auto t0 = clock_type::now();
@@ -130,6 +130,10 @@ int main(int argc, char** argv) {
             reset_tape<float>();
         }
         t_overlap.push_back(since(t0) / static_cast<double>(steps));
+        ctx.barrier();
+        t0 = clock_type::now();
+        for (std::size_t s = 0; s < steps; ++s) ctx.all_reduce_sum(buf.data(), n);  // back to back, no compute
+        t_alone.push_back(since(t0) / static_cast<double>(steps));
         std::fill(buf.begin(), buf.end(), 1.f);
     }
 
@@ -144,6 +148,7 @@ int main(int argc, char** argv) {
         std::printf("overlap probe: compute %.3f ms, compute + blocking all-reduce %.3f ms, "
                     "Iallreduce started before compute %.3f ms\n",
                     1e3 * median(t_compute), 1e3 * median(t_block), 1e3 * median(t_overlap));
+        std::printf("all-reduce of the %zu floats alone, back to back: %.3f ms\n", n, 1e3 * median(t_alone));
     }
     return 0;
 }
