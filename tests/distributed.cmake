@@ -36,3 +36,13 @@ if(TARGET tapegrad_cli)
   set_tests_properties(cli_distributed PROPERTIES TIMEOUT 300 PROCESSORS 2
                        ENVIRONMENT "${_tg_mpi_env};TAPEGRAD_DIGITS=${PROJECT_SOURCE_DIR}/data/digits.csv.gz")
 endif()
+
+# Installed as its own target: cmake --install, then find_package(tapegrad) and tapegrad::distributed.
+if(NOT TAPEGRAD_SANITIZE)
+  add_test(NAME dist_install_find_package
+    COMMAND ${CMAKE_COMMAND} -DBUILD_DIR=${PROJECT_BINARY_DIR} -DCONSUMER_DIR=${CMAKE_CURRENT_SOURCE_DIR}/distributed/consumer
+            -DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/dist_install_test
+            -P ${CMAKE_CURRENT_SOURCE_DIR}/consumer/run_install_test.cmake)
+  set_tests_properties(dist_install_find_package PROPERTIES TIMEOUT 600
+    PASS_REGULAR_EXPRESSION "distributed consumer: rank 0 of 1, shard of 8 rows: \\[0, 8\\)")
+endif()
