@@ -40,6 +40,8 @@ struct train_options {
     std::size_t stop_after = 0;                 ///< stop after this epoch, as if interrupted (0 = run all)
     std::string progress = "auto";              ///< auto | bar | lines
     bool quiet = false;                         ///< no per-epoch lines (tests)
+    bool distributed = false;                   ///< data parallel over the ranks of mpirun (needs MPI)
+    std::size_t bucket_kb = 4096;               ///< distributed: all-reduce bucket size in KiB
 };
 
 /// Learning rate at global step `step` (0-based) of epoch `epoch` for a run of

@@ -121,8 +121,10 @@ std::vector<train_setting> make_table() {
     t.push_back(real("momentum", "--momentum", true, "sgd momentum", 0, 1, false, &o_t::momentum));
     t.push_back(real("weight_decay", "--weight-decay", true, "weight decay (decoupled for adamw)", 0, 10, false,
                      &o_t::weight_decay));
-    t.push_back(choice("schedule", "--schedule", true, "learning-rate schedule", {"none", "step", "cosine", "exp"},
-                       &o_t::schedule));
+    t.push_back(choice("schedule", "--schedule", true,
+                       "learning-rate schedule: step and exp decay once per epoch, cosine anneals every batch "
+                       "(to 0 at the last one)",
+                       {"none", "step", "cosine", "exp"}, &o_t::schedule));
     t.push_back(whole("warmup", "--warmup", true, "linear warm-up over this many steps (batches)", 0, max_warmup,
                       &o_t::warmup));
     t.push_back(whole("step_size", "--step-size", true, "step schedule: epochs between decays", 1, max_epochs,
@@ -148,6 +150,9 @@ std::vector<train_setting> make_table() {
         getter get = [](const train_options& o) { return std::to_string(o.threads); };
         t.push_back({"threads", "--threads", false, "BLAS threads (1 to 256)", set, get});
     }
+    t.push_back(whole("bucket_kb", "--bucket-kb", false,
+                      "--distributed: gradients are all-reduced in buckets of this many KiB", 1, 1048576,
+                      &o_t::bucket_kb));
     t.push_back(choice("data", "--data", true, "data set: fashion (Fashion-MNIST) or digits (embedded UCI 8x8 digits)",
                        {"fashion", "digits"}, &o_t::data));
     t.push_back(real("val_fraction", "--val-fraction", true, "part of the training data held out for validation",

@@ -27,6 +27,9 @@
 #include "optim/lr_schedule.hpp"
 
 #include <unistd.h>
+#ifdef TAPEGRAD_WITH_MPI
+#include "distributed/train_session.hpp"
+#endif
 
 namespace fs = std::filesystem;
 
@@ -227,7 +230,31 @@ double learning_rate(const train_options& o, std::size_t step, std::size_t epoch
 
 // ----------------------------------------------------------------- train
 
+namespace {
+int train_loop(const train_options& cli);
+}
+
 int run_train(const train_options& cli) {
+#ifdef TAPEGRAD_WITH_MPI
+    if (cli.distributed) return distributed::run_or_abort([&] { return train_loop(cli); });
+#else
+    if (cli.distributed)
+        throw std::invalid_argument("--distributed: this tapegrad was built without MPI: install libopenmpi-dev "
+                                    "(bash scripts/setup.sh) and rebuild with -DTAPEGRAD_WITH_MPI=ON");
+#endif
+    return train_loop(cli);
+}
+
+namespace {
+int train_loop(const train_options& cli) {
+#ifdef TAPEGRAD_WITH_MPI
+    // Data parallel: joins the job first, so ranks other than 0 print nothing.
+    std::unique_ptr<distributed::train_session> dp;
+    if (cli.distributed) dp = std::make_unique<distributed::train_session>();
+    const bool writer = !dp || dp->is_root();  // only rank 0 writes metrics, plots and checkpoints
+#else
+    const bool writer = true;
+#endif
     flush_denormals_scope ftz;
     const auto wall0 = seconds_clock::now();
 
@@ -243,6 +270,8 @@ int run_train(const train_options& cli) {
         o.stop_after = cli.stop_after;
         o.progress = cli.progress;
         o.quiet = cli.quiet;
+        o.distributed = cli.distributed;  // a checkpoint resumes with any number of ranks
+        o.bucket_kb = cli.bucket_kb;
         o.data_dir = cli.data_dir;
         o.resume = cli.resume;
         if (o.out.empty()) o.out = ".";
@@ -298,6 +327,10 @@ int run_train(const train_options& cli) {
         if (!warning.empty()) std::cerr << "tapegrad: warning: " << warning << "\n";
     }
 
+#ifdef TAPEGRAD_WITH_MPI
+    if (dp) dp->start(*model, d.train, o.batch_size, o.seed, o.bucket_kb * 1024);
+#endif
+
     const bool live = o.progress == "bar" || (o.progress == "auto" && stdout_is_terminal());
     std::cout << "tapegrad train: " << spec.describe() << ", " << o.optimizer << " lr " << o.lr << " (" << o.schedule
               << (o.warmup ? ", warm-up " + std::to_string(o.warmup) + " steps" : std::string()) << "), batch "
@@ -311,6 +344,9 @@ int run_train(const train_options& cli) {
               << std::defaultfloat << "\n"
               << "output: " << o.out << "\n";
     if (!o.quiet) std::cout << model->summary();
+#ifdef TAPEGRAD_WITH_MPI
+    if (dp) std::cout << "distributed: " << dp->describe() << "\n";
+#endif
     if (resuming && (start_epoch > 0 || position.step_in_epoch > 0)) {
         std::cout << "resuming from " << cli.resume << " after epoch " << start_epoch;
         if (position.step_in_epoch > 0)
@@ -328,25 +364,51 @@ int run_train(const train_options& cli) {
     // Metrics first, then the checkpoint: after a crash between the two, the
     // metrics are ahead and a resume drops their extra rows.
     auto commit = [&](const train_state& st) {
+        if (!writer) return;  // rank 0 alone writes; every rank holds the same state
         write_metrics_csv(csv_path, history);
         write_checkpoint(ckpt_path, *model, *opt, o, d.norm, st);
     };
     double train_seconds = 0;
     std::size_t trained_samples = 0;
     data::batch b;
+    // This rank's part of each batch when distributed, the whole batch otherwise.
+    auto next_batch = [&](data::batch& out) {
+#ifdef TAPEGRAD_WITH_MPI
+        if (dp) return dp->loader().next(out);
+#endif
+        return batches.next(out);
+    };
+    // A signal stops the run after the current step. Distributed, the ranks agree
+    // on it (one small all-reduce a step), so they all leave at the same step.
+    auto stop_requested = [&] {
+        bool stop = interrupts.requested();
+#ifdef TAPEGRAD_WITH_MPI
+        if (dp) stop = dp->any(stop);
+#endif
+        return stop;
+    };
     for (std::size_t epoch = start_epoch; epoch < last_epoch; ++epoch) {
         const auto t0 = seconds_clock::now();
         batches.start_epoch(epoch);
+#ifdef TAPEGRAD_WITH_MPI
+        if (dp) dp->loader().start_epoch(epoch);
+#endif
         bar.start(epoch + 1, o.epochs, steps_per_epoch);
         double loss_sum = 0;
         std::size_t step_in_epoch = 0;
         if (epoch == start_epoch && position.step_in_epoch > 0) {  // an interrupted epoch continues
             step_in_epoch = position.step_in_epoch;
             loss_sum = position.loss_sum;
+#ifdef TAPEGRAD_WITH_MPI
+            if (dp) {
+                for (std::size_t k = 0; k < step_in_epoch; ++k) dp->loader().next(b);
+                dp->resume_epoch_loss(loss_sum);
+            }
+#endif
             batches.skip(step_in_epoch);
         }
         double lr = o.lr;
-        while (batches.next(b)) {
+        while (next_batch(b)) {
             const std::size_t step = epoch * steps_per_epoch + step_in_epoch;
             lr = learning_rate(o, step, epoch, total_steps);
             opt->set_lr(lr);
@@ -360,6 +422,12 @@ int run_train(const train_options& cli) {
                                          ": lower --lr or use --clip");
             }
             loss.backward();
+#ifdef TAPEGRAD_WITH_MPI
+            if (dp) {
+                dp->reduce_gradients();  // the global batch's mean gradient, on every rank
+                dp->add_loss(value);
+            }
+#endif
             if (o.clip > 0) optim::clip_grad_norm(params, static_cast<float>(o.clip));
             opt->step();
             opt->zero_grad();
@@ -368,11 +436,14 @@ int run_train(const train_options& cli) {
             ++step_in_epoch;
             bar.update(step_in_epoch, loss_sum / static_cast<double>(step_in_epoch));
             fault_point("step", step + 1);
-            if (interrupts.requested() && step_in_epoch < steps_per_epoch) {
+            if (stop_requested() && step_in_epoch < steps_per_epoch) {
                 bar.finish();
                 position.epochs_done = epoch;
                 position.step_in_epoch = step_in_epoch;
                 position.loss_sum = loss_sum;
+#ifdef TAPEGRAD_WITH_MPI
+                if (dp) position.loss_sum = dp->epoch_loss_sum();  // over all ranks' rows
+#endif
                 commit(position);
                 std::cout << "interrupted in epoch " << epoch + 1 << " after step " << step_in_epoch << " of "
                           << steps_per_epoch << "; checkpoint: " << ckpt_path << "\ncontinue with: "
@@ -385,7 +456,11 @@ int run_train(const train_options& cli) {
         trained_samples += d.train.size();
         const evaluation v = evaluate(*model, o.loss, d.val);
         bar.finish();
-        epoch_record r{epoch + 1, loss_sum / static_cast<double>(step_in_epoch), v.loss, v.accuracy, since(t0), lr};
+        double train_loss = loss_sum / static_cast<double>(step_in_epoch);
+#ifdef TAPEGRAD_WITH_MPI
+        if (dp) train_loss = dp->epoch_loss(step_in_epoch);  // over all ranks' rows
+#endif
+        epoch_record r{epoch + 1, train_loss, v.loss, v.accuracy, since(t0), lr};
         history.push_back(r);
         if (!o.quiet) {
             std::cout << "epoch " << std::setw(3) << r.epoch << "/" << o.epochs << "  train_loss " << std::fixed
@@ -400,7 +475,7 @@ int run_train(const train_options& cli) {
         position.loss_sum = 0;
         position.last = r;
         commit(position);
-        if (interrupts.requested()) {
+        if (stop_requested()) {
             std::cout << "interrupted after epoch " << epoch + 1 << " of " << o.epochs << "; checkpoint: " << ckpt_path
                       << "\ncontinue with: " << resume_command(ckpt_path, o) << std::endl;
             return 130;
@@ -411,7 +486,7 @@ int run_train(const train_options& cli) {
     const std::string title = o.name + ": " + spec.describe() + ", " + o.optimizer;
     const std::string svg = (fs::path(o.out) / "curves.svg").string();
     const std::string png = (fs::path(o.out) / "curves.png").string();
-    if (!history.empty()) {
+    if (!history.empty() && writer) {
         write_svg_plot(svg, history, title);
         std::string why;
         const bool have_png = write_png_plot_gnuplot(png, csv_path, title, 30, &why);
@@ -425,6 +500,9 @@ int run_train(const train_options& cli) {
                   << std::setprecision(0) << static_cast<double>(trained_samples) / train_seconds
                   << " samples/s (wall time " << std::setprecision(2) << since(wall0) << " s)" << std::defaultfloat
                   << "\n";
+#ifdef TAPEGRAD_WITH_MPI
+        if (dp) std::cout << "distributed: " << dp->timing() << "\n";
+#endif
     }
     if (last_epoch < o.epochs) {
         std::cout << "stopped after epoch " << last_epoch << " of " << o.epochs << "; continue with "
@@ -433,13 +511,15 @@ int run_train(const train_options& cli) {
     }
     const evaluation t = evaluate(*model, o.loss, d.test);
     std::cout << "\n" << t.confusion.format(d.test.class_names);
-    t.confusion.write_csv((fs::path(o.out) / "confusion.csv").string(), d.test.class_names);
+    if (writer) t.confusion.write_csv((fs::path(o.out) / "confusion.csv").string(), d.test.class_names);
     std::cout << "test_loss " << std::fixed << std::setprecision(4) << t.loss << "\n"
               << "test_accuracy " << t.accuracy << std::defaultfloat << "  (" << d.test.name << ", " << d.test.size()
               << " examples)\n";
     // Interrupted after the last commit: everything is written, but say so in the status.
     return interrupts.requested() ? 130 : 0;
 }
+
+}  // namespace
 
 // ------------------------------------------------------------------ eval
 

@@ -141,6 +141,8 @@ class loader {
     std::size_t batches_per_epoch() const;
     /// Examples in one epoch.
     std::size_t size() const { return data_->size(); }
+    /// The current epoch's order of example indices (the distributed sampler shards it).
+    const std::vector<std::size_t>& order() const { return order_; }
 
   private:
     const dataset* data_;
