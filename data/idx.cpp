@@ -118,7 +118,7 @@ idx_array read_idx(const std::string& path, std::size_t expected_dims) {
             os << " bytes";
         }
         os << " (" << total << " bytes of data) but holds " << holds << " bytes"
-           << (compressed ? " after decompression" : "") << " after its " << header
+           << (compressed ? " (decompressed)" : "") << " after its " << header
            << "-byte header: truncated: the data ends at byte " << header + holds << ", expected " << header + total
            << " bytes; is the file complete?";
         return data_error(os.str());
