@@ -8,7 +8,8 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config ca-certificates
           libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev
-          doctest-dev zlib1g-dev libcli11-dev gnuplot-nox)
+          doctest-dev zlib1g-dev libcli11-dev gnuplot-nox
+          clang-14 libclang-rt-14-dev)  # clang + libFuzzer for tests/fuzz (scripts/fuzz.sh)
 for arg in "$@"; do
   case "$arg" in
     --data)  packages+=(dataset-fashion-mnist) ;;
