@@ -64,6 +64,11 @@ struct eval_options {
 /// `tapegrad eval`: test accuracy and confusion matrix of a checkpoint.
 int run_eval(const eval_options& o);
 
+/// Read and check the checkpoint at `path` exactly as `train --resume` and
+/// `eval` do, without loading data or training; throws an exception naming the
+/// file and what is wrong. For tests and tests/fuzz/fuzz_checkpoint.cpp.
+void check_checkpoint(const std::string& path);
+
 /// What `tapegrad gradcheck` needs.
 struct gradcheck_options_cli {
     unsigned seed = 1;     ///< seed of the random inputs and of the audit

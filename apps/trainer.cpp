@@ -551,3 +551,9 @@ int run_eval(const eval_options& e) {
 }
 
 }  // namespace tapegrad::app
+
+namespace tapegrad::app {
+
+void check_checkpoint(const std::string& path) { (void)read_checkpoint(path); }
+
+}  // namespace tapegrad::app

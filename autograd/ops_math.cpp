@@ -73,8 +73,13 @@ template <class T> void compare_backward(backward_ctx<T>& c) {
     for (std::size_t i = 0; i < 2; ++i) {
         if (!c.wants(i)) continue;
         const shape_t s = detail::to_shape(c.x(i).shape());
-        if (c.create_graph) c.add_graph(i, tensor<T>::zeros(s));
-        else c.add(i, xt::zeros<T>(s));
+        if (c.create_graph) {
+            c.add_graph(i, tensor<T>::zeros(s));
+        } else {
+            xt::xarray<T> zero = xt::xarray<T>::from_shape(s);
+            zero.fill(T(0));
+            c.add(i, zero);
+        }
     }
 }
 

@@ -46,6 +46,11 @@ dataset load_idx_pair(const std::string& images_path, const std::string& labels_
                          " has " + std::to_string(labels.dims[0]) +
                          " labels (bytes 4-7 of each header); use matching images and labels files");
     }
+    if (images.dims[0] == 0) throw data_error(images_path + ": holds no images (bytes 4-7 of the header are 0)");
+    if (images.dims[1] == 0 || images.dims[2] == 0) {
+        throw data_error(images_path + ": images of " + std::to_string(images.dims[1]) + " x " +
+                         std::to_string(images.dims[2]) + " pixels (bytes 8-15 of the header): each needs at least one");
+    }
     dataset d;
     d.name = name;
     d.class_names = class_names;
@@ -79,65 +84,116 @@ dataset load_fashion_mnist(const std::string& dir, bool train) {
                          train ? "fashion-mnist/train" : "fashion-mnist/test");
 }
 
-dataset load_digits_csv(const std::string& path) { return parse_digits_csv(read_gz_file(path), path); }
+namespace {
+
+/// A field as it may appear in a message: at most 24 characters, control and
+/// non-ASCII bytes as \xNN, so a binary file cannot flood or garble the terminal.
+std::string printable(const unsigned char* p, std::size_t n) {
+    std::string s;
+    const std::size_t shown = std::min<std::size_t>(n, 24);
+    for (std::size_t i = 0; i < shown; ++i) {
+        if (p[i] >= 0x20 && p[i] < 0x7f) {
+            s += static_cast<char>(p[i]);
+        } else {
+            static const char digits[] = "0123456789abcdef";
+            s += "\\x";
+            s += digits[p[i] >> 4];
+            s += digits[p[i] & 15];
+        }
+    }
+    if (n > shown) s += "... (" + std::to_string(n) + " bytes)";
+    return s;
+}
+
+/// A field that is a decimal integer: an optional '-', then digits filling
+/// [p, p+n) exactly (no '+', no spaces, no NUL). Saturates at +-1000000 (out
+/// of range either way). False for anything else.
+bool parse_integer(const unsigned char* p, std::size_t n, long& v) {
+    std::size_t k = 0;
+    const bool negative = n > 0 && p[0] == '-';
+    if (negative) k = 1;
+    if (k == n) return false;
+    v = 0;
+    for (; k < n; ++k) {
+        if (p[k] < '0' || p[k] > '9') return false;
+        v = std::min<long>(v * 10 + (p[k] - '0'), 1000000);
+    }
+    if (negative) v = -v;
+    return true;
+}
+
+}  // namespace
+
+dataset load_digits_csv(const std::string& path) {
+    // 1797 rows of at most ~200 bytes: 64 MiB is far beyond any honest file and
+    // stops a gzip bomb before it fills memory.
+    return parse_digits_csv(read_gz_file(path, std::size_t(64) << 20), path);
+}
 
 dataset parse_digits_csv(const std::vector<unsigned char>& bytes, const std::string& path) {
     dataset d;
     d.name = "digits";
     d.features = 64;
     for (int c = 0; c < 10; ++c) d.class_names.push_back(std::to_string(c));
+    constexpr std::size_t fields = 65;
     std::size_t line = 0;
     std::size_t i = 0;
     const std::size_t n = bytes.size();
+    const unsigned char* b = bytes.data();
     while (i < n) {
         ++line;
         const std::size_t line_start = i;
         std::size_t end = i;
-        while (end < n && bytes[end] != '\n') ++end;
+        while (end < n && b[end] != '\n') ++end;
         std::size_t stop = end;
-        if (stop > i && bytes[stop - 1] == '\r') --stop;
+        if (stop > i && b[stop - 1] == '\r') --stop;
         if (stop == i) {  // blank line
             i = end + 1;
             continue;
         }
-        std::vector<long> values;
+        long values[fields];
+        std::size_t starts[fields], lengths[fields];
+        std::size_t count = 0;
         std::size_t p = i;
         while (p <= stop) {
             std::size_t q = p;
-            while (q < stop && bytes[q] != ',') ++q;
-            std::string field(bytes.begin() + static_cast<std::ptrdiff_t>(p),
-                              bytes.begin() + static_cast<std::ptrdiff_t>(q));
-            char* tail = nullptr;
-            errno = 0;
-            const long v = std::strtol(field.c_str(), &tail, 10);
-            if (field.empty() || *tail != '\0' || errno) {
-                throw data_error(path + ": line " + std::to_string(line) + ", field " +
-                                 std::to_string(values.size() + 1) + " (byte " + std::to_string(p) +
-                                 "): not an integer: '" + field + "'");
+            while (q < stop && b[q] != ',') ++q;
+            if (count == fields) {
+                throw data_error(path + ": line " + std::to_string(line) + " (byte " + std::to_string(line_start) +
+                                 ") has more than 65 values, expected 65 (64 pixels then the label)");
             }
-            values.push_back(v);
+            long v = 0;
+            if (!parse_integer(b + p, q - p, v)) {
+                throw data_error(path + ": line " + std::to_string(line) + ", field " + std::to_string(count + 1) +
+                                 " (byte " + std::to_string(p) + "): not an integer: '" + printable(b + p, q - p) +
+                                 "' (expected a whole number: 0..16 for a pixel, 0..9 for the label)");
+            }
+            starts[count] = p;
+            lengths[count] = q - p;
+            values[count++] = v;
             p = q + 1;
         }
-        if (values.size() != 65) {
+        if (count != fields) {
             throw data_error(path + ": line " + std::to_string(line) + " (byte " + std::to_string(line_start) +
-                             ") has " + std::to_string(values.size()) +
-                             " values, expected 65 (64 pixels then the label)");
+                             ") has " + std::to_string(count) + " values, expected 65 (64 pixels then the label)");
         }
         for (std::size_t k = 0; k < 64; ++k) {
             if (values[k] < 0 || values[k] > 16) {
-                throw data_error(path + ": line " + std::to_string(line) + ": pixel " + std::to_string(k) + " = " +
-                                 std::to_string(values[k]) + " is outside 0..16");
+                throw data_error(path + ": line " + std::to_string(line) + " (byte " + std::to_string(starts[k]) +
+                                 "): pixel " + std::to_string(k) + " = " + printable(b + starts[k], lengths[k]) +
+                                 " is outside 0..16");
             }
             d.x.push_back(static_cast<float>(values[k]));
         }
         if (values[64] < 0 || values[64] > 9) {
-            throw data_error(path + ": line " + std::to_string(line) + ": label " + std::to_string(values[64]) +
-                             " is out of range: there are 10 classes (0..9)");
+            throw data_error(path + ": line " + std::to_string(line) + ": label " +
+                             printable(b + starts[64], lengths[64]) + " is out of range (byte " +
+                             std::to_string(starts[64]) + "): there are 10 classes (0..9)");
         }
         d.y.push_back(static_cast<std::size_t>(values[64]));
         i = end + 1;
     }
-    if (d.y.empty()) throw data_error(path + ": no rows");
+    if (d.y.empty()) throw data_error(path + ": no rows (" + std::to_string(n) + " bytes); expected 65 values a line");
     return d;
 }
 

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <memory>
 #include <sstream>
@@ -88,7 +89,7 @@ idx_array read_idx(const std::string& path, std::size_t expected_dims) {
                          std::to_string(4 + dim_bytes.size()) + " bytes of header");
     }
     std::size_t total = 1;
-    constexpr std::size_t limit = std::size_t(1) << 32;  // refuse absurd headers before allocating
+    constexpr std::size_t limit = std::size_t(1) << 32;  // a uint8 data set beyond 4 GiB is not one we can train on
     for (std::size_t i = 0; i < expected_dims; ++i) {
         const std::uint32_t d = big_endian(&dim_bytes[4 * i]);
         out.dims.push_back(d);
@@ -99,15 +100,40 @@ idx_array read_idx(const std::string& path, std::size_t expected_dims) {
         total *= d;
     }
     const std::size_t header = 4 + dim_bytes.size();
-    out.data.resize(total);
-    got = read_some(f.get(), path, out.data.data(), total, header);
-    if (got < total) {
+    // The header's count is a claim, not a size to allocate: a plain file is
+    // measured first, and any file is read in chunks, so memory follows the
+    // bytes that are really there (after decompression), never the header.
+    std::size_t present = std::numeric_limits<std::size_t>::max();
+    if (gzdirect(f.get())) {
+        std::error_code ec;
+        const auto size = std::filesystem::file_size(path, ec);
+        if (!ec) present = size > header ? std::size_t(size) - header : 0;
+    }
+    auto short_of = [&](std::size_t holds, bool compressed) {
         std::ostringstream os;
-        os << path << ": truncated: the data ends at byte " << header + got << ", expected " << header + total
-           << " bytes (header says";
-        for (std::size_t i = 0; i < out.dims.size(); ++i) os << (i ? " x " : " ") << out.dims[i];
-        os << ")";
-        throw data_error(os.str());
+        os << path << " says " << (out.dims.empty() ? 0 : out.dims[0]) << " items";
+        if (out.dims.size() > 1) {
+            os << " of";
+            for (std::size_t i = 1; i < out.dims.size(); ++i) os << (i > 1 ? " x " : " ") << out.dims[i];
+            os << " bytes";
+        }
+        os << " (" << total << " bytes of data) but holds " << holds << " bytes"
+           << (compressed ? " (decompressed)" : "") << " after its " << header
+           << "-byte header: truncated: the data ends at byte " << header + holds << ", expected " << header + total
+           << " bytes; is the file complete?";
+        return data_error(os.str());
+    };
+    if (present < total) throw short_of(present, false);
+    constexpr std::size_t chunk = std::size_t(1) << 22;
+    const bool measured = present != std::numeric_limits<std::size_t>::max();
+    out.data.reserve(measured ? total : std::min(total, chunk));
+    std::size_t filled = 0;
+    while (filled < total) {
+        const std::size_t step = std::min(chunk, total - filled);
+        out.data.resize(filled + step);  // grows geometrically, bounded by what has arrived plus one chunk
+        const std::size_t r = read_some(f.get(), path, out.data.data() + filled, step, header + filled);
+        filled += r;
+        if (r < step) throw short_of(filled, !gzdirect(f.get()));
     }
     unsigned char extra;
     if (read_some(f.get(), path, &extra, 1, header + total) != 0) {
@@ -122,16 +148,22 @@ idx_array read_idx(const std::string& path, std::size_t expected_dims) {
     return out;
 }
 
-std::vector<unsigned char> read_gz_file(const std::string& path) {
+std::vector<unsigned char> read_gz_file(const std::string& path, std::size_t max_bytes) {
     gz_ptr f = open_gz(path);
     std::vector<unsigned char> out;
     std::size_t used = 0;
-    out.resize(1 << 16);
+    out.resize(std::min<std::size_t>(1 << 16, max_bytes + 1));
     for (;;) {
-        if (used == out.size()) out.resize(out.size() * 2);
         const std::size_t got = read_some(f.get(), path, out.data() + used, out.size() - used, used);
         used += got;
         if (used < out.size()) break;
+        // One byte past the limit tells "exactly the limit" from "more".
+        if (used > max_bytes) {
+            throw data_error(path + ": holds more than " + std::to_string(max_bytes) + " bytes" +
+                             (gzdirect(f.get()) ? "" : " after decompression") +
+                             ", more than this loader accepts; is it the right file?");
+        }
+        out.resize(std::min(out.size() * 2, max_bytes + 1));
     }
     int code = 0;
     gzerror(f.get(), &code);

@@ -29,11 +29,15 @@ struct idx_array {
 
 /// Read an IDX file of uint8 elements with `expected_dims` dimensions (magic
 /// 0x000008NN). Throws data_error for a missing or unreadable file, a wrong
-/// magic number, a truncated header or body, or data after the last element.
+/// magic number, a truncated header or body ("file X says N items ... but
+/// holds M bytes"), or data after the last element. The header's counts are
+/// never trusted for allocation: memory follows the bytes actually present
+/// (after decompression), read in chunks.
 idx_array read_idx(const std::string& path, std::size_t expected_dims);
 
 /// Read a whole file through zlib (gzip or plain) into memory; throws
-/// data_error naming the file if it cannot be opened or decompressed.
-std::vector<unsigned char> read_gz_file(const std::string& path);
+/// data_error naming the file if it cannot be opened or decompressed, or if it
+/// holds (after decompression) more than `max_bytes` bytes.
+std::vector<unsigned char> read_gz_file(const std::string& path, std::size_t max_bytes = std::size_t(1) << 30);
 
 }  // namespace tapegrad::data

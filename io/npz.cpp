@@ -5,6 +5,7 @@
 
 #include "io/npz.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -33,9 +34,24 @@ void put32(bytes& b, std::uint32_t v) {
 
 std::size_t elem_size(const std::string& dtype) { return dtype == "<f4" ? 4 : 8; }
 
+// Elements of shape `s`, or false when the count (or its byte size, or any
+// partial product xtensor forms as a stride) would not fit: a shape read from
+// a file like (2^61+1, 8) must be refused, not wrapped around.
+bool checked_count(const shape_t& s, std::size_t elem, std::size_t& n) {
+    constexpr std::size_t limit = std::size_t(1) << 62;  // strides are signed
+    std::size_t strided = elem;                           // product of the nonzero dimensions, in bytes
+    n = 1;
+    for (auto d : s) {
+        if (d != 0 && strided > limit / d) return false;
+        if (d != 0) strided *= d;
+        n *= d;
+    }
+    return true;
+}
+
 std::size_t count(const shape_t& s) {
-    std::size_t n = 1;
-    for (auto d : s) n *= d;
+    std::size_t n = 0;
+    if (!checked_count(s, 1, n)) throw npz_error("npz: shape " + shape_str(s) + " is too large");
     return n;
 }
 
@@ -116,38 +132,76 @@ entry parse_npy(const bytes& npy, const std::string& path, std::size_t base, con
     if (h[s] != '(') fail(hstart + s, "NPY header: 'shape' is not a tuple");
     auto send = h.find(')', s);
     if (send == std::string::npos) fail(hstart + s, "NPY header: unterminated 'shape'");
+    // Dimensions: decimal integers separated by commas, "(3,)" and "()" allowed.
     std::istringstream dims(h.substr(s + 1, send - s - 1));
     std::string tok;
     while (std::getline(dims, tok, ',')) {
-        auto a = tok.find_first_not_of(' ');
+        const auto a = tok.find_first_not_of(' ');
         if (a == std::string::npos) continue;
+        const auto z = tok.find_last_not_of(' ');
+        const std::string digits = tok.substr(a, z - a + 1);
+        errno = 0;
         char* endp = nullptr;
-        unsigned long long v = std::strtoull(tok.c_str() + a, &endp, 10);
-        if (endp == tok.c_str() + a) fail(hstart + s, "NPY header: bad dimension '" + tok + "'");
+        const unsigned long long v = std::strtoull(digits.c_str(), &endp, 10);
+        if (digits.find_first_not_of("0123456789") != std::string::npos || errno == ERANGE ||
+            endp != digits.c_str() + digits.size())
+            fail(hstart + s, "NPY header: bad dimension '" + tok + "' (expected a whole number)");
+        if (e.shape.size() == 32) fail(hstart + s, "NPY header: more than 32 dimensions");
         e.shape.push_back(std::size_t(v));
     }
     const std::size_t data_at = hstart + hlen;
-    const std::size_t want = count(e.shape) * elem_size(e.dtype);
-    if (npy.size() - data_at != want)
-        fail(data_at, "data has " + std::to_string(npy.size() - data_at) + " bytes but shape " + shape_str(e.shape) +
-                          " of " + e.dtype + " needs " + std::to_string(want));
+    const std::size_t have = npy.size() - data_at;
+    std::size_t elems = 0;
+    if (!checked_count(e.shape, elem_size(e.dtype), elems))
+        fail(data_at, "shape " + shape_str(e.shape) + " of " + e.dtype + " is too large (more than 2^62 bytes) but data has " +
+                          std::to_string(have) + " bytes");
+    const std::size_t want = elems * elem_size(e.dtype);
+    if (have != want)
+        fail(data_at, "data has " + std::to_string(have) + " bytes but shape " + shape_str(e.shape) + " of " + e.dtype +
+                          " needs " + std::to_string(want));
     e.data.assign(npy.begin() + long(data_at), npy.end());
     return e;
 }
 
+// Inflate a raw deflate stream in chunks: memory follows what really comes
+// out, and more output than the `out_size` the zip claims is an error.
 bytes inflate_raw(const unsigned char* src, std::size_t n, std::size_t out_size, const std::string& path,
                   std::size_t at, const std::string& name) {
-    bytes out(out_size);
+    bytes out;
+    out.reserve(std::min<std::size_t>(out_size, std::size_t(1) << 20));
     z_stream zs{};
     if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) corrupt(path, at, "zlib inflateInit2 failed");
-    zs.next_in = const_cast<unsigned char*>(src);
-    zs.avail_in = uInt(n);
-    zs.next_out = out.data();
-    zs.avail_out = uInt(out_size);
-    int rc = inflate(&zs, Z_FINISH);
+    std::size_t used_in = 0;
+    int rc = Z_OK;
+    unsigned char buf[1 << 15];
+    while (rc != Z_STREAM_END) {
+        if (zs.avail_in == 0 && used_in < n) {
+            const std::size_t c = std::min<std::size_t>(n - used_in, 1u << 30);
+            zs.next_in = const_cast<unsigned char*>(src + used_in);
+            zs.avail_in = uInt(c);
+            used_in += c;
+        }
+        zs.next_out = buf;
+        zs.avail_out = sizeof buf;
+        rc = inflate(&zs, Z_NO_FLUSH);
+        const std::size_t produced = sizeof buf - zs.avail_out;
+        if (out.size() + produced > out_size) {
+            inflateEnd(&zs);
+            corrupt(path, at, "member '" + name + "' inflates to more than the " + std::to_string(out_size) +
+                                  " bytes the zip directory says");
+        }
+        out.insert(out.end(), buf, buf + produced);
+        if (rc == Z_STREAM_END) break;
+        if (rc != Z_OK && !(rc == Z_BUF_ERROR && produced > 0)) {
+            inflateEnd(&zs);
+            corrupt(path, at, "member '" + name + "': deflate data is corrupt" +
+                                  std::string(rc == Z_BUF_ERROR ? " (truncated)" : ""));
+        }
+    }
     inflateEnd(&zs);
-    if (rc != Z_STREAM_END || zs.total_out != out_size)
-        corrupt(path, at, "member '" + name + "': deflate data is corrupt");
+    if (out.size() != out_size)
+        corrupt(path, at, "member '" + name + "' inflates to " + std::to_string(out.size()) + " bytes but the zip directory says " +
+                              std::to_string(out_size));
     return out;
 }
 
@@ -229,6 +283,25 @@ void write(const std::string& path, const std::vector<entry>& entries) {
     }
 }
 
+namespace {
+
+/// One member as the central directory describes it, checked before any inflation.
+struct member {
+    std::string fname;            ///< "<name>.npy"
+    std::size_t dir_at = 0;       ///< its central directory entry
+    std::size_t local = 0;        ///< its local header
+    std::size_t data_at = 0;      ///< first byte of its (compressed) data
+    std::uint64_t csize = 0, usize = 0;
+    std::uint32_t crc = 0;
+    unsigned method = 0;
+};
+
+// Bounds for what one .npz may unpack to. Members may not overlap, so the
+// compressed sizes add up to at most the file; deflate expands at most ~1032:1.
+constexpr std::uint64_t max_total_bytes = std::uint64_t(16) << 30;
+
+}  // namespace
+
 std::vector<entry> read(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     if (!f) throw npz_error(path + ": cannot open (" + std::strerror(errno) + ")");
@@ -244,74 +317,131 @@ std::vector<entry> read(const std::string& path) {
         corrupt(path, b.size(), "no end-of-central-directory record (not a zip, or truncated)");
     std::uint64_t n_entries = r.le(eocd + 10, 2, "entry count");
     std::uint64_t cd_offset = r.le(eocd + 16, 4, "central directory offset");
+    std::size_t cd_end = eocd;  // where the central directory must stop
     if (n_entries == 0xffff || cd_offset == 0xffffffff) {
         // zip64: a locator just before the record points at the zip64 end record.
         if (eocd < 20 || r.le(eocd - 20, 4, "zip64 locator") != 0x07064b50)
             corrupt(path, eocd, "zip64 fields without a zip64 locator");
-        const std::size_t z = std::size_t(r.le(eocd - 20 + 8, 8, "zip64 end offset"));
-        if (r.le(z, 4, "zip64 end record") != 0x06064b50) corrupt(path, z, "bad zip64 end-of-central-directory signature");
-        n_entries = r.le(z + 32, 8, "zip64 entry count");
-        cd_offset = r.le(z + 48, 8, "zip64 central directory offset");
+        const std::uint64_t z = r.le(eocd - 20 + 8, 8, "zip64 end offset");
+        if (z > eocd - 20) corrupt(path, eocd - 20 + 8, "zip64 end record offset " + std::to_string(z) + " is past the locator");
+        if (r.le(std::size_t(z), 4, "zip64 end record") != 0x06064b50)
+            corrupt(path, std::size_t(z), "bad zip64 end-of-central-directory signature");
+        n_entries = r.le(std::size_t(z) + 32, 8, "zip64 entry count");
+        cd_offset = r.le(std::size_t(z) + 48, 8, "zip64 central directory offset");
+        cd_end = std::size_t(z);
     }
-    std::vector<entry> out;
+    if (cd_offset > cd_end)
+        corrupt(path, eocd + 16, "central directory offset " + std::to_string(cd_offset) + " is past its end record at byte " +
+                                     std::to_string(cd_end));
+    // Each entry takes at least 46 bytes: a count the directory cannot hold is a lie.
+    if (n_entries > (cd_end - cd_offset) / 46)
+        corrupt(path, eocd + 10, "the zip says " + std::to_string(n_entries) + " entries but its central directory holds " +
+                                     std::to_string(cd_end - cd_offset) + " bytes (46 or more per entry)");
+
+    // Pass 1: every name, offset and size is checked before anything is inflated.
+    std::vector<member> members;
     std::set<std::string> names;
+    std::uint64_t total = 0;
     std::size_t at = std::size_t(cd_offset);
     for (std::uint64_t k = 0; k < n_entries; ++k) {
+        member m;
+        m.dir_at = at;
         if (r.le(at, 4, "central directory entry") != 0x02014b50)
             corrupt(path, at, "bad central directory signature for entry " + std::to_string(k));
-        const auto method = r.le(at + 10, 2, "compression method");
-        const auto crc = std::uint32_t(r.le(at + 16, 4, "crc32"));
-        std::uint64_t csize = r.le(at + 20, 4, "compressed size");
-        std::uint64_t usize = r.le(at + 24, 4, "size");
+        m.method = unsigned(r.le(at + 10, 2, "compression method"));
+        m.crc = std::uint32_t(r.le(at + 16, 4, "crc32"));
+        m.csize = r.le(at + 20, 4, "compressed size");
+        m.usize = r.le(at + 24, 4, "size");
         const auto name_len = std::size_t(r.le(at + 28, 2, "name length"));
         const auto extra_len = std::size_t(r.le(at + 30, 2, "extra length"));
         const auto comment_len = std::size_t(r.le(at + 32, 2, "comment length"));
         std::uint64_t local = r.le(at + 42, 4, "local header offset");
-        r.need(at + 46, name_len + extra_len, "entry name");
-        const std::string fname(b.begin() + long(at + 46), b.begin() + long(at + 46 + name_len));
+        r.need(at + 46, name_len + extra_len + comment_len, "entry name");
+        m.fname.assign(b.begin() + long(at + 46), b.begin() + long(at + 46 + name_len));
         // zip64 extra field (id 1): only the fields that are 0xffffffff above, in this order.
-        for (std::size_t x = at + 46 + name_len; x + 4 <= at + 46 + name_len + extra_len;) {
-            const auto id = r.le(x, 2, "extra id"), len = r.le(x + 2, 2, "extra length");
+        const std::size_t extra_end = at + 46 + name_len + extra_len;
+        for (std::size_t x = at + 46 + name_len; x + 4 <= extra_end;) {
+            const auto id = r.le(x, 2, "extra id"), len = std::size_t(r.le(x + 2, 2, "extra length"));
+            const std::size_t field_end = std::min(x + 4 + len, extra_end);
             if (id == 1) {
                 std::size_t p = x + 4;
-                if (usize == 0xffffffff) { usize = r.le(p, 8, "zip64 size"); p += 8; }
-                if (csize == 0xffffffff) { csize = r.le(p, 8, "zip64 compressed size"); p += 8; }
-                if (local == 0xffffffff) { local = r.le(p, 8, "zip64 offset"); p += 8; }
+                auto next = [&](std::uint64_t& v, const char* what) {
+                    if (p + 8 > field_end) corrupt(path, p, std::string("zip64 extra field too short for the ") + what);
+                    v = r.le(p, 8, what);
+                    p += 8;
+                };
+                if (m.usize == 0xffffffff) next(m.usize, "zip64 size");
+                if (m.csize == 0xffffffff) next(m.csize, "zip64 compressed size");
+                if (local == 0xffffffff) next(local, "zip64 offset");
             }
-            x += 4 + std::size_t(len);
+            x += 4 + len;
         }
-        if (fname.size() < 4 || fname.compare(fname.size() - 4, 4, ".npy") != 0)
-            corrupt(path, at + 46, "member '" + fname + "' is not a .npy array");
-        const std::string name = fname.substr(0, fname.size() - 4);
+        if (m.fname.size() < 4 || m.fname.compare(m.fname.size() - 4, 4, ".npy") != 0)
+            corrupt(path, at + 46, "member '" + m.fname + "' is not a .npy array");
+        const std::string name = m.fname.substr(0, m.fname.size() - 4);
         if (!names.insert(name).second) corrupt(path, at + 46, "array '" + name + "' appears twice");
-        // The local header repeats name and extra with its own lengths; the data follows them.
-        const auto lh = std::size_t(local);
-        if (r.le(lh, 4, "local header") != 0x04034b50) corrupt(path, lh, "bad local header signature for '" + fname + "'");
-        const std::size_t data_at = lh + 30 + std::size_t(r.le(lh + 26, 2, "name length")) +
-                                    std::size_t(r.le(lh + 28, 2, "extra length"));
-        r.need(data_at, std::size_t(csize), ("data of '" + fname + "'").c_str());
-        bytes npy;
-        if (method == 0) {
-            if (csize != usize) corrupt(path, at + 20, "stored member '" + fname + "' has different sizes");
-            npy.assign(b.begin() + long(data_at), b.begin() + long(data_at + csize));
-        } else if (method == 8) {
-            // deflate cannot expand more than ~1032:1; a larger claim is corruption, not a reason to allocate
-            if (usize > csize * 1032 + 1024)
-                corrupt(path, at + 24, "member '" + fname + "' claims an impossible uncompressed size");
-            npy = inflate_raw(b.data() + data_at, std::size_t(csize), std::size_t(usize), path, data_at, fname);
-        } else {
-            corrupt(path, at + 10, "member '" + fname + "' uses compression method " + std::to_string(method) +
+        if (m.method != 0 && m.method != 8)
+            corrupt(path, at + 10, "member '" + m.fname + "' uses compression method " + std::to_string(m.method) +
                                        " (only stored and deflate are supported)");
-        }
-        const auto actual = std::uint32_t(crc32(0L, npy.data(), uInt(npy.size())));
-        if (actual != crc) {
-            std::ostringstream os;
-            os << "CRC-32 mismatch in '" << fname << "' (stored " << std::hex << crc << ", computed " << actual
-               << "): the data is damaged";
-            corrupt(path, data_at, os.str());
-        }
-        out.push_back(parse_npy(npy, path, data_at, name));
+        if (m.method == 0 && m.csize != m.usize)
+            corrupt(path, at + 20, "stored member '" + m.fname + "' has different sizes");
+        // deflate cannot expand more than ~1032:1; a larger claim is corruption, not a reason to allocate
+        if (m.method == 8 && m.usize > m.csize * 1032 + 1024)
+            corrupt(path, at + 24, "member '" + m.fname + "' claims an impossible uncompressed size");
+        // The local header repeats the name (it must be the same) and has its own extra field; the data follows.
+        if (local >= cd_offset)
+            corrupt(path, at + 42, "local header of '" + m.fname + "' at byte " + std::to_string(local) +
+                                       " is not before the central directory (byte " + std::to_string(cd_offset) + ")");
+        m.local = std::size_t(local);
+        if (r.le(m.local, 4, "local header") != 0x04034b50)
+            corrupt(path, m.local, "bad local header signature for '" + m.fname + "'");
+        const auto local_name = std::size_t(r.le(m.local + 26, 2, "name length"));
+        const auto local_extra = std::size_t(r.le(m.local + 28, 2, "extra length"));
+        r.need(m.local + 30, local_name, "local name");
+        if (local_name != name_len || std::memcmp(&b[m.local + 30], &b[at + 46], name_len) != 0)
+            corrupt(path, m.local + 30, "the local header's name differs from the directory's '" + m.fname + "'");
+        m.data_at = m.local + 30 + local_name + local_extra;
+        if (m.data_at > cd_offset || m.csize > cd_offset - m.data_at)
+            corrupt(path, m.data_at, "data of '" + m.fname + "' (" + std::to_string(m.csize) +
+                                         " bytes) runs past the start of the central directory at byte " +
+                                         std::to_string(cd_offset));
+        total += m.usize;
+        if (total > max_total_bytes)
+            corrupt(path, at + 24, "the arrays add up to more than " + std::to_string(max_total_bytes >> 30) +
+                                       " GiB uncompressed, more than this reader accepts");
+        members.push_back(std::move(m));
         at += 46 + name_len + extra_len + comment_len;
+    }
+    // Members may not share bytes: many directory entries pointing at one
+    // compressed block is how a small zip claims gigabytes.
+    std::vector<const member*> by_offset;
+    for (const auto& m : members) by_offset.push_back(&m);
+    std::sort(by_offset.begin(), by_offset.end(), [](const member* x, const member* y) { return x->local < y->local; });
+    for (std::size_t i = 1; i < by_offset.size(); ++i) {
+        const member& prev = *by_offset[i - 1];
+        const member& cur = *by_offset[i];
+        const std::size_t prev_end = prev.data_at + std::size_t(prev.csize);
+        if (cur.local < prev_end)
+            corrupt(path, cur.local, "members '" + prev.fname + "' (bytes " + std::to_string(prev.local) + "-" +
+                                         std::to_string(prev_end) + ") and '" + cur.fname + "' (from byte " +
+                                         std::to_string(cur.local) +
+                                         ") overlap; a valid .npz never shares data between arrays (zip bomb?)");
+    }
+
+    // Pass 2: unpack, check the CRC, parse.
+    std::vector<entry> out;
+    for (const auto& m : members) {
+        bytes npy;
+        if (m.method == 0) npy.assign(b.begin() + long(m.data_at), b.begin() + long(m.data_at + m.csize));
+        else npy = inflate_raw(b.data() + m.data_at, std::size_t(m.csize), std::size_t(m.usize), path, m.data_at, m.fname);
+        const auto actual = std::uint32_t(crc32_z(0L, npy.data(), npy.size()));
+        if (actual != m.crc) {
+            std::ostringstream os;
+            os << "CRC-32 mismatch in '" << m.fname << "' (stored " << std::hex << m.crc << ", computed " << actual
+               << "): the data is damaged";
+            corrupt(path, m.data_at, os.str());
+        }
+        out.push_back(parse_npy(npy, path, m.data_at, m.fname.substr(0, m.fname.size() - 4)));
     }
     return out;
 }

@@ -9,6 +9,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config ca-certificates
           libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev
           doctest-dev zlib1g-dev libcli11-dev gnuplot-nox
+          clang-14 libclang-rt-14-dev  # clang + libFuzzer for tests/fuzz (scripts/fuzz.sh)
           libopenmpi-dev openmpi-bin)  # tapegrad::distributed and its mpirun -np 2 tests
 packages+=(doxygen)  # scripts/docs.sh, the API reference (test api_docs)
 for arg in "$@"; do

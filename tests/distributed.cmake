@@ -13,6 +13,7 @@ foreach(src ${_tg_mpi_tests})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src} $<TARGET_OBJECTS:tapegrad_test_main>)
   target_link_libraries(${name} PRIVATE tapegrad_distributed doctest::doctest)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
   target_compile_options(${name} PRIVATE -Wno-maybe-uninitialized -Wno-array-bounds)
   add_test(NAME ${name} COMMAND ${_tg_mpirun} $<TARGET_FILE:${name}> --no-intro=true)
   set_tests_properties(${name} PROPERTIES WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR} TIMEOUT 120
