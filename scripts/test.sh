@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install, build and run the whole test suite twice: a Release build, then a build
-# with AddressSanitizer and UndefinedBehaviorSanitizer. Used by .ci/run.
+# Install, build and run the whole test suite: a Release build, then again under
+# AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer, the thread tests
+# under ThreadSanitizer, and the libFuzzer harnesses (clang). Used by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
