@@ -5,6 +5,8 @@
 // naive 1 / (1 + e^-x) has a NaN second derivative below about -709).
 
 #include <cmath>
+#include <type_traits>
+#include <utility>
 
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
@@ -14,16 +16,22 @@
 namespace tapegrad {
 namespace rules {
 
+// The xtensor forms take their argument by forwarding reference: xtensor keeps an
+// rvalue expression (sig(-x)) by value and an lvalue by reference, so a temporary
+// argument cannot dangle inside the returned expression.
+template <class X> using if_xexpression = std::enable_if_t<xt::is_xexpression<std::decay_t<X>>::value, int>;
+
 /// sigmoid: 1 / (1 + e^-x) is exactly 0 or 1 at the extremes, never NaN.
-template <class X> auto sig(const X& x) {
-    using S = typename X::value_type;
-    return S(1) / (S(1) + xt::exp(-x));
+template <class X, if_xexpression<X> = 0> auto sig(X&& x) {
+    using S = typename std::decay_t<X>::value_type;
+    return S(1) / (S(1) + xt::exp(-std::forward<X>(x)));
 }
 template <class T> tensor<T> sig(const tensor<T>& x) { return sigmoid(x); }
 
 /// softplus: max(x, 0) + log1p(e^-|x|), no overflow.
-template <class X> auto splus(const X& x) {
-    using S = typename X::value_type;
+template <class X, if_xexpression<X> = 0> auto splus(X&& x) {
+    static_assert(std::is_lvalue_reference<X>::value, "splus uses its argument twice: pass an lvalue");
+    using S = typename std::decay_t<X>::value_type;
     return xt::maximum(x, S(0)) + xt::log1p(xt::exp(-xt::abs(x)));
 }
 // softplus(x) = -logsigmoid(-x), whose recorded slope is sigmoid(x): finite second
