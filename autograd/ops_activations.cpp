@@ -89,7 +89,6 @@ template <class T> tensor<T> selu(const tensor<T>& x) { return unary<rules::selu
     template tensor<T> logsigmoid(const tensor<T>&);    \
     template tensor<T> hardtanh(const tensor<T>&, T, T); \
     template tensor<T> selu(const tensor<T>&);
-TAPEGRAD_ACTIVATIONS(float)
-TAPEGRAD_ACTIVATIONS(double)
+TAPEGRAD_INSTANTIATE(TAPEGRAD_ACTIVATIONS)
 
 }  // namespace tapegrad

@@ -295,7 +295,6 @@ template <class T> tensor<T> where(const tensor<T>& cond, const tensor<T>& a, co
     template tensor<T> greater(const tensor<T>&, T);                                     \
     template tensor<T> less(const tensor<T>&, T);                                        \
     template tensor<T> sign(const tensor<T>&);
-TAPEGRAD_ELEMENTWISE(float)
-TAPEGRAD_ELEMENTWISE(double)
+TAPEGRAD_INSTANTIATE(TAPEGRAD_ELEMENTWISE)
 
 }  // namespace tapegrad

@@ -129,7 +129,6 @@ template <class T> tensor<T> ge(const tensor<T>& a, const tensor<T>& b) {
     template tensor<T> le(const tensor<T>&, const tensor<T>&);           \
     template tensor<T> gt(const tensor<T>&, const tensor<T>&);           \
     template tensor<T> ge(const tensor<T>&, const tensor<T>&);
-TAPEGRAD_MATH(float)
-TAPEGRAD_MATH(double)
+TAPEGRAD_INSTANTIATE(TAPEGRAD_MATH)
 
 }  // namespace tapegrad

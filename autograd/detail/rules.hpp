@@ -213,3 +213,12 @@ template <class S> shape_t to_shape(const S& s) { return shape_t(s.begin(), s.en
 
 }  // namespace detail
 }  // namespace tapegrad
+
+/// Explicit instantiations of an op file's list M for the value types. The heaviest
+/// op files are compiled once per type (CMakeLists.txt, TAPEGRAD_SPLIT_BY_TYPE, with
+/// TAPEGRAD_INSTANTIATE_ONLY=float or double), so their halves build in parallel.
+#ifdef TAPEGRAD_INSTANTIATE_ONLY
+#define TAPEGRAD_INSTANTIATE(M) M(TAPEGRAD_INSTANTIATE_ONLY)
+#else
+#define TAPEGRAD_INSTANTIATE(M) M(float) M(double)
+#endif
