@@ -109,9 +109,13 @@ void commit_file(const std::string& tmp, const std::string& path, const std::str
     fsync_path(tmp, false);
     fault_point(what + ":synced", count);
     if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(path, "renaming " + tmp + " into place", errno);
-    fault_point(what + ":renamed", count);
-    fsync_path(parent_dir(path), true);
-    fault_point(what + ":dir-synced", count);
+    try {
+        fault_point(what + ":renamed", count);
+        fsync_path(parent_dir(path), true);
+        fault_point(what + ":dir-synced", count);
+    } catch (const std::exception& e) {
+        throw not_durable_error(std::string(e.what()) + " (after " + path + " was renamed into place)");
+    }
 }
 
 void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& what,

@@ -23,6 +23,13 @@ class write_error : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+/// A write_error after the new file was renamed into place: the file there is
+/// the new one, but syncing its directory failed, so a power loss may undo it.
+class not_durable_error : public write_error {
+  public:
+    using write_error::write_error;
+};
+
 /// Called with the name of each point reached ("checkpoint:synced", "step")
 /// and a count (the epoch being committed, or the global step just taken).
 using fault_hook = std::function<void(const std::string& point, std::size_t count)>;
@@ -43,13 +50,14 @@ void install_test_faults(const std::string& spec);
 /// call checked, fsync'ed, renamed into place, directory fsync'ed. Fault points
 /// are "<what>:writing" (half the bytes written), ":written", ":synced",
 /// ":renamed", ":dir-synced". On failure throws write_error naming `path` and
-/// leaves any older `path` untouched.
+/// leaves any older `path` untouched (not_durable_error after the rename).
 void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& what,
                            std::size_t count);
 
 /// Make the already written file `tmp` durable and move it to `path`: fsync,
 /// rename, fsync of the directory, with the fault points ":synced",
-/// ":renamed", ":dir-synced". Throws write_error naming `path`.
+/// ":renamed", ":dir-synced". Throws write_error naming `path`, or
+/// not_durable_error when the failure comes after the rename.
 void commit_file(const std::string& tmp, const std::string& path, const std::string& what, std::size_t count);
 
 /// Write `bytes` to `path` in place (derived files such as plots), checking

@@ -119,6 +119,10 @@ void write_checkpoint(const std::string& path, const nn::module<float>& model, c
         npz::write(partial, entries);  // checks every write and the close
         fault_point("checkpoint:written", st.epochs_done);
         commit_file(partial, path, "checkpoint", st.epochs_done);
+    } catch (const not_durable_error& e) {
+        throw write_error(path + ": the checkpoint of epoch " + std::to_string(st.epochs_done) +
+                          " is in place, but syncing its directory failed (" + e.what() +
+                          "), so a power loss may undo it: free some space and continue with --resume");
     } catch (const std::exception& e) {
         std::remove(partial.c_str());
         throw write_error(path + ": the checkpoint was not written (" + e.what() +

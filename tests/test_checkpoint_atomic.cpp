@@ -178,9 +178,17 @@ TEST_CASE("a failure at every point of a commit leaves a consistent checkpoint; 
             });
             CHECK_THROWS_WITH(run_train(small_run(dir)), doctest::Contains("No space left on device"));
         }
+        const bool committed = point == "checkpoint:renamed" || point == "checkpoint:dir-synced";
+        if (point.rfind("checkpoint:", 0) == 0 && point != "checkpoint:begin") {  // says which one is on disk
+            const std::string says = committed ? "checkpoint of epoch 2 is in place" : "checkpoint was not written";
+            hook_guard h([&](const std::string& p, std::size_t count) {
+                if (p == point && count == 2) throw write_error(p + ": No space left on device (injected)");
+            });
+            fs::remove_all(dir);
+            CHECK_THROWS_WITH(run_train(small_run(dir)), doctest::Contains(says.c_str()));
+        }
         // What is on disk is epoch 1's checkpoint, or epoch 2's when the rename happened.
         const loaded_checkpoint c = read_checkpoint(dir + "/checkpoint.npz");
-        const bool committed = point == "checkpoint:renamed" || point == "checkpoint:dir-synced";
         CHECK(c.state.epochs_done == (committed ? 2u : 1u));
         CHECK(!fs::exists(dir + "/checkpoint.npz.partial"));
         CHECK(!fs::exists(dir + "/metrics.csv.tmp"));
