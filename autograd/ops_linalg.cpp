@@ -9,7 +9,7 @@
 #include <xtensor/xmanipulation.hpp>
 #include <xtensor/xstrided_view.hpp>
 
-#include "autograd/blas.hpp"
+#include "autograd/kernels/blas.hpp"
 #include "autograd/detail/rules.hpp"
 #include "autograd/one_hot.hpp"
 

@@ -21,8 +21,8 @@
 
 #include "autograd/detail/record.hpp"
 #include "autograd/ops.hpp"
-#include "autograd/parallel.hpp"
-#include "autograd/simd.hpp"
+#include "autograd/kernels/parallel.hpp"
+#include "autograd/kernels/simd.hpp"
 
 namespace tapegrad {
 
