@@ -10,7 +10,7 @@
 #include <xtensor/xadapt.hpp>
 
 #include "autograd/detail/lines.hpp"
-#include "autograd/detail/rules.hpp"
+#include "autograd/detail/op_drivers.hpp"
 #include "autograd/one_hot.hpp"
 
 namespace tapegrad {
@@ -53,14 +53,14 @@ template <class T> void pick_backward(backward_ctx<T>& c) {
     const auto& xv = c.x(0);
     const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
     if (c.create_graph) {
-        c.add_graph(0, reshape(c.tgy(), {rows, 1}) * tensor<T>(one_hot<T>(c.self.aux, rows, cols)));
+        c.add_graph(0, reshape(c.tgy(), {rows, 1}) * tensor<T>(one_hot<T>(c.self.op_data, rows, cols)));
         return;
     }
     node<T>* in = c.input(0);
     bool had;
     T* g = c.grad_data(in, had);
     if (!had) std::fill(g, g + rows * cols, T(0));
-    for (std::size_t i = 0; i < rows; ++i) g[i * cols + c.self.aux[i]] += c.gy().data()[i];
+    for (std::size_t i = 0; i < rows; ++i) g[i * cols + c.self.op_data[i]] += c.gy().data()[i];
     c.mark(in);
 }
 
@@ -69,7 +69,7 @@ template <class T> tensor<T> pick(const tensor<T>& x, const std::vector<std::siz
     const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
     tensor<T> out = detail::make_result<T>("pick", &pick_backward<T>, {&x}, rows);
     node<T>* n = out.node_ptr();
-    if (n->aux) std::copy(labels.begin(), labels.end(), n->aux);
+    if (n->op_data) std::copy(labels.begin(), labels.end(), n->op_data);
     n->value.resize({rows});
     for (std::size_t i = 0; i < rows; ++i) n->value.data()[i] = xv.data()[i * cols + labels[i]];
     return out;
@@ -126,25 +126,25 @@ template <class T> tensor<T> fused_mse(const tensor<T>& pred, const tensor<T>& t
 
 // ------------------------------------------- fused cross-entropy with labels
 // y = s sum_i (logsumexp(x_i) - x_i[label_i]); dx = s gy (softmax(x) - onehot(labels)).
-// The forward keeps softmax(x) in the node's `work` buffer (unused on tape nodes) for the backward.
+// The forward keeps softmax(x) in the node's `saved` buffer for the backward.
 template <class T> void cross_entropy_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
     const T scale = c.self.scalar[0];
     const auto& xv = c.x(0);
     const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
     if (c.create_graph) {
-        c.add_graph(0, mul_scalar(softmax(c.tx(0), 1) - tensor<T>(one_hot<T>(c.self.aux, rows, cols)), scale) * c.tgy());
+        c.add_graph(0, mul_scalar(softmax(c.tx(0), 1) - tensor<T>(one_hot<T>(c.self.op_data, rows, cols)), scale) * c.tgy());
         return;
     }
     const T k = scale * c.gy().data()[0];
-    const T* p = c.self.work.data();
+    const T* p = c.self.saved.data();
     node<T>* in = c.input(0);
     bool had;
     T* dx = c.grad_data(in, had);
     const std::size_t n = rows * cols;
     if (had) for (std::size_t j = 0; j < n; ++j) dx[j] += k * p[j];
     else for (std::size_t j = 0; j < n; ++j) dx[j] = k * p[j];
-    for (std::size_t i = 0; i < rows; ++i) dx[i * cols + c.self.aux[i]] -= k;
+    for (std::size_t i = 0; i < rows; ++i) dx[i * cols + c.self.op_data[i]] -= k;
     c.mark(in);
 }
 
@@ -153,10 +153,10 @@ template <class T> tensor<T> fused_cross_entropy(const tensor<T>& logits, const 
     const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
     tensor<T> out = detail::make_result<T>("cross_entropy", &cross_entropy_backward<T>, {&logits}, rows);
     node<T>* n = out.node_ptr();
-    if (n->aux) std::copy(labels.begin(), labels.end(), n->aux);
+    if (n->op_data) std::copy(labels.begin(), labels.end(), n->op_data);
     n->scalar[0] = scale;
-    // Recorded: the probabilities stay in `work` for the backward; otherwise in the tape's scratch.
-    xt::xarray<T>& probs = n->on_tape ? n->work : tape<T>::current().scratch();
+    // Recorded: the probabilities stay in `saved` for the backward; otherwise in the tape's scratch.
+    xt::xarray<T>& probs = n->on_tape ? n->saved : tape<T>::current().scratch();
     if (n->on_tape) probs.resize(xv.shape());
     else probs.resize({cols});
     T total = 0;

@@ -18,17 +18,18 @@ template <class T> struct node {
     // allocation each, which every inference result and tape slot would pay three times.
     xt::xarray<T> value{typename xt::xarray<T>::shape_type{0}};
     xt::xarray<T> grad{typename xt::xarray<T>::shape_type{0}};  // tape nodes: gradient of the current pass; leaves: accumulated .grad
-    xt::xarray<T> work{typename xt::xarray<T>::shape_type{0}};  // leaves: gradient of the current tape.gradient() pass; fused losses: saved data
+    xt::xarray<T> pass_grad{typename xt::xarray<T>::shape_type{0}};  // leaves: gradient of the current tape.gradient() pass (kept apart from .grad)
+    xt::xarray<T> saved{typename xt::xarray<T>::shape_type{0}};      // tape nodes: forward data the rule reuses (fused losses' probabilities)
     tensor<T> grad_graph; // gradient as a recorded tensor, when create_graph is on
     backward_fn<T> backward = nullptr;
     const char* op = "leaf";
     node<T>** inputs = nullptr;   // arena-allocated, n_inputs long
-    std::size_t* aux = nullptr;   // arena-allocated op data: axes, indices, shapes
+    std::size_t* op_data = nullptr;  // tape nodes: arena-allocated integers the rule needs (axes, indices, shapes)
     std::uint32_t n_inputs = 0;
-    std::uint32_t n_aux = 0;
+    std::uint32_t n_op_data = 0;
     T scalar[2]{};                // op parameters (exponent, slope, bounds...)
     std::uint64_t serial = 0;     // 0 = dead slot; handles compare against this
-    std::uint64_t pass = 0;       // backward pass whose gradient `grad`/`work` hold
+    std::uint64_t pass = 0;       // backward pass whose gradient `grad`/`pass_grad` hold
     // Leaves may be read by ops recording on several threads at once (shared
     // parameters), so the two per-leaf fields such ops write are atomics (relaxed).
     std::atomic<std::uint64_t> kept_in{0}; // leaves: tape generation that holds a reference (unique across tapes)
@@ -36,7 +37,7 @@ template <class T> struct node {
     std::atomic<std::uint32_t> uses{0};    // leaves: recorded ops that read it in tape generation `kept_in`
     tape<T>* home = nullptr;      // tape nodes: the tape owning this slot (set once; tapes are never freed)
     // Leaves: the tape whose reverse pass is writing this leaf's gradient buffers
-    // (grad, work, pass, grad_graph), claimed on first touch and released when the
+    // (grad, pass_grad, pass, grad_graph), claimed on first touch and released when the
     // pass returns; a second thread's pass reaching it meanwhile gets a clear error.
     std::atomic<const void*> writer{nullptr};
     std::uint32_t fused_steps = 0; // leaves: fused SGD steps taken since optim::sgd last counted them

@@ -10,7 +10,7 @@
 #include <xtensor/xstrided_view.hpp>
 
 #include "autograd/kernels/blas.hpp"
-#include "autograd/detail/rules.hpp"
+#include "autograd/detail/op_drivers.hpp"
 #include "autograd/one_hot.hpp"
 
 namespace tapegrad {
@@ -327,9 +327,9 @@ namespace {
 // y = x with axes reordered; dx = gy with the inverse order
 template <class T> void permute_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
-    const std::size_t r = c.self.n_aux;
+    const std::size_t r = c.self.n_op_data;
     std::vector<std::size_t> inv(r);
-    for (std::size_t i = 0; i < r; ++i) inv[c.self.aux[i]] = i;
+    for (std::size_t i = 0; i < r; ++i) inv[c.self.op_data[i]] = i;
     if (c.create_graph) c.add_graph(0, permute(c.tgy(), axes_t(inv.begin(), inv.end())));
     else c.add(0, xt::transpose(c.gy(), inv));
 }
@@ -356,7 +356,7 @@ template <class T> tensor<T> permute(const tensor<T>& x, const axes_t& axes) {
     }
     tensor<T> out = make_result<T>("permute", &permute_backward<T>, {&x}, r);
     node<T>* n = out.node_ptr();
-    if (n->aux) std::copy(order.begin(), order.end(), n->aux);
+    if (n->op_data) std::copy(order.begin(), order.end(), n->op_data);
     shape_t shape(r);
     for (std::size_t i = 0; i < r; ++i) shape[i] = xv.shape()[order[i]];
     n->value.resize(shape);
@@ -408,7 +408,7 @@ xt::xstrided_slice_vector range_on(std::size_t rank, std::size_t axis, std::size
 // y = x[begin:end] on axis; dx is gy placed in that range, zeros elsewhere
 template <class T> void slice_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
-    const std::size_t axis = c.self.aux[0], begin = c.self.aux[1], end = c.self.aux[2];
+    const std::size_t axis = c.self.op_data[0], begin = c.self.op_data[1], end = c.self.op_data[2];
     const auto& xv = c.x(0);
     if (c.create_graph) {
         shape_t before = to_shape(xv.shape()), after = before;
@@ -435,10 +435,10 @@ template <class T> tensor<T> slice(const tensor<T>& x, int axis, std::size_t beg
                           ") is out of bounds for axis " + std::to_string(ax) + " of shape " + shape_str(xv.shape()));
     tensor<T> out = make_result<T>("slice", &slice_backward<T>, {&x}, 3);
     node<T>* n = out.node_ptr();
-    if (n->aux) {
-        n->aux[0] = ax;
-        n->aux[1] = begin;
-        n->aux[2] = end;
+    if (n->op_data) {
+        n->op_data[0] = ax;
+        n->op_data[1] = begin;
+        n->op_data[2] = end;
     }
     shape_t shape = to_shape(xv.shape());
     shape[ax] = end - begin;
@@ -453,11 +453,11 @@ namespace {
 template <class T> void index_select_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
     const auto& xv = c.x(0);
-    const std::size_t rows = xv.shape()[0], row = rows ? xv.size() / rows : 0, count = c.self.n_aux;
+    const std::size_t rows = xv.shape()[0], row = rows ? xv.size() / rows : 0, count = c.self.n_op_data;
     if (c.create_graph) {
         // scatter-add as a product with a constant one-hot matrix H[k, idx[k]] = 1: dx = H^T gy
         tensor<T> g2 = reshape(c.tgy(), {count, row});
-        c.add_graph(0, reshape(matmul(tensor<T>(one_hot<T>(c.self.aux, count, rows)), g2, true, false),
+        c.add_graph(0, reshape(matmul(tensor<T>(one_hot<T>(c.self.op_data, count, rows)), g2, true, false),
                                to_shape(xv.shape())));
         return;
     }
@@ -467,7 +467,7 @@ template <class T> void index_select_backward(backward_ctx<T>& c) {
     if (!had) std::fill(g, g + xv.size(), T(0));
     const T* src = c.gy().data();
     for (std::size_t k = 0; k < count; ++k) {
-        T* dst = g + c.self.aux[k] * row;
+        T* dst = g + c.self.op_data[k] * row;
         for (std::size_t j = 0; j < row; ++j) dst[j] += src[k * row + j];
     }
     c.mark(in);
@@ -485,7 +485,7 @@ template <class T> tensor<T> index_select(const tensor<T>& x, const std::vector<
                                     shape_str(xv.shape()));
     tensor<T> out = make_result<T>("index_select", &index_select_backward<T>, {&x}, indices.size());
     node<T>* n = out.node_ptr();
-    if (n->aux) std::copy(indices.begin(), indices.end(), n->aux);
+    if (n->op_data) std::copy(indices.begin(), indices.end(), n->op_data);
     shape_t shape = to_shape(xv.shape());
     shape[0] = indices.size();
     n->value.resize(shape);
@@ -498,7 +498,7 @@ template <class T> tensor<T> index_select(const tensor<T>& x, const std::vector<
 namespace {
 // y = [x0 | x1 | ...] on axis; dx_i = gy restricted to x_i's range
 template <class T> void concat_backward(backward_ctx<T>& c) {
-    const std::size_t axis = c.self.aux[0];
+    const std::size_t axis = c.self.op_data[0];
     std::size_t offset = 0;
     for (std::size_t i = 0; i < c.self.n_inputs; ++i) {
         const auto& xv = c.x(i);
@@ -533,7 +533,7 @@ template <class T> tensor<T> concat(const std::vector<tensor<T>>& xs, int axis) 
     }
     tensor<T> out = make_result<T>("concat", &concat_backward<T>, ptrs.data(), ptrs.size(), 1);
     node<T>* n = out.node_ptr();
-    if (n->aux) n->aux[0] = ax;
+    if (n->op_data) n->op_data[0] = ax;
     n->value.resize(shape);
     std::size_t offset = 0;
     for (const auto& x : xs) {

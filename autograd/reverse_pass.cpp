@@ -121,7 +121,7 @@ std::vector<tensor<T>> tape<T>::gradient(const tensor<T>& output, const std::vec
         } else if (opts.create_graph) {
             out.push_back(n->grad_graph);
         } else {
-            out.push_back(tensor<T>(n->on_tape ? n->grad : n->work));
+            out.push_back(tensor<T>(n->on_tape ? n->grad : n->pass_grad));
         }
     }
     return out;

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <numeric>
 
-#include "autograd/detail/rules.hpp"
+#include "autograd/detail/op_drivers.hpp"
 
 namespace tapegrad {
 
@@ -58,24 +58,24 @@ template <class S, class F> void for_each_in_box(const box& b, const S& big, F&&
     }
 }
 
-// aux layout of both box ops: [rank, then per axis: start, step, count, big extent]
+// op_data layout of both box ops: [rank, then per axis: start, step, count, big extent]
 template <class T> void store_box(node<T>* n, const box& b, const shape_t& big) {
-    if (!n->aux) return;
-    n->aux[0] = b.size();
+    if (!n->op_data) return;
+    n->op_data[0] = b.size();
     for (std::size_t i = 0; i < b.size(); ++i) {
-        n->aux[1 + 4 * i] = static_cast<std::size_t>(b[i].start);
-        n->aux[2 + 4 * i] = static_cast<std::size_t>(b[i].step);
-        n->aux[3 + 4 * i] = b[i].count;
-        n->aux[4 + 4 * i] = big[i];
+        n->op_data[1 + 4 * i] = static_cast<std::size_t>(b[i].start);
+        n->op_data[2 + 4 * i] = static_cast<std::size_t>(b[i].step);
+        n->op_data[3 + 4 * i] = b[i].count;
+        n->op_data[4 + 4 * i] = big[i];
     }
 }
 template <class T> box load_box(const node<T>& n, shape_t& big) {
-    const std::size_t r = n.aux[0];
+    const std::size_t r = n.op_data[0];
     box b(r);
     big.resize(r);
     for (std::size_t i = 0; i < r; ++i) {
-        b[i] = {static_cast<std::int64_t>(n.aux[1 + 4 * i]), static_cast<std::int64_t>(n.aux[2 + 4 * i]), n.aux[3 + 4 * i]};
-        big[i] = n.aux[4 + 4 * i];
+        b[i] = {static_cast<std::int64_t>(n.op_data[1 + 4 * i]), static_cast<std::int64_t>(n.op_data[2 + 4 * i]), n.op_data[3 + 4 * i]};
+        big[i] = n.op_data[4 + 4 * i];
     }
     return b;
 }
@@ -230,7 +230,7 @@ template <class T> tensor<T> slice(const tensor<T>& x, int axis, std::size_t beg
 // ---------------------------------------------------- gather, scatter-add
 // gather: y[i] = x[i with axis entry index[i]]; scatter-add is its transpose:
 // y = zeros(x shape), y[i with axis entry index[i]] += g[i]. Each is the other's
-// backward. aux: [axis, rank, big shape (x's), index shape, index values...]
+// backward. op_data: [axis, rank, big shape (x's), index shape, index values...]
 namespace {
 
 template <class T> struct gather_spec {
@@ -260,8 +260,8 @@ template <class F> void for_each_gathered(const std::size_t axis, const shape_t&
 
 template <class T> void store_gather(node<T>* n, std::size_t axis, const shape_t& big, const shape_t& ishape,
                                      const std::size_t* index, std::size_t count) {
-    if (!n->aux) return;
-    std::size_t* a = n->aux;
+    if (!n->op_data) return;
+    std::size_t* a = n->op_data;
     const std::size_t r = big.size();
     a[0] = axis;
     a[1] = r;
@@ -270,8 +270,8 @@ template <class T> void store_gather(node<T>* n, std::size_t axis, const shape_t
     std::copy(index, index + count, a + 2 + 2 * r);
 }
 template <class T> gather_spec<T> load_gather(const node<T>& n) {
-    const std::size_t r = n.aux[1];
-    return {n.aux[0], shape_t(n.aux + 2, n.aux + 2 + r), shape_t(n.aux + 2 + r, n.aux + 2 + 2 * r), n.aux + 2 + 2 * r};
+    const std::size_t r = n.op_data[1];
+    return {n.op_data[0], shape_t(n.op_data + 2, n.op_data + 2 + r), shape_t(n.op_data + 2 + r, n.op_data + 2 + 2 * r), n.op_data + 2 + 2 * r};
 }
 
 template <class T> tensor<T> gather_op(const tensor<T>& x, std::size_t axis, const shape_t& ishape, const std::size_t* index);

@@ -98,8 +98,8 @@ template <class T> node<T>* tape<T>::push(const char* op, backward_fn<T> backwar
     n.requires_grad = true;
     n.inputs = nullptr;
     n.n_inputs = 0;
-    n.aux = nullptr;
-    n.n_aux = 0;
+    n.op_data = nullptr;
+    n.n_op_data = 0;
     n.scalar[0] = n.scalar[1] = T(0);
     return &n;
 }
@@ -142,7 +142,7 @@ template <class T> tape_stats tape<T>::stats() const {
     s.peak_nodes = peak_;
     for (const auto& b : blocks_)
         for (std::size_t i = 0; i < block_nodes; ++i)
-            s.value_bytes += (b[i].value.size() + b[i].grad.size() + b[i].work.size()) * sizeof(T);
+            s.value_bytes += (b[i].value.size() + b[i].grad.size() + b[i].pass_grad.size() + b[i].saved.size()) * sizeof(T);
     s.value_bytes += scratch_.size() * sizeof(T);
     s.arena_bytes = arena_.capacity();
     s.kept_leaves = kept_.size();
@@ -154,7 +154,7 @@ namespace detail {
 
 template <class T>
 tensor<T> make_result(const char* op, backward_fn<T> backward, const tensor<T>* const* inputs, std::size_t n_inputs,
-                      std::size_t n_aux) {
+                      std::size_t n_op_data) {
     bool record = false;
     if (grad_enabled())
         for (std::size_t i = 0; i < n_inputs && !record; ++i) record = inputs[i]->node_ptr()->requires_grad;
@@ -177,9 +177,9 @@ tensor<T> make_result(const char* op, backward_fn<T> backward, const tensor<T>* 
             in->uses.store(again ? in->uses.load(std::memory_order_relaxed) + 1 : 1, std::memory_order_relaxed);
         }
     }
-    if (n_aux) {
-        n->aux = tp.data().template alloc<std::size_t>(n_aux);
-        n->n_aux = static_cast<std::uint32_t>(n_aux);
+    if (n_op_data) {
+        n->op_data = tp.data().template alloc<std::size_t>(n_op_data);
+        n->n_op_data = static_cast<std::uint32_t>(n_op_data);
     }
     return tensor<T>::from_tape(n);
 }

@@ -1,5 +1,7 @@
 #pragma once
-// Generic drivers for elementwise ops. An op is a small struct ("rule") with
+// The drivers of the elementwise ops: unary<Rule> and binary<Rule> run a rule
+// forward, record it, and run its backward. A rule is a small struct named
+// <op>_rule (the rules themselves live in ops_elementwise/ops_math/ops_activations.cpp) with
 //   forward(x[, y], s)              -> xtensor expression of the result
 //   grad(x, y, gy, s)               -> gradient w.r.t. x        (unary)
 //   grad_a / grad_b(a, b, y, gy)    -> gradient w.r.t. a and b  (binary)
