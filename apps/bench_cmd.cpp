@@ -15,8 +15,8 @@
 #include <utility>
 #include <vector>
 
-#include "autograd/blas.hpp"
-#include "autograd/float_env.hpp"
+#include "autograd/kernels/blas.hpp"
+#include "autograd/kernels/float_env.hpp"
 #include "benchmarks/cases.hpp"
 
 namespace tapegrad::app {

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "apps/durable_io.hpp"
+#include "autograd/format.hpp"
 
 extern char** environ;
 
@@ -102,9 +103,7 @@ double nice_step(double range, int target) {
 
 std::string num(double v) {
     if (std::abs(v) < 1e-12) v = 0;  // accumulated ticks land on -1e-17, not on 0
-    std::ostringstream os;
-    os << std::setprecision(4) << v;
-    return os.str();
+    return tapegrad::detail::num(v, 4);
 }
 
 struct series {

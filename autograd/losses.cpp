@@ -10,7 +10,7 @@
 #include <xtensor/xadapt.hpp>
 
 #include "autograd/detail/lines.hpp"
-#include "autograd/detail/rules.hpp"
+#include "autograd/detail/op_drivers.hpp"
 #include "autograd/one_hot.hpp"
 
 namespace tapegrad {
@@ -53,14 +53,14 @@ template <class T> void pick_backward(backward_ctx<T>& c) {
     const auto& xv = c.x(0);
     const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
     if (c.create_graph) {
-        c.add_graph(0, reshape(c.tgy(), {rows, 1}) * tensor<T>(one_hot<T>(c.self.aux, rows, cols)));
+        c.add_graph(0, reshape(c.tgy(), {rows, 1}) * tensor<T>(one_hot<T>(c.self.op_data, rows, cols)));
         return;
     }
     node<T>* in = c.input(0);
     bool had;
     T* g = c.grad_data(in, had);
     if (!had) std::fill(g, g + rows * cols, T(0));
-    for (std::size_t i = 0; i < rows; ++i) g[i * cols + c.self.aux[i]] += c.gy().data()[i];
+    for (std::size_t i = 0; i < rows; ++i) g[i * cols + c.self.op_data[i]] += c.gy().data()[i];
     c.mark(in);
 }
 
@@ -69,7 +69,7 @@ template <class T> tensor<T> pick(const tensor<T>& x, const std::vector<std::siz
     const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
     tensor<T> out = detail::make_result<T>("pick", &pick_backward<T>, {&x}, rows);
     node<T>* n = out.node_ptr();
-    if (n->aux) std::copy(labels.begin(), labels.end(), n->aux);
+    if (n->op_data) std::copy(labels.begin(), labels.end(), n->op_data);
     n->value.resize({rows});
     for (std::size_t i = 0; i < rows; ++i) n->value.data()[i] = xv.data()[i * cols + labels[i]];
     return out;
@@ -124,112 +124,11 @@ template <class T> tensor<T> fused_mse(const tensor<T>& pred, const tensor<T>& t
     return out;
 }
 
-// ------------------------------------------- fused cross-entropy with labels
-// y = s sum_i (logsumexp(x_i) - x_i[label_i]); dx = s gy (softmax(x) - onehot(labels)).
-// The forward keeps softmax(x) in the node's `work` buffer (unused on tape nodes) for the backward.
-template <class T> void cross_entropy_backward(backward_ctx<T>& c) {
-    if (!c.wants(0)) return;
-    const T scale = c.self.scalar[0];
-    const auto& xv = c.x(0);
-    const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
-    if (c.create_graph) {
-        c.add_graph(0, mul_scalar(softmax(c.tx(0), 1) - tensor<T>(one_hot<T>(c.self.aux, rows, cols)), scale) * c.tgy());
-        return;
-    }
-    const T k = scale * c.gy().data()[0];
-    const T* p = c.self.work.data();
-    node<T>* in = c.input(0);
-    bool had;
-    T* dx = c.grad_data(in, had);
-    const std::size_t n = rows * cols;
-    if (had) for (std::size_t j = 0; j < n; ++j) dx[j] += k * p[j];
-    else for (std::size_t j = 0; j < n; ++j) dx[j] = k * p[j];
-    for (std::size_t i = 0; i < rows; ++i) dx[i * cols + c.self.aux[i]] -= k;
-    c.mark(in);
-}
-
-template <class T> tensor<T> fused_cross_entropy(const tensor<T>& logits, const std::vector<std::size_t>& labels, T scale) {
-    const auto& xv = logits.value();
-    const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
-    tensor<T> out = detail::make_result<T>("cross_entropy", &cross_entropy_backward<T>, {&logits}, rows);
-    node<T>* n = out.node_ptr();
-    if (n->aux) std::copy(labels.begin(), labels.end(), n->aux);
-    n->scalar[0] = scale;
-    // Recorded: the probabilities stay in `work` for the backward; otherwise in the tape's scratch.
-    xt::xarray<T>& probs = n->on_tape ? n->work : tape<T>::current().scratch();
-    if (n->on_tape) probs.resize(xv.shape());
-    else probs.resize({cols});
-    T total = 0;
-    for (std::size_t i = 0; i < rows; ++i) {
-        const T* x = xv.data() + i * cols;
-        T* p = n->on_tape ? probs.data() + i * cols : probs.data();
-        const T m = detail::safe_max(x, cols, detail::unit{});
-        const T s = detail::exp_shifted(x, m, p, cols, detail::unit{});
-        total += m + std::log(s) - x[labels[i]];
-        const T inv = T(1) / s;
-        for (std::size_t j = 0; j < cols; ++j) p[j] *= inv;
-    }
-    n->value.resize(detail::xshape{});
-    n->value.data()[0] = total * scale;
-    return out;
-}
-
 }  // namespace
 
-template <class T> tensor<T> mse(const tensor<T>& pred, const tensor<T>& target, reduction r) {
-    check_same("mse", pred, target);
-    if (r != reduction::none) {
-        const std::size_t n = pred.value().size();
-        // mean over 0 elements is NaN, as in PyTorch
-        return fused_mse(pred, target, r == reduction::mean ? T(1) / T(n) : T(1));
-    }
-    tensor<T> d = pred - target;
-    return d * d;
-}
-
-template <class T> tensor<T> l1(const tensor<T>& pred, const tensor<T>& target, reduction r) {
-    check_same("l1", pred, target);
-    return reduce(abs(pred - target), r);
-}
-
-template <class T> tensor<T> huber(const tensor<T>& pred, const tensor<T>& target, T delta, reduction r) {
-    check_same("huber", pred, target);
-    if (!(delta > T(0))) throw std::invalid_argument("huber: delta must be positive, got " + std::to_string(delta));
-    tensor<T> d = pred - target;
-    tensor<T> a = abs(d);
-    // 0.5 d^2 inside |d| < delta, delta (|d| - delta / 2) outside: continuous value and slope at |d| = delta
-    return reduce(where(a < delta, T(0.5) * d * d, delta * (a - T(0.5) * delta)), r);
-}
-
-template <class T> tensor<T> nll(const tensor<T>& log_probs, const std::vector<std::size_t>& labels, reduction r) {
-    check_labels("nll", log_probs, labels);
-    return reduce(-pick(log_probs, labels), r);
-}
-
-template <class T>
-tensor<T> cross_entropy(const tensor<T>& logits, const std::vector<std::size_t>& labels, reduction r) {
-    check_labels("cross_entropy", logits, labels);
-    if (r != reduction::none)
-        return fused_cross_entropy(logits, labels, r == reduction::mean ? T(1) / T(labels.size()) : T(1));
-    return -pick(log_softmax(logits, 1), labels);
-}
-
-template <class T> tensor<T> cross_entropy(const tensor<T>& logits, const tensor<T>& target_probs, reduction r) {
-    check_same("cross_entropy", logits, target_probs);
-    if (logits.dim() != 2)
-        throw shape_error("cross_entropy: expects logits of shape [N, C], got " + shape_str(logits.shape()));
-    return reduce(-sum(target_probs * log_softmax(logits, 1), {1}), r);
-}
-
-template <class T> tensor<T> bce_with_logits(const tensor<T>& logits, const tensor<T>& targets, reduction r) {
-    check_same("bce_with_logits", logits, targets);
-    // -[t log s(z) + (1 - t) log(1 - s(z))] = softplus(z) - t z, stable for any z
-    return reduce(softplus(logits) - targets * logits, r);
-}
-
-// ================================================== issue #9: more losses
-// All composed from recorded ops (log_softmax, pick, where, ...), so each has first
-// and second derivatives from rules that are checked on their own.
+// ------------------------------------------------- class-label helpers
+// (issue #9) Labels over any positions, class weights, ignore_index; used by the
+// nll and cross_entropy overloads that take class_loss_options.
 namespace {
 
 /// Scores [N, C] or [N, C, d1, ...] as [M, C] with classes last, M = N d1 ...
@@ -303,13 +202,80 @@ tensor<T> weighted_nll(const tensor<T>& lp2, const class_picks<T>& p, reduction 
 
 }  // namespace
 
+// ====================================================== cross_entropy
+// Every path of cross_entropy is here: with labels and a reduction, one fused node
+// (forward; backward; its create_graph branch records the same formula with ops,
+// so it is twice differentiable); without reduction, with class_loss_options and
+// with soft targets, composed from recorded ops (log_softmax, pick, sum).
+namespace {
+
+template <class T> void cross_entropy_backward(backward_ctx<T>& c);
+
+// y = s sum_i (logsumexp(x_i) - x_i[label_i]) (s = 1 / rows for the mean).
+template <class T> tensor<T> fused_cross_entropy(const tensor<T>& logits, const std::vector<std::size_t>& labels, T scale) {
+    const auto& xv = logits.value();
+    const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
+    tensor<T> out = detail::make_result<T>("cross_entropy", &cross_entropy_backward<T>, {&logits}, rows);
+    node<T>* n = out.node_ptr();
+    if (n->op_data) std::copy(labels.begin(), labels.end(), n->op_data);
+    n->scalar[0] = scale;
+    // Recorded: the probabilities stay in `saved` for the backward; otherwise in the tape's scratch.
+    xt::xarray<T>& probs = n->on_tape ? n->saved : tape<T>::current().scratch();
+    if (n->on_tape) probs.resize(xv.shape());
+    else probs.resize({cols});
+    T total = 0;
+    for (std::size_t i = 0; i < rows; ++i) {
+        const T* x = xv.data() + i * cols;
+        T* p = n->on_tape ? probs.data() + i * cols : probs.data();
+        const T m = detail::safe_max(x, cols, detail::unit{});
+        const T s = detail::exp_shifted(x, m, p, cols, detail::unit{});
+        total += m + std::log(s) - x[labels[i]];
+        const T inv = T(1) / s;
+        for (std::size_t j = 0; j < cols; ++j) p[j] *= inv;
+    }
+    n->value.resize(detail::xshape{});
+    n->value.data()[0] = total * scale;
+    return out;
+}
+
+// dx = s gy (softmax(x) - onehot(labels)); the forward kept softmax(x) in the
+// node's `saved` buffer.
+template <class T> void cross_entropy_backward(backward_ctx<T>& c) {
+    if (!c.wants(0)) return;
+    const T scale = c.self.scalar[0];
+    const auto& xv = c.x(0);
+    const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
+    if (c.create_graph) {
+        c.add_graph(0, mul_scalar(softmax(c.tx(0), 1) - tensor<T>(one_hot<T>(c.self.op_data, rows, cols)), scale) * c.tgy());
+        return;
+    }
+    const T k = scale * c.gy().data()[0];
+    const T* p = c.self.saved.data();
+    node<T>* in = c.input(0);
+    bool had;
+    T* dx = c.grad_data(in, had);
+    const std::size_t n = rows * cols;
+    if (had) for (std::size_t j = 0; j < n; ++j) dx[j] += k * p[j];
+    else for (std::size_t j = 0; j < n; ++j) dx[j] = k * p[j];
+    for (std::size_t i = 0; i < rows; ++i) dx[i * cols + c.self.op_data[i]] -= k;
+    c.mark(in);
+}
+
+}  // namespace
+
 template <class T>
-tensor<T> nll(const tensor<T>& log_probs, const std::vector<std::size_t>& labels, const class_loss_options& o) {
-    if (o.label_smoothing != 0)
-        throw std::invalid_argument("nll: label_smoothing applies to cross_entropy only; leave it 0 for nll");
-    tensor<T> lp2 = classes_last("nll", log_probs, labels.size());
-    const auto p = picks<T>("nll", labels, log_probs.shape()[1], o);
-    return weighted_nll(lp2, p, o.r, positions_shape(log_probs.shape()));
+tensor<T> cross_entropy(const tensor<T>& logits, const std::vector<std::size_t>& labels, reduction r) {
+    check_labels("cross_entropy", logits, labels);
+    if (r != reduction::none)
+        return fused_cross_entropy(logits, labels, r == reduction::mean ? T(1) / T(labels.size()) : T(1));
+    return -pick(log_softmax(logits, 1), labels);
+}
+
+template <class T> tensor<T> cross_entropy(const tensor<T>& logits, const tensor<T>& target_probs, reduction r) {
+    check_same("cross_entropy", logits, target_probs);
+    if (logits.dim() != 2)
+        throw shape_error("cross_entropy: expects logits of shape [N, C], got " + shape_str(logits.shape()));
+    return reduce(-sum(target_probs * log_softmax(logits, 1), {1}), r);
 }
 
 template <class T>
@@ -337,6 +303,57 @@ tensor<T> cross_entropy(const tensor<T>& logits, const std::vector<std::size_t>&
     }
     return mul_scalar(loss, T(1) - eps) + mul_scalar(reduced, eps / T(classes));
 }
+
+// ============================================================ the others
+template <class T> tensor<T> mse(const tensor<T>& pred, const tensor<T>& target, reduction r) {
+    check_same("mse", pred, target);
+    if (r != reduction::none) {
+        const std::size_t n = pred.value().size();
+        // mean over 0 elements is NaN, as in PyTorch
+        return fused_mse(pred, target, r == reduction::mean ? T(1) / T(n) : T(1));
+    }
+    tensor<T> d = pred - target;
+    return d * d;
+}
+
+template <class T> tensor<T> l1(const tensor<T>& pred, const tensor<T>& target, reduction r) {
+    check_same("l1", pred, target);
+    return reduce(abs(pred - target), r);
+}
+
+template <class T> tensor<T> huber(const tensor<T>& pred, const tensor<T>& target, T delta, reduction r) {
+    check_same("huber", pred, target);
+    if (!(delta > T(0))) throw std::invalid_argument("huber: delta must be positive, got " + std::to_string(delta));
+    tensor<T> d = pred - target;
+    tensor<T> a = abs(d);
+    // 0.5 d^2 inside |d| < delta, delta (|d| - delta / 2) outside: continuous value and slope at |d| = delta
+    return reduce(where(a < delta, T(0.5) * d * d, delta * (a - T(0.5) * delta)), r);
+}
+
+template <class T> tensor<T> nll(const tensor<T>& log_probs, const std::vector<std::size_t>& labels, reduction r) {
+    check_labels("nll", log_probs, labels);
+    return reduce(-pick(log_probs, labels), r);
+}
+
+template <class T> tensor<T> bce_with_logits(const tensor<T>& logits, const tensor<T>& targets, reduction r) {
+    check_same("bce_with_logits", logits, targets);
+    // -[t log s(z) + (1 - t) log(1 - s(z))] = softplus(z) - t z, stable for any z
+    return reduce(softplus(logits) - targets * logits, r);
+}
+
+
+// ================================================== issue #9: more losses
+// All composed from recorded ops (log_softmax, pick, where, ...), so each has first
+// and second derivatives from rules that are checked on their own.
+template <class T>
+tensor<T> nll(const tensor<T>& log_probs, const std::vector<std::size_t>& labels, const class_loss_options& o) {
+    if (o.label_smoothing != 0)
+        throw std::invalid_argument("nll: label_smoothing applies to cross_entropy only; leave it 0 for nll");
+    tensor<T> lp2 = classes_last("nll", log_probs, labels.size());
+    const auto p = picks<T>("nll", labels, log_probs.shape()[1], o);
+    return weighted_nll(lp2, p, o.r, positions_shape(log_probs.shape()));
+}
+
 
 template <class T> tensor<T> binary_cross_entropy(const tensor<T>& probs, const tensor<T>& targets, reduction r) {
     check_same("binary_cross_entropy", probs, targets);

@@ -11,7 +11,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
 
-#include "autograd/detail/rules.hpp"
+#include "autograd/detail/op_drivers.hpp"
 
 namespace tapegrad {
 namespace rules {
@@ -42,26 +42,26 @@ constexpr double selu_alpha = 1.6732632423543772848170429916717;
 constexpr double selu_scale = 1.0507009873554804934193349852946;
 
 // clang-format off
-struct silu_r    { static constexpr const char* name = "silu";
+struct silu_rule    { static constexpr const char* name = "silu";
   template <class X, class S> static auto forward(const X& x, const S*) { return x * sig(x); }
   // d x s(x) = s (1 + x (1 - s)), s = sigmoid(x)
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) {
     return gy * (sig(x) * (x * (S(1) - sig(x)) + S(1))); } };  // no named locals: xtensor keeps lvalues by reference
-struct mish_r    { static constexpr const char* name = "mish";
+struct mish_rule    { static constexpr const char* name = "mish";
   template <class X, class S> static auto forward(const X& x, const S*) { return x * xt::tanh(splus(x)); }
   // d x tanh(sp(x)) = t + x (1 - t^2) sigmoid(x), t = tanh(softplus(x))
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) {
     return gy * (tanh(splus(x)) + x * (S(1) - tanh(splus(x)) * tanh(splus(x))) * sig(x)); } };
-struct logsigmoid_r { static constexpr const char* name = "logsigmoid";
+struct logsigmoid_rule { static constexpr const char* name = "logsigmoid";
   // log s(x) = -softplus(-x) = min(x, 0) - log1p(e^-|x|)
   template <class X, class S> static auto forward(const X& x, const S*) { return xt::minimum(x, S(0)) - xt::log1p(xt::exp(-xt::abs(x))); }
   // d log s(x) = 1 - s(x) = s(-x)
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return gy * sig(-x); } };
-struct hardtanh_r { static constexpr const char* name = "hardtanh";
+struct hardtanh_rule { static constexpr const char* name = "hardtanh";
   template <class X, class S> static auto forward(const X& x, const S* s) { return xt::clip(x, s[0], s[1]); }
   // d hardtanh x = 1 strictly inside (lo, hi), else 0 (PyTorch's convention at the bounds)
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S* s) { return where(x > s[0], where(x < s[1], gy, S(0)), S(0)); } };
-struct selu_r    { static constexpr const char* name = "selu";
+struct selu_rule    { static constexpr const char* name = "selu";
   template <class X, class S> static auto forward(const X& x, const S*) { return S(selu_scale) * xt::where(x > S(0), x, S(selu_alpha) * xt::expm1(x)); }
   // d = scale for x > 0, else scale alpha e^x = y + scale alpha
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y& y, const G& gy, const S*) {
@@ -72,16 +72,16 @@ struct selu_r    { static constexpr const char* name = "selu";
 
 using detail::unary;
 
-template <class T> tensor<T> silu(const tensor<T>& x) { return unary<rules::silu_r>(x); }
-template <class T> tensor<T> mish(const tensor<T>& x) { return unary<rules::mish_r>(x); }
-template <class T> tensor<T> logsigmoid(const tensor<T>& x) { return unary<rules::logsigmoid_r>(x); }
+template <class T> tensor<T> silu(const tensor<T>& x) { return unary<rules::silu_rule>(x); }
+template <class T> tensor<T> mish(const tensor<T>& x) { return unary<rules::mish_rule>(x); }
+template <class T> tensor<T> logsigmoid(const tensor<T>& x) { return unary<rules::logsigmoid_rule>(x); }
 template <class T> tensor<T> hardtanh(const tensor<T>& x, T lo, T hi) {
     if (!(lo < hi))
         throw std::invalid_argument("hardtanh: lower bound " + std::to_string(lo) + " must be below upper bound " +
                                     std::to_string(hi));
-    return unary<rules::hardtanh_r>(x, lo, hi);
+    return unary<rules::hardtanh_rule>(x, lo, hi);
 }
-template <class T> tensor<T> selu(const tensor<T>& x) { return unary<rules::selu_r>(x); }
+template <class T> tensor<T> selu(const tensor<T>& x) { return unary<rules::selu_rule>(x); }
 
 #define TAPEGRAD_ACTIVATIONS(T)                          \
     template tensor<T> silu(const tensor<T>&);          \
@@ -89,6 +89,6 @@ template <class T> tensor<T> selu(const tensor<T>& x) { return unary<rules::selu
     template tensor<T> logsigmoid(const tensor<T>&);    \
     template tensor<T> hardtanh(const tensor<T>&, T, T); \
     template tensor<T> selu(const tensor<T>&);
-TAPEGRAD_INSTANTIATE(TAPEGRAD_ACTIVATIONS)
+TAPEGRAD_INSTANTIATE_OPS(TAPEGRAD_ACTIVATIONS)
 
 }  // namespace tapegrad

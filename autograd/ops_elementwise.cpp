@@ -1,14 +1,14 @@
 // Elementwise ops and activations: one rule per op, forward and derivative together.
 // In the grad formulas, x is the input, y the output, gy the output's gradient and
 // s the op's scalar parameters. Unqualified calls (exp, where, ...) resolve to
-// xtensor, to xsimd for rules marked `simd` (detail/rules.hpp), and to
+// xtensor, to xsimd for rules marked `simd` (detail/op_drivers.hpp), and to
 // tapegrad's recorded ops with create_graph.
 
 #include <cmath>
 
 #include <xtensor/xmath.hpp>
 
-#include "autograd/detail/rules.hpp"
+#include "autograd/detail/op_drivers.hpp"
 
 namespace tapegrad {
 namespace rules {
@@ -42,108 +42,108 @@ constexpr double inv_sqrt2pi = 0.39894228040143267794;
 constexpr double two_over_sqrtpi = 1.12837916709551257390;
 
 // clang-format off
-struct neg_r     { static constexpr const char* name = "neg"; static constexpr bool simd = true;
+struct neg_rule     { static constexpr const char* name = "neg"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S*) { return -x; }
   // d(-x) = -1
   template <class X, class Y, class G, class S> static auto grad(const X&, const Y&, const G& gy, const S*) { return -gy; } };
-struct add_s_r   { static constexpr const char* name = "add_scalar"; static constexpr bool simd = true;
+struct add_scalar_rule   { static constexpr const char* name = "add_scalar"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S* s) { return x + s[0]; }
   // d(x + s) = 1
   template <class X, class Y, class G, class S> static const G& grad(const X&, const Y&, const G& gy, const S*) { return gy; } };
-struct mul_s_r   { static constexpr const char* name = "mul_scalar"; static constexpr bool simd = true;
+struct mul_scalar_rule   { static constexpr const char* name = "mul_scalar"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S* s) { return x * s[0]; }
   // d(s x) = s
   template <class X, class Y, class G, class S> static auto grad(const X&, const Y&, const G& gy, const S* s) { return gy * s[0]; } };
-struct rsub_s_r  { static constexpr const char* name = "rsub_scalar"; static constexpr bool simd = true;
+struct rsub_scalar_rule  { static constexpr const char* name = "rsub_scalar"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S* s) { return s[0] - x; }
   // d(s - x) = -1
   template <class X, class Y, class G, class S> static auto grad(const X&, const Y&, const G& gy, const S*) { return -gy; } };
-struct rdiv_s_r  { static constexpr const char* name = "rdiv_scalar"; static constexpr bool simd = true;
+struct rdiv_scalar_rule  { static constexpr const char* name = "rdiv_scalar"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S* s) { return s[0] / x; }
   // d(s / x) = -s / x^2 = -y / x
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y& y, const G& gy, const S*) { return -gy * y / x; } };
-struct pow_s_r   { static constexpr const char* name = "pow_scalar";
+struct pow_scalar_rule   { static constexpr const char* name = "pow_scalar";
   template <class X, class S> static auto forward(const X& x, const S* s) { return pow(x, s[0]); }
   // d x^p = p x^(p-1); p = 0 is a separate zero-gradient op (pow below), so 0 * 0^-1 never appears,
   // and x^1's second derivative is that op's 0
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S* s) { return gy * s[0] * pow(x, s[0] - S(1)); } };
-struct exp_r     { static constexpr const char* name = "exp"; static constexpr bool simd = true;
+struct exp_rule     { static constexpr const char* name = "exp"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S*) { return exp(x); }
   // d e^x = e^x = y
   template <class X, class Y, class G, class S> static auto grad(const X&, const Y& y, const G& gy, const S*) { return gy * y; } };
-struct log_r     { static constexpr const char* name = "log"; static constexpr bool simd = true;
+struct log_rule     { static constexpr const char* name = "log"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S*) { return log(x); }
   // d log x = 1 / x
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return gy / x; } };
-struct sqrt_r    { static constexpr const char* name = "sqrt"; static constexpr bool simd = true;
+struct sqrt_rule    { static constexpr const char* name = "sqrt"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S*) { return sqrt(x); }
   // d sqrt x = 1 / (2 sqrt x) = 0.5 / y
   template <class X, class Y, class G, class S> static auto grad(const X&, const Y& y, const G& gy, const S*) { return gy * S(0.5) / y; } };
-struct abs_r     { static constexpr const char* name = "abs";
+struct abs_rule     { static constexpr const char* name = "abs";
   template <class X, class S> static auto forward(const X& x, const S*) { return abs(x); }
   // d |x| = sign(x), 0 at 0
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return gy * sign(x); } };
-struct erf_r     { static constexpr const char* name = "erf";
+struct erf_rule     { static constexpr const char* name = "erf";
   template <class X, class S> static auto forward(const X& x, const S*) { return erf(x); }
   // d erf x = 2/sqrt(pi) e^(-x^2)
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return gy * S(two_over_sqrtpi) * exp(-(x * x)); } };
-struct clamp_r   { static constexpr const char* name = "clamp";
+struct clamp_rule   { static constexpr const char* name = "clamp";
   template <class X, class S> static auto forward(const X& x, const S* s) { return xt::clip(x, s[0], s[1]); }
   // d clamp(x, lo, hi) = 1 on [lo, hi], else 0
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S* s) { return where(x < s[0], S(0), where(x > s[1], S(0), gy)); } };
-struct relu_r    { static constexpr const char* name = "relu"; static constexpr bool simd = true;
+struct relu_rule    { static constexpr const char* name = "relu"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S*) { return maximum(x, S(0)); }
   // d relu x = 1 for x > 0, else 0
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return where(x > S(0), gy, S(0)); } };
-struct leaky_r   { static constexpr const char* name = "leaky_relu"; static constexpr bool simd = true;
+struct leaky_rule   { static constexpr const char* name = "leaky_relu"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S* s) { return where(x > S(0), x, s[0] * x); }
   // d = 1 for x > 0, else slope
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S* s) { return where(x > S(0), gy, gy * s[0]); } };
-struct elu_r     { static constexpr const char* name = "elu";
+struct elu_rule     { static constexpr const char* name = "elu";
   template <class X, class S> static auto forward(const X& x, const S* s) { return xt::where(x > S(0), x, s[0] * xt::expm1(x)); }
   // d = 1 for x > 0, else alpha e^x = y + alpha
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y& y, const G& gy, const S* s) { return where(x > S(0), gy, gy * (y + s[0])); } };
-struct gelu_r    { static constexpr const char* name = "gelu";
+struct gelu_rule    { static constexpr const char* name = "gelu";
   template <class X, class S> static auto forward(const X& x, const S*) { return S(0.5) * x * (S(1) + xt::erf(x * S(inv_sqrt2))); }
   // d x Phi(x) = Phi(x) + x phi(x)
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) {
     return gy * (S(0.5) * (S(1) + erf(x * S(inv_sqrt2))) + x * exp(S(-0.5) * (x * x)) * S(inv_sqrt2pi)); } };
-struct tanh_r    { static constexpr const char* name = "tanh"; static constexpr bool simd = true;
+struct tanh_rule    { static constexpr const char* name = "tanh"; static constexpr bool simd = true;
   template <class X, class S> static auto forward(const X& x, const S*) { return tanh(x); }
   // d tanh x = 1 - y^2
   template <class X, class Y, class G, class S> static auto grad(const X&, const Y& y, const G& gy, const S*) { return gy * (S(1) - y * y); } };
-struct sigmoid_r { static constexpr const char* name = "sigmoid"; static constexpr bool simd = true;
+struct sigmoid_rule { static constexpr const char* name = "sigmoid"; static constexpr bool simd = true;
   // 1 / (1 + e^-x): e^-x overflows to inf for x << 0 and the quotient is then exactly 0, never NaN
   template <class X, class S> static auto forward(const X& x, const S*) { return S(1) / (S(1) + exp(-x)); }
   // d sigmoid x = y (1 - y)
   template <class X, class Y, class G, class S> static auto grad(const X&, const Y& y, const G& gy, const S*) { return gy * y * (S(1) - y); } };
-struct softplus_r { static constexpr const char* name = "softplus";
+struct softplus_rule { static constexpr const char* name = "softplus";
   // log(1 + e^x) = max(x, 0) + log1p(e^-|x|), no overflow
   template <class X, class S> static auto forward(const X& x, const S*) { return xt::maximum(x, S(0)) + xt::log1p(xt::exp(-xt::abs(x))); }
   // d softplus x = sigmoid(x), as the sigmoid op: its own derivative y (1 - y) stays finite where e^-x overflows
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return gy * sigmoid(x); } };
 
-struct add_r { static constexpr const char* name = "add"; static constexpr bool simd = true;
+struct add_rule { static constexpr const char* name = "add"; static constexpr bool simd = true;
   template <class A, class B> static auto forward(const A& a, const B& b) { return a + b; }
   // d(a + b) = (1, 1)
   template <class A, class B, class Y, class G> static const G& grad_a(const A&, const B&, const Y&, const G& gy) { return gy; }
   template <class A, class B, class Y, class G> static const G& grad_b(const A&, const B&, const Y&, const G& gy) { return gy; } };
-struct sub_r { static constexpr const char* name = "sub"; static constexpr bool simd = true;
+struct sub_rule { static constexpr const char* name = "sub"; static constexpr bool simd = true;
   template <class A, class B> static auto forward(const A& a, const B& b) { return a - b; }
   // d(a - b) = (1, -1)
   template <class A, class B, class Y, class G> static const G& grad_a(const A&, const B&, const Y&, const G& gy) { return gy; }
   template <class A, class B, class Y, class G> static auto grad_b(const A&, const B&, const Y&, const G& gy) { return -gy; } };
-struct mul_r { static constexpr const char* name = "mul"; static constexpr bool simd = true;
+struct mul_rule { static constexpr const char* name = "mul"; static constexpr bool simd = true;
   template <class A, class B> static auto forward(const A& a, const B& b) { return a * b; }
   // d(a b) = (b, a)
   template <class A, class B, class Y, class G> static auto grad_a(const A&, const B& b, const Y&, const G& gy) { return gy * b; }
   template <class A, class B, class Y, class G> static auto grad_b(const A& a, const B&, const Y&, const G& gy) { return gy * a; } };
-struct div_r { static constexpr const char* name = "div"; static constexpr bool simd = true;
+struct div_rule { static constexpr const char* name = "div"; static constexpr bool simd = true;
   template <class A, class B> static auto forward(const A& a, const B& b) { return a / b; }
   // d(a / b) = (1 / b, -a / b^2 = -y / b)
   template <class A, class B, class Y, class G> static auto grad_a(const A&, const B& b, const Y&, const G& gy) { return gy / b; }
   template <class A, class B, class Y, class G> static auto grad_b(const A&, const B& b, const Y& y, const G& gy) { return -gy * y / b; } };
-struct pow_r { static constexpr const char* name = "pow";
+struct pow_rule { static constexpr const char* name = "pow";
   template <class A, class B> static auto forward(const A& a, const B& b) { return pow(a, b); }
   // d a^b = (b a^(b-1), a^b log a), with PyTorch's zeros where b = 0 (0 * 0^-1) and where a = 0, b >= 0
   // (0 * log 0); the masked base is replaced by 1 so no inf enters the recorded (second-order) graph either
@@ -151,12 +151,12 @@ struct pow_r { static constexpr const char* name = "pow";
     return where(exponent_is_zero(b), 0, gy * b * pow(where(exponent_is_zero(b), 1, a), b - 1)); }
   template <class A, class B, class Y, class G> static auto grad_b(const A& a, const B& b, const Y& y, const G& gy) {
     return where(base_is_zero(a, b), 0, gy * y * log(where(base_is_zero(a, b), 1, a))); } };  // no stored lazy mask: it would dangle
-struct maximum_r { static constexpr const char* name = "maximum";
+struct maximum_rule { static constexpr const char* name = "maximum";
   template <class A, class B> static auto forward(const A& a, const B& b) { return xt::maximum(a, b); }
   // d max(a, b) = (1, 0) where a > b, (0, 1) where a < b, (1/2, 1/2) on ties
   template <class A, class B, class Y, class G> static auto grad_a(const A& a, const B& b, const Y&, const G& gy) { return where(a - b > 0, gy, where(a - b < 0, 0, gy * 0.5)); }
   template <class A, class B, class Y, class G> static auto grad_b(const A& a, const B& b, const Y&, const G& gy) { return where(b - a > 0, gy, where(b - a < 0, 0, gy * 0.5)); } };
-struct minimum_r { static constexpr const char* name = "minimum";
+struct minimum_rule { static constexpr const char* name = "minimum";
   template <class A, class B> static auto forward(const A& a, const B& b) { return xt::minimum(a, b); }
   // d min(a, b) = (1, 0) where a < b, (0, 1) where a > b, (1/2, 1/2) on ties
   template <class A, class B, class Y, class G> static auto grad_a(const A& a, const B& b, const Y&, const G& gy) { return where(a - b < 0, gy, where(a - b > 0, 0, gy * 0.5)); }
@@ -195,41 +195,41 @@ template <class T, class E> tensor<T> zero_gradient_op(const char* op, const ten
 }  // namespace
 
 
-template <class T> tensor<T> add(const tensor<T>& a, const tensor<T>& b) { return binary<rules::add_r>(a, b); }
-template <class T> tensor<T> sub(const tensor<T>& a, const tensor<T>& b) { return binary<rules::sub_r>(a, b); }
-template <class T> tensor<T> mul(const tensor<T>& a, const tensor<T>& b) { return binary<rules::mul_r>(a, b); }
-template <class T> tensor<T> div(const tensor<T>& a, const tensor<T>& b) { return binary<rules::div_r>(a, b); }
-template <class T> tensor<T> pow(const tensor<T>& a, const tensor<T>& b) { return binary<rules::pow_r>(a, b); }
-template <class T> tensor<T> maximum(const tensor<T>& a, const tensor<T>& b) { return binary<rules::maximum_r>(a, b); }
-template <class T> tensor<T> minimum(const tensor<T>& a, const tensor<T>& b) { return binary<rules::minimum_r>(a, b); }
+template <class T> tensor<T> add(const tensor<T>& a, const tensor<T>& b) { return binary<rules::add_rule>(a, b); }
+template <class T> tensor<T> sub(const tensor<T>& a, const tensor<T>& b) { return binary<rules::sub_rule>(a, b); }
+template <class T> tensor<T> mul(const tensor<T>& a, const tensor<T>& b) { return binary<rules::mul_rule>(a, b); }
+template <class T> tensor<T> div(const tensor<T>& a, const tensor<T>& b) { return binary<rules::div_rule>(a, b); }
+template <class T> tensor<T> pow(const tensor<T>& a, const tensor<T>& b) { return binary<rules::pow_rule>(a, b); }
+template <class T> tensor<T> maximum(const tensor<T>& a, const tensor<T>& b) { return binary<rules::maximum_rule>(a, b); }
+template <class T> tensor<T> minimum(const tensor<T>& a, const tensor<T>& b) { return binary<rules::minimum_rule>(a, b); }
 
-template <class T> tensor<T> neg(const tensor<T>& x) { return unary<rules::neg_r>(x); }
-template <class T> tensor<T> add_scalar(const tensor<T>& x, T s) { return unary<rules::add_s_r>(x, s); }
-template <class T> tensor<T> mul_scalar(const tensor<T>& x, T s) { return unary<rules::mul_s_r>(x, s); }
-template <class T> tensor<T> rsub_scalar(const tensor<T>& x, T s) { return unary<rules::rsub_s_r>(x, s); }
-template <class T> tensor<T> rdiv_scalar(const tensor<T>& x, T s) { return unary<rules::rdiv_s_r>(x, s); }
+template <class T> tensor<T> neg(const tensor<T>& x) { return unary<rules::neg_rule>(x); }
+template <class T> tensor<T> add_scalar(const tensor<T>& x, T s) { return unary<rules::add_scalar_rule>(x, s); }
+template <class T> tensor<T> mul_scalar(const tensor<T>& x, T s) { return unary<rules::mul_scalar_rule>(x, s); }
+template <class T> tensor<T> rsub_scalar(const tensor<T>& x, T s) { return unary<rules::rsub_scalar_rule>(x, s); }
+template <class T> tensor<T> rdiv_scalar(const tensor<T>& x, T s) { return unary<rules::rdiv_scalar_rule>(x, s); }
 template <class T> tensor<T> pow(const tensor<T>& x, T p) {
     if (p == T(0)) return zero_gradient_op("pow_scalar", x, xt::ones<T>(x.value().shape()));  // x^0 = 1, NaN included
-    return unary<rules::pow_s_r>(x, p);
+    return unary<rules::pow_scalar_rule>(x, p);
 }
-template <class T> tensor<T> exp(const tensor<T>& x) { return unary<rules::exp_r>(x); }
-template <class T> tensor<T> log(const tensor<T>& x) { return unary<rules::log_r>(x); }
-template <class T> tensor<T> sqrt(const tensor<T>& x) { return unary<rules::sqrt_r>(x); }
-template <class T> tensor<T> abs(const tensor<T>& x) { return unary<rules::abs_r>(x); }
-template <class T> tensor<T> erf(const tensor<T>& x) { return unary<rules::erf_r>(x); }
+template <class T> tensor<T> exp(const tensor<T>& x) { return unary<rules::exp_rule>(x); }
+template <class T> tensor<T> log(const tensor<T>& x) { return unary<rules::log_rule>(x); }
+template <class T> tensor<T> sqrt(const tensor<T>& x) { return unary<rules::sqrt_rule>(x); }
+template <class T> tensor<T> abs(const tensor<T>& x) { return unary<rules::abs_rule>(x); }
+template <class T> tensor<T> erf(const tensor<T>& x) { return unary<rules::erf_rule>(x); }
 template <class T> tensor<T> clamp(const tensor<T>& x, T lo, T hi) {
     if (!(lo <= hi))
         throw std::invalid_argument("clamp: lower bound " + std::to_string(lo) + " is above upper bound " +
                                     std::to_string(hi));
-    return unary<rules::clamp_r>(x, lo, hi);
+    return unary<rules::clamp_rule>(x, lo, hi);
 }
-template <class T> tensor<T> relu(const tensor<T>& x) { return unary<rules::relu_r>(x); }
-template <class T> tensor<T> leaky_relu(const tensor<T>& x, T slope) { return unary<rules::leaky_r>(x, slope); }
-template <class T> tensor<T> elu(const tensor<T>& x, T alpha) { return unary<rules::elu_r>(x, alpha); }
-template <class T> tensor<T> gelu(const tensor<T>& x) { return unary<rules::gelu_r>(x); }
-template <class T> tensor<T> tanh(const tensor<T>& x) { return unary<rules::tanh_r>(x); }
-template <class T> tensor<T> sigmoid(const tensor<T>& x) { return unary<rules::sigmoid_r>(x); }
-template <class T> tensor<T> softplus(const tensor<T>& x) { return unary<rules::softplus_r>(x); }
+template <class T> tensor<T> relu(const tensor<T>& x) { return unary<rules::relu_rule>(x); }
+template <class T> tensor<T> leaky_relu(const tensor<T>& x, T slope) { return unary<rules::leaky_rule>(x, slope); }
+template <class T> tensor<T> elu(const tensor<T>& x, T alpha) { return unary<rules::elu_rule>(x, alpha); }
+template <class T> tensor<T> gelu(const tensor<T>& x) { return unary<rules::gelu_rule>(x); }
+template <class T> tensor<T> tanh(const tensor<T>& x) { return unary<rules::tanh_rule>(x); }
+template <class T> tensor<T> sigmoid(const tensor<T>& x) { return unary<rules::sigmoid_rule>(x); }
+template <class T> tensor<T> softplus(const tensor<T>& x) { return unary<rules::softplus_rule>(x); }
 
 template <class T> tensor<T> greater(const tensor<T>& x, T s) {
     return zero_gradient_op("greater", x, xt::cast<T>(x.value() > s));
@@ -295,6 +295,6 @@ template <class T> tensor<T> where(const tensor<T>& cond, const tensor<T>& a, co
     template tensor<T> greater(const tensor<T>&, T);                                     \
     template tensor<T> less(const tensor<T>&, T);                                        \
     template tensor<T> sign(const tensor<T>&);
-TAPEGRAD_INSTANTIATE(TAPEGRAD_ELEMENTWISE)
+TAPEGRAD_INSTANTIATE_OPS(TAPEGRAD_ELEMENTWISE)
 
 }  // namespace tapegrad

@@ -9,37 +9,37 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
 
-#include "autograd/detail/rules.hpp"
+#include "autograd/detail/op_drivers.hpp"
 
 namespace tapegrad {
 namespace rules {
 
 // clang-format off
-struct sin_r     { static constexpr const char* name = "sin";
+struct sin_rule     { static constexpr const char* name = "sin";
   template <class X, class S> static auto forward(const X& x, const S*) { return sin(x); }
   // d sin x = cos x
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return gy * cos(x); } };
-struct cos_r     { static constexpr const char* name = "cos";
+struct cos_rule     { static constexpr const char* name = "cos";
   template <class X, class S> static auto forward(const X& x, const S*) { return cos(x); }
   // d cos x = -sin x
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return -(gy * sin(x)); } };
-struct log1p_r   { static constexpr const char* name = "log1p";
+struct log1p_rule   { static constexpr const char* name = "log1p";
   template <class X, class S> static auto forward(const X& x, const S*) { return log1p(x); }
   // d log(1 + x) = 1 / (1 + x)
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return gy / (x + S(1)); } };
-struct expm1_r   { static constexpr const char* name = "expm1";
+struct expm1_rule   { static constexpr const char* name = "expm1";
   template <class X, class S> static auto forward(const X& x, const S*) { return expm1(x); }
   // d (e^x - 1) = e^x = y + 1
   template <class X, class Y, class G, class S> static auto grad(const X&, const Y& y, const G& gy, const S*) { return gy * (y + S(1)); } };
-struct rsqrt_r   { static constexpr const char* name = "rsqrt";
+struct rsqrt_rule   { static constexpr const char* name = "rsqrt";
   template <class X, class S> static auto forward(const X& x, const S*) { return S(1) / sqrt(x); }
   // d x^(-1/2) = -1/2 x^(-3/2) = -y^3 / 2
   template <class X, class Y, class G, class S> static auto grad(const X&, const Y& y, const G& gy, const S*) { return gy * (y * y * y) * S(-0.5); } };
-struct clamp_min_r { static constexpr const char* name = "clamp_min";
+struct clamp_min_rule { static constexpr const char* name = "clamp_min";
   template <class X, class S> static auto forward(const X& x, const S* s) { return xt::maximum(x, s[0]); }
   // d max(x, lo) = 1 where x >= lo, else 0
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S* s) { return where(x < s[0], S(0), gy); } };
-struct clamp_max_r { static constexpr const char* name = "clamp_max";
+struct clamp_max_rule { static constexpr const char* name = "clamp_max";
   template <class X, class S> static auto forward(const X& x, const S* s) { return xt::minimum(x, s[0]); }
   // d min(x, hi) = 1 where x <= hi, else 0
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S* s) { return where(x > s[0], S(0), gy); } };
@@ -49,18 +49,18 @@ struct clamp_max_r { static constexpr const char* name = "clamp_max";
 
 using detail::unary;
 
-template <class T> tensor<T> sin(const tensor<T>& x) { return unary<rules::sin_r>(x); }
-template <class T> tensor<T> cos(const tensor<T>& x) { return unary<rules::cos_r>(x); }
-template <class T> tensor<T> log1p(const tensor<T>& x) { return unary<rules::log1p_r>(x); }
-template <class T> tensor<T> expm1(const tensor<T>& x) { return unary<rules::expm1_r>(x); }
-template <class T> tensor<T> rsqrt(const tensor<T>& x) { return unary<rules::rsqrt_r>(x); }
+template <class T> tensor<T> sin(const tensor<T>& x) { return unary<rules::sin_rule>(x); }
+template <class T> tensor<T> cos(const tensor<T>& x) { return unary<rules::cos_rule>(x); }
+template <class T> tensor<T> log1p(const tensor<T>& x) { return unary<rules::log1p_rule>(x); }
+template <class T> tensor<T> expm1(const tensor<T>& x) { return unary<rules::expm1_rule>(x); }
+template <class T> tensor<T> rsqrt(const tensor<T>& x) { return unary<rules::rsqrt_rule>(x); }
 template <class T> tensor<T> clamp_min(const tensor<T>& x, T lo) {
     if (std::isnan(lo)) throw std::invalid_argument("clamp_min: the bound is NaN; pass a number");
-    return unary<rules::clamp_min_r>(x, lo);
+    return unary<rules::clamp_min_rule>(x, lo);
 }
 template <class T> tensor<T> clamp_max(const tensor<T>& x, T hi) {
     if (std::isnan(hi)) throw std::invalid_argument("clamp_max: the bound is NaN; pass a number");
-    return unary<rules::clamp_max_r>(x, hi);
+    return unary<rules::clamp_max_rule>(x, hi);
 }
 
 // ------------------------------------------------------------ comparisons
@@ -129,6 +129,6 @@ template <class T> tensor<T> ge(const tensor<T>& a, const tensor<T>& b) {
     template tensor<T> le(const tensor<T>&, const tensor<T>&);           \
     template tensor<T> gt(const tensor<T>&, const tensor<T>&);           \
     template tensor<T> ge(const tensor<T>&, const tensor<T>&);
-TAPEGRAD_INSTANTIATE(TAPEGRAD_MATH)
+TAPEGRAD_INSTANTIATE_OPS(TAPEGRAD_MATH)
 
 }  // namespace tapegrad

@@ -10,7 +10,7 @@
 #include <xtensor/xreducer.hpp>
 
 #include "autograd/detail/lines.hpp"
-#include "autograd/detail/rules.hpp"
+#include "autograd/detail/op_drivers.hpp"
 
 namespace tapegrad {
 
@@ -44,8 +44,8 @@ template <class S, class M> xshape out_shape(const S& xs, const M& mask, bool ke
     return s;
 }
 
-/// The reduced-axes mask is stored in aux (one entry per input axis).
-template <class T> xshape node_keep_shape(const backward_ctx<T>& c) { return keep_shape(c.x(0).shape(), c.self.aux); }
+/// The reduced-axes mask is stored in op_data (one entry per input axis).
+template <class T> xshape node_keep_shape(const backward_ctx<T>& c) { return keep_shape(c.x(0).shape(), c.self.op_data); }
 
 // ------------------------------------------------------------ sum, mean
 // y = s * sum over axes (s = 1, or 1 / count for mean); dx = s gy broadcast back over the reduced axes
@@ -68,7 +68,7 @@ tensor<T> sum_op(const char* op, const tensor<T>& x, const std::vector<int>& axe
     const xshape keep = keep_shape(xv.shape(), mask);
     tensor<T> out = make_result<T>(op, &sum_backward<T>, {&x}, xv.dimension());
     node<T>* n = out.node_ptr();
-    if (n->aux) std::copy(mask.begin(), mask.end(), n->aux);
+    if (n->op_data) std::copy(mask.begin(), mask.end(), n->op_data);
     std::size_t count = 1;
     for (std::size_t i = 0; i < mask.size(); ++i)
         if (mask[i]) count *= xv.shape()[i];
@@ -110,7 +110,7 @@ tensor<T> extreme_op(const char* op, const tensor<T>& x, const std::vector<int>&
     if (xv.size() == 0) throw shape_error(std::string(op) + ": reduction of an empty tensor of shape " + shape_str(xv.shape()));
     tensor<T> out = make_result<T>(op, &extreme_backward<T>, {&x}, xv.dimension());
     node<T>* n = out.node_ptr();
-    if (n->aux) std::copy(mask.begin(), mask.end(), n->aux);
+    if (n->op_data) std::copy(mask.begin(), mask.end(), n->op_data);
     std::vector<std::size_t> ax;
     for (std::size_t i = 0; i < mask.size(); ++i)
         if (mask[i]) ax.push_back(i);
@@ -152,7 +152,7 @@ using detail::line_layout;
 // y = log sum exp x; dx = gy exp(x - y) = gy softmax(x)
 template <class T> void logsumexp_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
-    const std::size_t axis = c.self.aux[0];
+    const std::size_t axis = c.self.op_data[0];
     if (c.create_graph) {
         xshape keep(c.x(0).shape().begin(), c.x(0).shape().end());
         keep[axis] = 1;
@@ -175,7 +175,7 @@ template <class T> void logsumexp_backward(backward_ctx<T>& c) {
 // y = e^x / sum e^x; dx = y (gy - sum(gy y))
 template <class T> void softmax_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
-    const std::size_t axis = c.self.aux[0];
+    const std::size_t axis = c.self.op_data[0];
     if (c.create_graph) {
         tensor<T> y = c.ty(), gy = c.tgy();
         c.add_graph(0, y * (gy - sum(gy * y, {int(axis)}, true)));
@@ -201,7 +201,7 @@ template <class T> void softmax_backward(backward_ctx<T>& c) {
 // y = x - logsumexp(x); dx = gy - e^y sum(gy)
 template <class T> void log_softmax_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
-    const std::size_t axis = c.self.aux[0];
+    const std::size_t axis = c.self.op_data[0];
     if (c.create_graph) {
         tensor<T> gy = c.tgy();
         c.add_graph(0, gy - exp(c.ty()) * sum(gy, {int(axis)}, true));
@@ -224,7 +224,7 @@ template <class T>
 tensor<T> along_axis(const char* op, backward_fn<T> bw, const tensor<T>& x, int axis, std::size_t& ax) {
     ax = detail::norm_axis(op, axis, x.dim());
     tensor<T> out = make_result<T>(op, bw, {&x}, 1);
-    if (out.node_ptr()->aux) out.node_ptr()->aux[0] = ax;
+    if (out.node_ptr()->op_data) out.node_ptr()->op_data[0] = ax;
     return out;
 }
 

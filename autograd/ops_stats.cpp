@@ -11,7 +11,7 @@
 
 
 #include "autograd/detail/lines.hpp"
-#include "autograd/detail/rules.hpp"
+#include "autograd/detail/op_drivers.hpp"
 
 namespace tapegrad {
 
@@ -124,14 +124,14 @@ template <class T> tensor<T> norm(const tensor<T>& x, double p, const std::vecto
 
 // ---------------------------------------------------------------- cumsum
 // y_k = sum_{j <= k} x_j along the axis; dx_j = sum_{k >= j} gy_k, the reverse running
-// sum (aux[1] = 1), whose own gradient is the forward one again.
+// sum (op_data[1] = 1), whose own gradient is the forward one again.
 namespace {
 template <class T> tensor<T> running_sum(const tensor<T>& x, std::size_t axis, bool reverse);
 
 template <class T> void running_sum_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
-    const std::size_t axis = c.self.aux[0];
-    const bool reverse = c.self.aux[1] != 0;
+    const std::size_t axis = c.self.op_data[0];
+    const bool reverse = c.self.op_data[1] != 0;
     if (c.create_graph) {
         c.add_graph(0, running_sum(c.tgy(), axis, !reverse));
         return;
@@ -155,7 +155,7 @@ template <class T> tensor<T> running_sum(const tensor<T>& x, std::size_t axis, b
     const auto& xv = x.value();
     tensor<T> out = make_result<T>("cumsum", &running_sum_backward<T>, {&x}, 2);
     node<T>* n = out.node_ptr();
-    if (n->aux) n->aux[0] = axis, n->aux[1] = reverse ? 1 : 0;
+    if (n->op_data) n->op_data[0] = axis, n->op_data[1] = reverse ? 1 : 0;
     n->value.resize(xv.shape());
     const detail::line_layout L(xv.shape(), axis);
     T* y = n->value.data();

@@ -1,5 +1,9 @@
-// More shape ops (issue #9): squeeze, unsqueeze, flip, constant pad, strided
-// slices, gather and index_select along any axis.
+// The shape ops, each with its forward, its backward rule right above it (the
+// forward takes its address) and the recorded second-order path:
+//  * permute, transpose, reshape, slice, index_select (rows), concat, stack,
+//    broadcast_to and sum_to;
+//  * (issue #9) squeeze, unsqueeze, flip, constant pad, strided slices, gather and
+//    index_select along any axis.
 //
 // flip, pad and strided slices are one pair of primitives on a "box" (per axis a
 // start, a step that may be negative, and a count): extract reads the box out of a
@@ -11,12 +15,308 @@
 #include <cstdint>
 #include <numeric>
 
-#include "autograd/detail/rules.hpp"
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xbroadcast.hpp>
+#include <xtensor/xmanipulation.hpp>
+#include <xtensor/xstrided_view.hpp>
+
+#include "autograd/detail/op_drivers.hpp"
+#include "autograd/one_hot.hpp"
 
 namespace tapegrad {
 
 using detail::make_result;
+using detail::out_value;
 using detail::to_shape;
+
+// ----------------------------------------------------------------- permute
+namespace {
+// y = x with axes reordered; dx = gy with the inverse order
+template <class T> void permute_backward(backward_ctx<T>& c) {
+    if (!c.wants(0)) return;
+    const std::size_t r = c.self.n_op_data;
+    std::vector<std::size_t> inv(r);
+    for (std::size_t i = 0; i < r; ++i) inv[c.self.op_data[i]] = i;
+    if (c.create_graph) c.add_graph(0, permute(c.tgy(), axes_t(inv.begin(), inv.end())));
+    else c.add(0, xt::transpose(c.gy(), inv));
+}
+}  // namespace
+
+template <class T> tensor<T> permute(const tensor<T>& x, const axes_t& axes) {
+    const auto& xv = x.value();
+    const std::size_t r = xv.dimension();
+    if (axes.size() != r)
+        throw shape_error("permute: " + std::to_string(axes.size()) + " axes given for a tensor of rank " +
+                          std::to_string(r) + " (shape " + shape_str(xv.shape()) + "); give one axis per dimension");
+    std::vector<std::size_t> order(r);
+    std::vector<bool> seen(r, false);
+    for (std::size_t i = 0; i < r; ++i) {
+        order[i] = detail::norm_axis("permute", axes[i], r);
+        if (seen[order[i]]) {
+            std::string list;
+            for (axis_t a : axes) list += (list.empty() ? "" : ", ") + std::to_string(a);
+            throw shape_error("permute: axes [" + list + "] are not a permutation of 0.." + std::to_string(r - 1) +
+                              " for shape " + shape_str(xv.shape()) + " (axis " + std::to_string(axes[i]) +
+                              " appears twice)");
+        }
+        seen[order[i]] = true;
+    }
+    tensor<T> out = make_result<T>("permute", &permute_backward<T>, {&x}, r);
+    node<T>* n = out.node_ptr();
+    if (n->op_data) std::copy(order.begin(), order.end(), n->op_data);
+    shape_t shape(r);
+    for (std::size_t i = 0; i < r; ++i) shape[i] = xv.shape()[order[i]];
+    n->value.resize(shape);
+    xt::noalias(n->value) = xt::transpose(xv, order);
+    return out;
+}
+
+template <class T> tensor<T> transpose(const tensor<T>& x) {
+    const std::size_t r = x.dim();
+    if (r < 2) throw shape_error("transpose: needs at least 2 dimensions, got shape " + shape_str(x.shape()));
+    axes_t axes(r);
+    std::iota(axes.begin(), axes.end(), 0);
+    std::swap(axes[r - 1], axes[r - 2]);
+    return permute(x, axes);
+}
+
+// ----------------------------------------------------------------- reshape
+namespace {
+// y = x viewed with another shape; dx = gy viewed with x's shape
+template <class T> void reshape_backward(backward_ctx<T>& c) {
+    if (!c.wants(0)) return;
+    const auto& xs = c.x(0).shape();
+    if (c.create_graph) c.add_graph(0, reshape(c.tgy(), to_shape(xs)));
+    else c.add(0, xt::adapt(c.gy().data(), c.gy().size(), xt::no_ownership(), xs));
+}
+}  // namespace
+
+template <class T> tensor<T> reshape(const tensor<T>& x, const shape_t& shape) {
+    const auto& xv = x.value();
+    const std::size_t count = std::accumulate(shape.begin(), shape.end(), std::size_t(1), std::multiplies<>());
+    if (count != xv.size())
+        throw shape_error("reshape: cannot reshape " + shape_str(xv.shape()) + " (" + std::to_string(xv.size()) +
+                          " elements) into " + shape_str(shape) + " (" + std::to_string(count) + " elements)");
+    tensor<T> out = make_result<T>("reshape", &reshape_backward<T>, {&x});
+    auto& v = out_value(out);
+    v.resize(shape);
+    std::copy(xv.data(), xv.data() + xv.size(), v.data());
+    return out;
+}
+
+// ------------------------------------------------------------------- slice
+namespace {
+xt::xstrided_slice_vector range_on(std::size_t rank, std::size_t axis, std::size_t begin, std::size_t end) {
+    xt::xstrided_slice_vector sv(rank, xt::all());
+    sv[axis] = xt::range(begin, end);
+    return sv;
+}
+
+// y = x[begin:end] on axis; dx is gy placed in that range, zeros elsewhere
+template <class T> void slice_backward(backward_ctx<T>& c) {
+    if (!c.wants(0)) return;
+    const std::size_t axis = c.self.op_data[0], begin = c.self.op_data[1], end = c.self.op_data[2];
+    const auto& xv = c.x(0);
+    if (c.create_graph) {
+        shape_t before = to_shape(xv.shape()), after = before;
+        before[axis] = begin;
+        after[axis] = xv.shape()[axis] - end;
+        c.add_graph(0, concat<T>({tensor<T>::zeros(before), c.tgy(), tensor<T>::zeros(after)}, int(axis)));
+        return;
+    }
+    node<T>* in = c.input(0);
+    bool had;
+    T* data = c.grad_data(in, had);
+    if (!had) std::fill(data, data + xv.size(), T(0));
+    auto view = xt::strided_view(c.target(in), range_on(xv.dimension(), axis, begin, end));
+    xt::noalias(view) += c.gy();
+    c.mark(in);
+}
+}  // namespace
+
+template <class T> tensor<T> slice(const tensor<T>& x, int axis, std::size_t begin, std::size_t end) {
+    const auto& xv = x.value();
+    const std::size_t ax = detail::norm_axis("slice", axis, xv.dimension());
+    if (begin > end || end > xv.shape()[ax])
+        throw shape_error("slice: range [" + std::to_string(begin) + ", " + std::to_string(end) +
+                          ") is out of bounds for axis " + std::to_string(ax) + " of shape " + shape_str(xv.shape()));
+    tensor<T> out = make_result<T>("slice", &slice_backward<T>, {&x}, 3);
+    node<T>* n = out.node_ptr();
+    if (n->op_data) {
+        n->op_data[0] = ax;
+        n->op_data[1] = begin;
+        n->op_data[2] = end;
+    }
+    shape_t shape = to_shape(xv.shape());
+    shape[ax] = end - begin;
+    n->value.resize(shape);
+    xt::noalias(n->value) = xt::strided_view(xv, range_on(xv.dimension(), ax, begin, end));
+    return out;
+}
+
+// ------------------------------------------------------------ index_select
+namespace {
+// y[k] = x[idx[k]] (rows); dx[idx[k]] += gy[k] (scatter-add)
+template <class T> void index_select_backward(backward_ctx<T>& c) {
+    if (!c.wants(0)) return;
+    const auto& xv = c.x(0);
+    const std::size_t rows = xv.shape()[0], row = rows ? xv.size() / rows : 0, count = c.self.n_op_data;
+    if (c.create_graph) {
+        // scatter-add as a product with a constant one-hot matrix H[k, idx[k]] = 1: dx = H^T gy
+        tensor<T> g2 = reshape(c.tgy(), {count, row});
+        c.add_graph(0, reshape(matmul(tensor<T>(one_hot<T>(c.self.op_data, count, rows)), g2, true, false),
+                               to_shape(xv.shape())));
+        return;
+    }
+    node<T>* in = c.input(0);
+    bool had;
+    T* g = c.grad_data(in, had);
+    if (!had) std::fill(g, g + xv.size(), T(0));
+    const T* src = c.gy().data();
+    for (std::size_t k = 0; k < count; ++k) {
+        T* dst = g + c.self.op_data[k] * row;
+        for (std::size_t j = 0; j < row; ++j) dst[j] += src[k * row + j];
+    }
+    c.mark(in);
+}
+}  // namespace
+
+template <class T> tensor<T> index_select(const tensor<T>& x, const std::vector<std::size_t>& indices) {
+    const auto& xv = x.value();
+    if (xv.dimension() == 0) throw shape_error("index_select: needs at least 1 dimension, got a 0-d tensor");
+    const std::size_t rows = xv.shape()[0], row = rows ? xv.size() / rows : 0;
+    for (std::size_t k = 0; k < indices.size(); ++k)
+        if (indices[k] >= rows)
+            throw std::out_of_range("index_select: index " + std::to_string(indices[k]) + " at position " +
+                                    std::to_string(k) + " is out of range for axis 0 of shape " +
+                                    shape_str(xv.shape()));
+    tensor<T> out = make_result<T>("index_select", &index_select_backward<T>, {&x}, indices.size());
+    node<T>* n = out.node_ptr();
+    if (n->op_data) std::copy(indices.begin(), indices.end(), n->op_data);
+    shape_t shape = to_shape(xv.shape());
+    shape[0] = indices.size();
+    n->value.resize(shape);
+    for (std::size_t k = 0; k < indices.size(); ++k)
+        std::copy(xv.data() + indices[k] * row, xv.data() + (indices[k] + 1) * row, n->value.data() + k * row);
+    return out;
+}
+
+// ------------------------------------------------------------------ concat
+namespace {
+// y = [x0 | x1 | ...] on axis; dx_i = gy restricted to x_i's range
+template <class T> void concat_backward(backward_ctx<T>& c) {
+    const std::size_t axis = c.self.op_data[0];
+    std::size_t offset = 0;
+    for (std::size_t i = 0; i < c.self.n_inputs; ++i) {
+        const auto& xv = c.x(i);
+        const std::size_t len = xv.shape()[axis];
+        if (c.wants(i)) {
+            if (c.create_graph) c.add_graph(i, slice(c.tgy(), int(axis), offset, offset + len));
+            else c.add(i, xt::strided_view(c.gy(), range_on(xv.dimension(), axis, offset, offset + len)));
+        }
+        offset += len;
+    }
+}
+}  // namespace
+
+template <class T> tensor<T> concat(const std::vector<tensor<T>>& xs, int axis) {
+    if (xs.empty()) throw shape_error("concat: needs at least one tensor");
+    const auto& first = xs[0].value();
+    const std::size_t rank = first.dimension();
+    const std::size_t ax = detail::norm_axis("concat", axis, rank);
+    shape_t shape = to_shape(first.shape());
+    shape[ax] = 0;
+    std::vector<const tensor<T>*> ptrs;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+        const auto& s = xs[i].value().shape();
+        bool ok = s.size() == rank;
+        for (std::size_t d = 0; ok && d < rank; ++d) ok = d == ax || s[d] == first.shape()[d];
+        if (!ok)
+            throw shape_error("concat: input " + std::to_string(i) + " has shape " + shape_str(s) +
+                              ", which does not match input 0's shape " + shape_str(first.shape()) +
+                              " outside axis " + std::to_string(ax));
+        shape[ax] += s[ax];
+        ptrs.push_back(&xs[i]);
+    }
+    tensor<T> out = make_result<T>("concat", &concat_backward<T>, ptrs.data(), ptrs.size(), 1);
+    node<T>* n = out.node_ptr();
+    if (n->op_data) n->op_data[0] = ax;
+    n->value.resize(shape);
+    std::size_t offset = 0;
+    for (const auto& x : xs) {
+        const std::size_t len = x.value().shape()[ax];
+        auto view = xt::strided_view(n->value, range_on(rank, ax, offset, offset + len));
+        xt::noalias(view) = x.value();
+        offset += len;
+    }
+    return out;
+}
+
+template <class T> tensor<T> stack(const std::vector<tensor<T>>& xs, int axis) {
+    if (xs.empty()) throw shape_error("stack: needs at least one tensor");
+    const std::size_t ax = detail::norm_axis("stack", axis, xs[0].dim() + 1);
+    std::vector<tensor<T>> parts;
+    parts.reserve(xs.size());
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+        if (xs[i].shape() != xs[0].shape())
+            throw shape_error("stack: input " + std::to_string(i) + " has shape " + shape_str(xs[i].shape()) +
+                              ", but input 0 has shape " + shape_str(xs[0].shape()));
+        shape_t s = xs[i].shape();
+        s.insert(s.begin() + static_cast<std::ptrdiff_t>(ax), 1);
+        parts.push_back(reshape(xs[i], s));
+    }
+    return concat(parts, int(ax));
+}
+
+// ---------------------------------------------------- broadcast_to / sum_to
+namespace {
+// y = x broadcast; dx = sum_to(gy, x.shape) (done by the accumulation itself)
+template <class T> void broadcast_to_backward(backward_ctx<T>& c) {
+    if (!c.wants(0)) return;
+    if (c.create_graph) c.add_graph(0, c.tgy());
+    else c.add(0, c.gy());
+}
+// y = x summed down to a shape; dx = gy broadcast back to x.shape
+template <class T> void sum_to_backward(backward_ctx<T>& c) {
+    if (!c.wants(0)) return;
+    const auto& xs = c.x(0).shape();
+    if (c.create_graph) c.add_graph(0, broadcast_to(c.tgy(), to_shape(xs)));
+    else c.add_broadcast(0, c.gy().data(), c.gy().shape(), T(1));
+}
+}  // namespace
+
+template <class T> tensor<T> broadcast_to(const tensor<T>& x, const shape_t& shape) {
+    const auto& xv = x.value();
+    if (!detail::shapes_equal(detail::broadcast_shape("broadcast_to", xv.shape(), shape), shape))
+        throw shape_error("broadcast_to: shape " + shape_str(xv.shape()) + " cannot be broadcast to " +
+                          shape_str(shape));
+    tensor<T> out = make_result<T>("broadcast_to", &broadcast_to_backward<T>, {&x});
+    detail::broadcast_back<T>(xv.data(), xv.shape(), out_value(out), detail::xshape(shape.begin(), shape.end()), false,
+                              T(1));
+    return out;
+}
+
+template <class T> tensor<T> sum_to(const tensor<T>& x, const shape_t& shape) {
+    const auto& xv = x.value();
+    if (!detail::shapes_equal(detail::broadcast_shape("sum_to", xv.shape(), shape), xv.shape()))
+        throw shape_error("sum_to: shape " + shape_str(xv.shape()) + " cannot be summed down to " + shape_str(shape));
+    tensor<T> out = make_result<T>("sum_to", &sum_to_backward<T>, {&x});
+    detail::sum_to<T>(xv, out_value(out), typename xt::xarray<T>::shape_type(shape.begin(), shape.end()), false);
+    return out;
+}
+
+#define TAPEGRAD_BASIC_SHAPE_OPS(T)                                                               \
+    template tensor<T> transpose(const tensor<T>&);                                     \
+    template tensor<T> permute(const tensor<T>&, const axes_t&);                        \
+    template tensor<T> reshape(const tensor<T>&, const shape_t&);                       \
+    template tensor<T> slice(const tensor<T>&, int, std::size_t, std::size_t);          \
+    template tensor<T> index_select(const tensor<T>&, const std::vector<std::size_t>&); \
+    template tensor<T> concat(const std::vector<tensor<T>>&, int);                      \
+    template tensor<T> stack(const std::vector<tensor<T>>&, int);                       \
+    template tensor<T> broadcast_to(const tensor<T>&, const shape_t&);                  \
+    template tensor<T> sum_to(const tensor<T>&, const shape_t&);
+TAPEGRAD_BASIC_SHAPE_OPS(float)
+TAPEGRAD_BASIC_SHAPE_OPS(double)
 
 namespace {
 
@@ -58,24 +358,24 @@ template <class S, class F> void for_each_in_box(const box& b, const S& big, F&&
     }
 }
 
-// aux layout of both box ops: [rank, then per axis: start, step, count, big extent]
+// op_data layout of both box ops: [rank, then per axis: start, step, count, big extent]
 template <class T> void store_box(node<T>* n, const box& b, const shape_t& big) {
-    if (!n->aux) return;
-    n->aux[0] = b.size();
+    if (!n->op_data) return;
+    n->op_data[0] = b.size();
     for (std::size_t i = 0; i < b.size(); ++i) {
-        n->aux[1 + 4 * i] = static_cast<std::size_t>(b[i].start);
-        n->aux[2 + 4 * i] = static_cast<std::size_t>(b[i].step);
-        n->aux[3 + 4 * i] = b[i].count;
-        n->aux[4 + 4 * i] = big[i];
+        n->op_data[1 + 4 * i] = static_cast<std::size_t>(b[i].start);
+        n->op_data[2 + 4 * i] = static_cast<std::size_t>(b[i].step);
+        n->op_data[3 + 4 * i] = b[i].count;
+        n->op_data[4 + 4 * i] = big[i];
     }
 }
 template <class T> box load_box(const node<T>& n, shape_t& big) {
-    const std::size_t r = n.aux[0];
+    const std::size_t r = n.op_data[0];
     box b(r);
     big.resize(r);
     for (std::size_t i = 0; i < r; ++i) {
-        b[i] = {static_cast<std::int64_t>(n.aux[1 + 4 * i]), static_cast<std::int64_t>(n.aux[2 + 4 * i]), n.aux[3 + 4 * i]};
-        big[i] = n.aux[4 + 4 * i];
+        b[i] = {static_cast<std::int64_t>(n.op_data[1 + 4 * i]), static_cast<std::int64_t>(n.op_data[2 + 4 * i]), n.op_data[3 + 4 * i]};
+        big[i] = n.op_data[4 + 4 * i];
     }
     return b;
 }
@@ -230,7 +530,7 @@ template <class T> tensor<T> slice(const tensor<T>& x, int axis, std::size_t beg
 // ---------------------------------------------------- gather, scatter-add
 // gather: y[i] = x[i with axis entry index[i]]; scatter-add is its transpose:
 // y = zeros(x shape), y[i with axis entry index[i]] += g[i]. Each is the other's
-// backward. aux: [axis, rank, big shape (x's), index shape, index values...]
+// backward. op_data: [axis, rank, big shape (x's), index shape, index values...]
 namespace {
 
 template <class T> struct gather_spec {
@@ -260,8 +560,8 @@ template <class F> void for_each_gathered(const std::size_t axis, const shape_t&
 
 template <class T> void store_gather(node<T>* n, std::size_t axis, const shape_t& big, const shape_t& ishape,
                                      const std::size_t* index, std::size_t count) {
-    if (!n->aux) return;
-    std::size_t* a = n->aux;
+    if (!n->op_data) return;
+    std::size_t* a = n->op_data;
     const std::size_t r = big.size();
     a[0] = axis;
     a[1] = r;
@@ -270,8 +570,8 @@ template <class T> void store_gather(node<T>* n, std::size_t axis, const shape_t
     std::copy(index, index + count, a + 2 + 2 * r);
 }
 template <class T> gather_spec<T> load_gather(const node<T>& n) {
-    const std::size_t r = n.aux[1];
-    return {n.aux[0], shape_t(n.aux + 2, n.aux + 2 + r), shape_t(n.aux + 2 + r, n.aux + 2 + 2 * r), n.aux + 2 + 2 * r};
+    const std::size_t r = n.op_data[1];
+    return {n.op_data[0], shape_t(n.op_data + 2, n.op_data + 2 + r), shape_t(n.op_data + 2 + r, n.op_data + 2 + 2 * r), n.op_data + 2 + 2 * r};
 }
 
 template <class T> tensor<T> gather_op(const tensor<T>& x, std::size_t axis, const shape_t& ishape, const std::size_t* index);

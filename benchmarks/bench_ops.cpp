@@ -21,8 +21,8 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xreducer.hpp>
 
-#include "autograd/blas.hpp"
-#include "autograd/float_env.hpp"
+#include "autograd/kernels/blas.hpp"
+#include "autograd/kernels/float_env.hpp"
 #include "autograd/ops.hpp"
 #include "benchmarks/alloc_count.hpp"
 #include "benchmarks/cases.hpp"

@@ -27,9 +27,9 @@
 #include <thread>
 #include <vector>
 
-#include "autograd/blas.hpp"
-#include "autograd/parallel.hpp"
-#include "autograd/float_env.hpp"
+#include "autograd/kernels/blas.hpp"
+#include "autograd/kernels/parallel.hpp"
+#include "autograd/kernels/float_env.hpp"
 #include "benchmarks/alloc_count.hpp"
 #include "benchmarks/cases.hpp"
 #include "data/dataset.hpp"

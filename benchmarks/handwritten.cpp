@@ -9,8 +9,8 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xnoalias.hpp>
 
-#include "autograd/blas.hpp"
-#include "autograd/parallel.hpp"
+#include "autograd/kernels/blas.hpp"
+#include "autograd/kernels/parallel.hpp"
 
 namespace tapegrad::bench {
 

@@ -82,12 +82,43 @@ void load_batch(const mlp_case& c, const float* x, const std::size_t* labels, tf
     for (std::size_t i = 0; i < c.batch; ++i) oh.data()[i * classes + labels[i]] = 1.0f;
 }
 
-class tapegrad_mlp : public runner {
+/// What the two MLP runners share: the case, the batch leaves, the memory sample
+/// and accuracy; each says how it computes logits and takes a step.
+class tapegrad_mlp_base : public runner {
   public:
-    explicit tapegrad_mlp(const mlp_problem& p) : c_(p.spec), labels_(p.labels) {
+    step_memory memory_step() override {
+        want_mem_ = true;
+        step();
+        want_mem_ = false;
+        return mem_;
+    }
+    void set_batch(const float* x, const std::size_t* labels) override {
+        load_batch(c_, x, labels, x_, onehot_, labels_);
+    }
+    std::size_t correct(const float* x, const std::size_t* labels, std::size_t n) override {
+        no_grad guard;
+        tf in(to_array(std::vector<float>(x, x + n * c_.sizes.front()), {n, c_.sizes.front()}));
+        return count_correct(logits(in).value(), labels);
+    }
+
+  protected:
+    explicit tapegrad_mlp_base(const mlp_problem& p) : c_(p.spec), labels_(p.labels) {
+        x_ = tf(to_array(p.x, {c_.batch, c_.sizes.front()}));
+        onehot_ = tf(to_array(p.onehot, {c_.batch, c_.sizes.back()}));
+    }
+    virtual tf logits(const tf& in) = 0;
+
+    mlp_case c_;
+    std::vector<std::size_t> labels_;
+    tf x_, onehot_;
+    step_memory mem_;
+    bool want_mem_ = false;
+};
+
+class tapegrad_mlp : public tapegrad_mlp_base {
+  public:
+    explicit tapegrad_mlp(const mlp_problem& p) : tapegrad_mlp_base(p) {
         const auto& s = c_.sizes;
-        x_ = tf(to_array(p.x, {c_.batch, s.front()}));
-        onehot_ = tf(to_array(p.onehot, {c_.batch, s.back()}));
         for (std::size_t l = 0; l < p.w.size(); ++l) {
             w_.emplace_back(to_array(p.w[l], {s[l + 1], s[l]}), true);
             b_.emplace_back(to_array(p.b[l], {s[l + 1]}), true);
@@ -115,22 +146,9 @@ class tapegrad_mlp : public runner {
         reset_tape<float>();
         return value;
     }
-    step_memory memory_step() override {
-        want_mem_ = true;
-        step();
-        want_mem_ = false;
-        return mem_;
-    }
-    void set_batch(const float* x, const std::size_t* labels) override {
-        load_batch(c_, x, labels, x_, onehot_, labels_);
-    }
-    std::size_t correct(const float* x, const std::size_t* labels, std::size_t n) override {
-        no_grad guard;
-        tf in(to_array(std::vector<float>(x, x + n * c_.sizes.front()), {n, c_.sizes.front()}));
-        return count_correct(mlp_logits(c_, in, w_, b_).value(), labels);
-    }
 
   private:
+    tf logits(const tf& in) override { return mlp_logits(c_, in, w_, b_); }
     void update() {
         if (adam_) {
             adam_->step();
@@ -145,19 +163,14 @@ class tapegrad_mlp : public runner {
             }
     }
 
-    mlp_case c_;
-    std::vector<std::size_t> labels_;
-    tf x_, onehot_;
     std::vector<tf> w_, b_;
     std::unique_ptr<optim::adam<float>> adam_;
-    step_memory mem_;
-    bool want_mem_ = false;
 };
 
 /// Same step through the nn/optim layers (what a user of the library writes).
-class tapegrad_nn_mlp : public runner {
+class tapegrad_nn_mlp : public tapegrad_mlp_base {
   public:
-    explicit tapegrad_nn_mlp(const mlp_problem& p) : c_(p.spec), labels_(p.labels) {
+    explicit tapegrad_nn_mlp(const mlp_problem& p) : tapegrad_mlp_base(p) {
         std::mt19937_64 rng(1);
         net_ = nn::mlp<float>(c_.sizes, c_.act == act_kind::relu ? nn::activation::relu : nn::activation::tanh,
                               rng);
@@ -176,8 +189,6 @@ class tapegrad_nn_mlp : public runner {
             o.lr = adam_lr;
             opt_ = std::make_unique<optim::adam<float>>(params, o);
         }
-        x_ = tf(to_array(p.x, {c_.batch, c_.sizes.front()}));
-        onehot_ = tf(to_array(p.onehot, {c_.batch, c_.sizes.back()}));
     }
 
     float step() override {
@@ -191,29 +202,12 @@ class tapegrad_nn_mlp : public runner {
         reset_tape<float>();
         return value;
     }
-    step_memory memory_step() override {
-        want_mem_ = true;
-        step();
-        want_mem_ = false;
-        return mem_;
-    }
-    void set_batch(const float* x, const std::size_t* labels) override {
-        load_batch(c_, x, labels, x_, onehot_, labels_);
-    }
-    std::size_t correct(const float* x, const std::size_t* labels, std::size_t n) override {
-        no_grad guard;
-        tf in(to_array(std::vector<float>(x, x + n * c_.sizes.front()), {n, c_.sizes.front()}));
-        return count_correct(net_->forward(in).value(), labels);
-    }
 
   private:
-    mlp_case c_;
-    std::vector<std::size_t> labels_;
+    tf logits(const tf& in) override { return net_->forward(in); }
+
     std::shared_ptr<nn::sequential<float>> net_;
     std::unique_ptr<optim::optimizer<float>> opt_;
-    tf x_, onehot_;
-    step_memory mem_;
-    bool want_mem_ = false;
 };
 
 class tapegrad_opchain : public runner {

@@ -9,7 +9,7 @@
 
 #include <xtensor/xview.hpp>
 
-#include "autograd/float_env.hpp"
+#include "autograd/kernels/float_env.hpp"
 #include "autograd/gradcheck.hpp"
 #include "autograd/ops.hpp"
 

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "autograd/format.hpp"
 #include "autograd/ops.hpp"
 
 namespace tapegrad::formulas {
@@ -276,12 +277,7 @@ void audit_network(output_activation act, unsigned seed, audit_result& result) {
     }
 }
 
-std::string num(double v, int precision = 2) {
-    if (std::isnan(v)) return "-";
-    std::ostringstream os;
-    os << std::setprecision(precision) << v;
-    return os.str();
-}
+std::string num(double v, int precision = 2) { return std::isnan(v) ? "-" : tapegrad::detail::num(v, precision); }
 
 }  // namespace
 

@@ -1,14 +1,14 @@
 // Adam, AdamW, RMSprop and Adagrad, each written as PyTorch 1.13's single-tensor
 // update (torch/optim/*.py, _single_tensor_*) in the same order of operations,
 // as one fused in-place pass over the parameter, gradient and state buffers
-// (autograd/simd.hpp): no temporaries, each buffer read and written once.
+// (autograd/kernels/simd.hpp): no temporaries, each buffer read and written once.
 
 #include <cmath>
 #include <sstream>
 
 
 #include "optim/optimizer.hpp"
-#include "autograd/simd.hpp"
+#include "autograd/kernels/simd.hpp"
 
 namespace tapegrad::optim {
 

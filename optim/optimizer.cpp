@@ -1,5 +1,5 @@
 // The optimizer base (parameter checks, lr, zero_grad, state save/load) and SGD
-// (one fused in-place pass per parameter, autograd/simd.hpp).
+// (one fused in-place pass per parameter, autograd/kernels/simd.hpp).
 
 #include "optim/optimizer.hpp"
 
@@ -12,7 +12,7 @@
 
 #include "io/npz.hpp"
 #include "autograd/format.hpp"
-#include "autograd/simd.hpp"
+#include "autograd/kernels/simd.hpp"
 
 namespace tapegrad::optim {
 

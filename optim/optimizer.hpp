@@ -3,7 +3,7 @@
 // order, the same defaults, the same per-parameter state. Each update runs in
 // place over the parameters' value and grad buffers, so a step allocates
 // nothing (the state is allocated at construction). It is one fused pass per
-// parameter (autograd/simd.hpp): every buffer is read and written once per element,
+// parameter (autograd/kernels/simd.hpp): every buffer is read and written once per element,
 // in SIMD batches, with no temporaries.
 
 #include <cstddef>

@@ -7,7 +7,7 @@
 #include <xtensor/xmanipulation.hpp>
 #include <xtensor/xview.hpp>
 
-#include "autograd/blas.hpp"
+#include "autograd/kernels/blas.hpp"
 #include "autograd/ops.hpp"
 #include "tests/check.hpp"
 

@@ -7,9 +7,9 @@
 
 #include <doctest/doctest.h>
 
-#include "autograd/float_env.hpp"
+#include "autograd/kernels/float_env.hpp"
 #include "autograd/ops.hpp"
-#include "autograd/parallel.hpp"
+#include "autograd/kernels/parallel.hpp"
 #include "tests/check.hpp"
 
 using namespace tapegrad;

@@ -13,8 +13,8 @@
 
 #include <xsimd/xsimd.hpp>
 
-#include "autograd/parallel.hpp"
-#include "autograd/simd.hpp"
+#include "autograd/kernels/parallel.hpp"
+#include "autograd/kernels/simd.hpp"
 
 namespace tapegrad::detail {
 

@@ -62,15 +62,15 @@ template <class T> bool needs_record(std::initializer_list<const tensor<T>*> inp
 }
 
 /// The result of an op: a new tape node wired to `inputs` when a gradient is
-/// needed, otherwise a fresh leaf. `n_aux` slots of op data are reserved.
+/// needed, otherwise a fresh leaf. `n_op_data` slots of op data are reserved.
 template <class T>
 tensor<T> make_result(const char* op, backward_fn<T> backward, const tensor<T>* const* inputs, std::size_t n_inputs,
-                      std::size_t n_aux = 0);
+                      std::size_t n_op_data = 0);
 
 template <class T>
 tensor<T> make_result(const char* op, backward_fn<T> backward, std::initializer_list<const tensor<T>*> inputs,
-                      std::size_t n_aux = 0) {
-    return make_result<T>(op, backward, inputs.begin(), inputs.size(), n_aux);
+                      std::size_t n_op_data = 0) {
+    return make_result<T>(op, backward, inputs.begin(), inputs.size(), n_op_data);
 }
 
 /// Writable value of a result node (ops fill it right after make_result).
@@ -83,7 +83,7 @@ template <class T> struct backward_ctx {
     tape<T>& tp;
     node<T>& self;
     std::uint64_t pass;
-    bool into_leaf_grad;  // backward(): leaves accumulate into .grad; gradient(): into .work
+    bool into_leaf_grad;  // backward(): leaves accumulate into .grad; gradient(): into .pass_grad
     bool create_graph;    // gradients are recorded tensors (second derivatives)
 
     node<T>* input(std::size_t i) const { return self.inputs[i]; }
@@ -110,7 +110,7 @@ template <class T> struct backward_ctx {
     xt::xarray<T>& target(node<T>* n) const {
         if (n->on_tape) return n->grad;
         claim(n);
-        return into_leaf_grad ? n->grad : n->work;
+        return into_leaf_grad ? n->grad : n->pass_grad;
     }
     bool defined(node<T>* n) const {
         if (n->on_tape) return n->pass == pass;

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "autograd/blas.hpp"
-#include "autograd/float_env.hpp"
+#include "autograd/kernels/blas.hpp"
+#include "autograd/kernels/float_env.hpp"
 #include "autograd/ops.hpp"
 #include "distributed/data_parallel.hpp"
 #include "nn/layers.hpp"

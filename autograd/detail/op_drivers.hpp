@@ -1,5 +1,7 @@
 #pragma once
-// Generic drivers for elementwise ops. An op is a small struct ("rule") with
+// The drivers of the elementwise ops: unary<Rule> and binary<Rule> run a rule
+// forward, record it, and run its backward. A rule is a small struct named
+// <op>_rule (the rules themselves live in ops_elementwise/ops_math/ops_activations.cpp) with
 //   forward(x[, y], s)              -> xtensor expression of the result
 //   grad(x, y, gy, s)               -> gradient w.r.t. x        (unary)
 //   grad_a / grad_b(a, b, y, gy)    -> gradient w.r.t. a and b  (binary)
@@ -21,8 +23,8 @@
 
 #include "autograd/detail/record.hpp"
 #include "autograd/ops.hpp"
-#include "autograd/parallel.hpp"
-#include "autograd/simd.hpp"
+#include "autograd/kernels/parallel.hpp"
+#include "autograd/kernels/simd.hpp"
 
 namespace tapegrad {
 
@@ -218,7 +220,7 @@ template <class S> shape_t to_shape(const S& s) { return shape_t(s.begin(), s.en
 /// op files are compiled once per type (CMakeLists.txt, TAPEGRAD_SPLIT_BY_TYPE, with
 /// TAPEGRAD_INSTANTIATE_ONLY=float or double), so their halves build in parallel.
 #ifdef TAPEGRAD_INSTANTIATE_ONLY
-#define TAPEGRAD_INSTANTIATE(M) M(TAPEGRAD_INSTANTIATE_ONLY)
+#define TAPEGRAD_INSTANTIATE_OPS(M) M(TAPEGRAD_INSTANTIATE_ONLY)
 #else
-#define TAPEGRAD_INSTANTIATE(M) M(float) M(double)
+#define TAPEGRAD_INSTANTIATE_OPS(M) M(float) M(double)
 #endif

@@ -1,4 +1,4 @@
-#include "autograd/float_env.hpp"
+#include "autograd/kernels/float_env.hpp"
 
 #if defined(__SSE__) || defined(__x86_64__)
 #include <pmmintrin.h>

@@ -12,7 +12,7 @@
 
 #include <xsimd/xsimd.hpp>
 
-#include "autograd/parallel.hpp"
+#include "autograd/kernels/parallel.hpp"
 
 namespace tapegrad::simd {
 

@@ -4,7 +4,7 @@
 // each piece with the caller's floating-point control word (flush-to-zero), so
 // results do not depend on the number of threads.
 
-#include "autograd/parallel.hpp"
+#include "autograd/kernels/parallel.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "autograd/float_env.hpp"  // fp_control_word: workers take the caller's FTZ
+#include "autograd/kernels/float_env.hpp"  // fp_control_word: workers take the caller's FTZ
 
 namespace tapegrad {
 

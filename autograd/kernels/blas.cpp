@@ -1,4 +1,4 @@
-#include "autograd/blas.hpp"
+#include "autograd/kernels/blas.hpp"
 
 #include <algorithm>
 

@@ -1,0 +1,337 @@
+// matmul through BLAS gemm, in one file: the shape checks, the forward (2-D and
+// 3-D with a shared or batched B; 1-D vectors; N-D stacks with broadcast batch
+// axes), the fused-SGD step some weight gradients take, and the backward rules,
+// whose create_graph branch records the same formulas as matmuls (second order).
+
+#include <algorithm>
+#include <numeric>
+
+#include "autograd/detail/op_drivers.hpp"
+#include "autograd/kernels/blas.hpp"
+
+namespace tapegrad {
+
+using detail::make_result;
+using detail::to_shape;
+
+namespace {
+
+// ------------------------------------------------------------ shape checks
+struct mm_dims {
+    std::size_t batch, m, n, k, ar, ac, br, bc;
+    bool batched_b;
+};
+
+template <class T> mm_dims mm_check(const xt::xarray<T>& a, const xt::xarray<T>& b, bool ta, bool tb) {
+    const auto &sa = a.shape(), &sb = b.shape();
+    auto fail = [&](const std::string& why) {
+        return shape_error("matmul: shapes " + shape_str(sa) + " and " + shape_str(sb) + " (transpose_a=" +
+                           (ta ? "true" : "false") + ", transpose_b=" + (tb ? "true" : "false") + "): " + why);
+    };
+    const std::size_t ra = sa.size(), rb = sb.size();
+    if (!((ra == 2 && rb == 2) || (ra == 3 && rb == 3) || (ra == 3 && rb == 2)))
+        throw fail("supported ranks are 2-D x 2-D, 3-D x 3-D and 3-D x 2-D");
+    mm_dims d{};
+    d.batch = ra == 3 ? sa[0] : 1;
+    d.batched_b = rb == 3;
+    if (rb == 3 && sb[0] != sa[0])
+        throw fail("batch sizes " + std::to_string(sa[0]) + " and " + std::to_string(sb[0]) + " differ");
+    d.ar = sa[ra - 2];
+    d.ac = sa[ra - 1];
+    d.br = sb[rb - 2];
+    d.bc = sb[rb - 1];
+    d.m = ta ? d.ac : d.ar;
+    d.k = ta ? d.ar : d.ac;
+    const std::size_t kb = tb ? d.bc : d.br;
+    d.n = tb ? d.br : d.bc;
+    if (d.k != kb)
+        throw fail("inner dimensions " + std::to_string(d.k) + " and " + std::to_string(kb) + " differ");
+    return d;
+}
+
+/// Whether the 2-D/3-D path (the one that can take a fused SGD step) takes these ranks and batches.
+template <class T> bool classic_shapes(const xt::xarray<T>& a, const xt::xarray<T>& b) {
+    const std::size_t ra = a.dimension(), rb = b.dimension();
+    return (ra == 2 && rb == 2) || (ra == 3 && rb == 2) || (ra == 3 && rb == 3 && a.shape()[0] == b.shape()[0]);
+}
+
+// N-D stacks of matrices (issue #9) whose leading (batch) axes broadcast as NumPy's:
+// one gemm per output batch, each operand read in place at its broadcast batch (no
+// copies, no materialised transposes).
+struct nd_dims {
+    std::size_t m, n, k, ar, ac, br, bc;
+    shape_t batch;                         // the output's batch shape
+    std::vector<std::size_t> a_at, b_at;   // per output batch: the operand's batch (in matrices)
+};
+
+/// For each batch index of `out` (row-major), the matching batch of `in` (right-aligned, size-1 axes repeat).
+std::vector<std::size_t> batch_map(const shape_t& out, const shape_t& in) {
+    std::size_t total = 1;
+    for (std::size_t d : out) total *= d;
+    std::vector<std::size_t> at(total, 0), idx(out.size(), 0), stride(out.size(), 0);
+    std::size_t s = 1;
+    for (std::size_t i = in.size(); i-- > 0;) {
+        const std::size_t o = i + out.size() - in.size();
+        stride[o] = in[i] == 1 ? 0 : s;
+        s *= in[i];
+    }
+    for (std::size_t p = 0; p < total; ++p) {
+        std::size_t off = 0;
+        for (std::size_t i = 0; i < out.size(); ++i) off += idx[i] * stride[i];
+        at[p] = off;
+        for (std::size_t i = out.size(); i-- > 0;) {
+            if (++idx[i] < out[i]) break;
+            idx[i] = 0;
+        }
+    }
+    return at;
+}
+
+template <class T> nd_dims nd_check(const xt::xarray<T>& a, const xt::xarray<T>& b, bool ta, bool tb) {
+    const auto &sa = a.shape(), &sb = b.shape();
+    const std::size_t ra = sa.size(), rb = sb.size();
+    nd_dims d{};
+    d.ar = sa[ra - 2], d.ac = sa[ra - 1], d.br = sb[rb - 2], d.bc = sb[rb - 1];
+    d.m = ta ? d.ac : d.ar;
+    d.k = ta ? d.ar : d.ac;
+    d.n = tb ? d.br : d.bc;
+    const std::size_t kb = tb ? d.bc : d.br;
+    if (d.k != kb)
+        throw shape_error("matmul: shapes " + shape_str(sa) + " and " + shape_str(sb) + " (transpose_a=" +
+                          (ta ? "true" : "false") + ", transpose_b=" + (tb ? "true" : "false") + "): inner dimensions " +
+                          std::to_string(d.k) + " and " + std::to_string(kb) + " differ");
+    const shape_t batch_a(sa.begin(), sa.end() - 2), batch_b(sb.begin(), sb.end() - 2);
+    try {
+        d.batch = to_shape(detail::broadcast_shape("matmul", batch_a, batch_b));
+    } catch (const shape_error&) {
+        throw shape_error("matmul: shapes " + shape_str(sa) + " and " + shape_str(sb) + ": batch axes " +
+                          shape_str(batch_a) + " and " + shape_str(batch_b) +
+                          " do not broadcast (each pair of sizes must be equal or contain a 1)");
+    }
+    d.a_at = batch_map(d.batch, batch_a);
+    d.b_at = batch_map(d.batch, batch_b);
+    return d;
+}
+
+
+// Backward rules, defined below the forward.
+template <class T> void matmul_backward(backward_ctx<T>& c);
+template <class T> void matmul_nd_backward(backward_ctx<T>& c);
+
+// ---------------------------------------------------------- forward, N-D
+template <class T> tensor<T> matmul_nd(const tensor<T>& a, const tensor<T>& b, bool ta, bool tb) {
+    const auto& av = a.value();
+    const auto& bv = b.value();
+    const nd_dims d = nd_check(av, bv, ta, tb);
+    tensor<T> out = make_result<T>("matmul", &matmul_nd_backward<T>, {&a, &b});
+    node<T>* n = out.node_ptr();
+    n->scalar[0] = ta ? T(1) : T(0);
+    n->scalar[1] = tb ? T(1) : T(0);
+    shape_t ys = d.batch;
+    ys.push_back(d.m);
+    ys.push_back(d.n);
+    n->value.resize(ys);
+    const std::size_t sa = d.ar * d.ac, sb = d.br * d.bc, sy = d.m * d.n;
+    for (std::size_t p = 0; p < d.a_at.size(); ++p)
+        blas::gemm(ta, tb, d.m, d.n, d.k, T(1), av.data() + d.a_at[p] * sa, d.ac, bv.data() + d.b_at[p] * sb, d.bc, T(0),
+                   n->value.data() + p * sy, d.n);
+    return out;
+}
+
+
+}  // namespace
+
+// ------------------------------------------------------------ forward
+template <class T> tensor<T> matmul(const tensor<T>& a, const tensor<T>& b, bool ta, bool tb) {
+    const std::size_t ra = a.dim(), rb = b.dim();
+    if (ra == 0 || rb == 0)
+        throw shape_error("matmul: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) +
+                          ": a 0-d operand has no matrix axes; use mul for a scalar product");
+    if (ra == 1 || rb == 1) {
+        // a vector is a 1-row (left) or 1-column (right) matrix, and its axis is dropped from the result
+        if ((ra == 1 && ta) || (rb == 1 && tb))
+            throw shape_error("matmul: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) +
+                              ": a 1-D operand takes no transpose flag");
+        const shape_t sa = a.shape(), sb = b.shape();
+        const std::size_t ka = ra == 1 ? sa[0] : sa[ta ? ra - 2 : ra - 1];
+        const std::size_t kb = rb == 1 ? sb[0] : sb[tb ? rb - 1 : rb - 2];
+        if (ka != kb)
+            throw shape_error("matmul: shapes " + shape_str(sa) + " and " + shape_str(sb) + ": inner dimensions " +
+                              std::to_string(ka) + " and " + std::to_string(kb) + " differ");
+        tensor<T> a2 = ra == 1 ? reshape(a, {1, a.size()}) : a;
+        tensor<T> b2 = rb == 1 ? reshape(b, {b.size(), 1}) : b;
+        tensor<T> y = matmul(a2, b2, ta, tb);
+        shape_t s = y.shape();
+        if (rb == 1) s.erase(s.end() - 1);
+        if (ra == 1) s.erase(s.end() - 1 - (rb == 1 ? 0 : 1));
+        return reshape(y, s);
+    }
+    if (!classic_shapes(a.value(), b.value())) return matmul_nd(a, b, ta, tb);
+    const auto& av = a.value();
+    const auto& bv = b.value();
+    const mm_dims d = mm_check(av, bv, ta, tb);
+    tensor<T> out = make_result<T>("matmul", &matmul_backward<T>, {&a, &b});
+    node<T>* n = out.node_ptr();
+    n->scalar[0] = ta ? T(1) : T(0);
+    n->scalar[1] = tb ? T(1) : T(0);
+    if (av.dimension() == 3) n->value.resize({d.batch, d.m, d.n});
+    else n->value.resize({d.m, d.n});
+    for (std::size_t p = 0; p < d.batch; ++p)
+        blas::gemm(ta, tb, d.m, d.n, d.k, T(1), av.data() + p * d.ar * d.ac, d.ac,
+                   bv.data() + (d.batched_b ? p * d.br * d.bc : 0), d.bc, T(0), n->value.data() + p * d.m * d.n, d.n);
+    return out;
+}
+
+namespace {
+
+// ---------------------------------------- fused SGD in the weight-gradient gemm
+// (set_fused_sgd, autograd/node.hpp): the gemm that computes dL/dw writes
+// w = decay * w - lr * dL/dw in place instead of a gradient.
+// Whether input i takes its fused SGD step here (set_fused_sgd) instead of getting
+// a gradient: only in backward(), and only if this matmul is the leaf's one recorded
+// use and nothing was accumulated on it, so no other rule can read its new value.
+template <class T> bool fuses_step(const backward_ctx<T>& c, std::size_t i) {
+    node<T>* n = c.input(i);
+    return c.into_leaf_grad && !n->on_tape && n->fused_sgd && n->uses == 1 && n->requires_grad && !c.defined(n);
+}
+
+// Where input i's gemms write, with their alpha and first beta: the gradient buffer
+// (beta 1 if it holds a gradient, else 0), or the fused leaf's value itself
+// (w = decay * w - lr * g: alpha -lr, beta decay).
+template <class T> struct mm_out {
+    T* data;
+    T alpha, beta;
+};
+
+template <class T> mm_out<T> mm_target(backward_ctx<T>& c, std::size_t i, bool fused) {
+    node<T>* in = c.input(i);
+    if (fused) {
+        ++in->fused_steps;
+        in->fused_by = c.self.serial;
+        return {in->value.data(), -in->fused_lr, in->fused_decay};
+    }
+    bool had;
+    T* g = c.grad_data(in, had);
+    c.mark(in);
+    return {g, T(1), had ? T(1) : T(0)};
+}
+
+// ------------------------------------------------------------ backward, 2-D / 3-D
+// y = op(A) op(B). Reverse: d op(A) = gy op(B)^T and d op(B) = op(A)^T gy, each
+// transposed back when its operand was used transposed.
+template <class T> void matmul_backward(backward_ctx<T>& c) {
+    const bool ta = c.self.scalar[0] != T(0), tb = c.self.scalar[1] != T(0);
+    // A matmul recorded before its weight's fused step (that step's own, or older)
+    // would read the stepped weight in a second pass; later matmuls saw the new value.
+    for (std::size_t i = 0; i < 2; ++i) {
+        const node<T>* in = c.input(i);
+        if (!in->on_tape && in->fused_by != 0 && c.self.serial <= in->fused_by)
+            throw std::logic_error(
+                "tapegrad: backward() reached a matmul whose weight already took its fused SGD step in an earlier "
+                "backward() of this tape, so the recorded forward no longer matches it; reset the tape between "
+                "backward passes, or turn fused SGD off (sgd_options::fused_backward = false) to accumulate");
+    }
+    if (c.create_graph) {
+        tensor<T> a = c.tx(0), b = c.tx(1), gy = c.tgy();
+        if (c.wants(0)) {
+            tensor<T> d_op_a = matmul(gy, b, false, !tb);
+            c.add_graph(0, ta ? transpose(d_op_a) : d_op_a);
+        }
+        if (c.wants(1)) c.add_graph(1, tb ? matmul(gy, a, true, ta) : matmul(a, gy, !ta, false));
+        return;
+    }
+    const auto& av = c.x(0);
+    const auto& bv = c.x(1);
+    const mm_dims d = mm_check(av, bv, ta, tb);
+    const T* gy = c.gy().data();
+    auto grad_a = [&](bool fused) {
+        const mm_out<T> o = mm_target(c, 0, fused);
+        for (std::size_t p = 0; p < d.batch; ++p) {
+            const T* bp = bv.data() + (d.batched_b ? p * d.br * d.bc : 0);
+            const T* gp = gy + p * d.m * d.n;
+            T* out = o.data + p * d.ar * d.ac;
+            if (!ta) blas::gemm(false, !tb, d.m, d.k, d.n, o.alpha, gp, d.n, bp, d.bc, o.beta, out, d.ac);
+            else blas::gemm(tb, true, d.k, d.m, d.n, o.alpha, bp, d.bc, gp, d.n, o.beta, out, d.ac);
+        }
+    };
+    auto grad_b = [&](bool fused) {
+        const mm_out<T> o = mm_target(c, 1, fused);
+        T beta = o.beta;
+        for (std::size_t p = 0; p < d.batch; ++p) {
+            const T* ap = av.data() + p * d.ar * d.ac;
+            const T* gp = gy + p * d.m * d.n;
+            T* out = o.data + (d.batched_b ? p * d.br * d.bc : 0);
+            if (!tb) blas::gemm(!ta, false, d.k, d.n, d.m, o.alpha, ap, d.ac, gp, d.n, beta, out, d.bc);
+            else blas::gemm(true, ta, d.n, d.k, d.m, o.alpha, gp, d.n, ap, d.ac, beta, out, d.bc);
+            if (!d.batched_b) beta = T(1);  // a shared B sums its gradient over the batch
+        }
+    };
+    // A fused operand is overwritten with its new value, so the other operand's
+    // gradient, which reads it, goes first; at most one of the two is fused.
+    const bool fuse_b = fuses_step(c, 1), fuse_a = !fuse_b && fuses_step(c, 0);
+    if (fuse_a) {
+        if (c.wants(1)) grad_b(false);
+        grad_a(true);
+        return;
+    }
+    if (c.wants(0)) grad_a(false);
+    if (c.wants(1)) grad_b(fuse_b);
+}
+
+
+// ------------------------------------------------------------ backward, N-D
+// The 2-D rule per batch; an operand broadcast over batches accumulates its
+// gradient over them (gemm beta = 1).
+// y[p] = op(A[a_at p]) op(B[b_at p]); dA[a_at p] += gy[p] op(B)^T (transposed back when ta),
+// dB[b_at p] += op(A)^T gy[p] (transposed back when tb)
+template <class T> void matmul_nd_backward(backward_ctx<T>& c) {
+    const bool ta = c.self.scalar[0] != T(0), tb = c.self.scalar[1] != T(0);
+    if (c.create_graph) {
+        tensor<T> a = c.tx(0), b = c.tx(1), gy = c.tgy();
+        if (c.wants(0)) {
+            tensor<T> d_op_a = matmul(gy, b, false, !tb);
+            c.add_graph(0, ta ? transpose(d_op_a) : d_op_a);  // sums broadcast batches down to a's shape
+        }
+        if (c.wants(1)) c.add_graph(1, tb ? matmul(gy, a, true, ta) : matmul(a, gy, !ta, false));
+        return;
+    }
+    const auto& av = c.x(0);
+    const auto& bv = c.x(1);
+    const nd_dims d = nd_check(av, bv, ta, tb);
+    const T* gy = c.gy().data();
+    const std::size_t sa = d.ar * d.ac, sb = d.br * d.bc, sy = d.m * d.n;
+    auto zeroed = [&](std::size_t i) {
+        bool had;
+        T* g = c.grad_data(c.input(i), had);
+        if (!had) std::fill(g, g + c.x(i).size(), T(0));
+        c.mark(c.input(i));
+        return g;
+    };
+    if (c.wants(0)) {
+        T* da = zeroed(0);
+        for (std::size_t p = 0; p < d.a_at.size(); ++p) {
+            const T* bp = bv.data() + d.b_at[p] * sb;
+            const T* gp = gy + p * sy;
+            T* out = da + d.a_at[p] * sa;
+            if (!ta) blas::gemm(false, !tb, d.m, d.k, d.n, T(1), gp, d.n, bp, d.bc, T(1), out, d.ac);
+            else blas::gemm(tb, true, d.k, d.m, d.n, T(1), bp, d.bc, gp, d.n, T(1), out, d.ac);
+        }
+    }
+    if (c.wants(1)) {
+        T* db = zeroed(1);
+        for (std::size_t p = 0; p < d.b_at.size(); ++p) {
+            const T* ap = av.data() + d.a_at[p] * sa;
+            const T* gp = gy + p * sy;
+            T* out = db + d.b_at[p] * sb;
+            if (!tb) blas::gemm(!ta, false, d.k, d.n, d.m, T(1), ap, d.ac, gp, d.n, T(1), out, d.bc);
+            else blas::gemm(true, ta, d.n, d.k, d.m, T(1), gp, d.n, ap, d.ac, T(1), out, d.bc);
+        }
+    }
+}
+
+}  // namespace
+
+template tensor<float> matmul(const tensor<float>&, const tensor<float>&, bool, bool);
+template tensor<double> matmul(const tensor<double>&, const tensor<double>&, bool, bool);
+
+}  // namespace tapegrad
