@@ -1,4 +1,4 @@
-// libFuzzer harness: data::read_idx on a gzip-compressed IDX file.
+// libFuzzer harness: data::read_idx on a gzip-compressed IDX file in memory.
 // Byte 0 chooses how the rest is used: even, as the *uncompressed* IDX
 // content, gzip-compressed here, so mutations reach the header and the
 // incremental reading behind zlib; odd, as the gzip file itself (corrupt
@@ -11,7 +11,6 @@
 #include <zlib.h>
 
 #include "data/idx.hpp"
-#include "tests/fuzz/fuzz_input.hpp"
 
 namespace {
 
@@ -40,9 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::vector<std::uint8_t> file = as_is ? std::vector<std::uint8_t>(body, body + n) : gzip(body, n);
     // The uncompressed magic's byte 3 is the dimension count (see fuzz_idx_raw).
     const std::size_t dims = !as_is && n >= 4 && body[3] >= 1 && body[3] <= 4 ? body[3] : 3;
-    tapegrad::fuzz::memory_file f(file.data(), file.size());
     try {
-        const auto a = tapegrad::data::read_idx(f.path(), dims);
+        const auto a = tapegrad::data::read_idx(file.data(), file.size(), "fuzz input", dims);
         std::size_t count = 1;
         for (auto d : a.dims) count *= d;
         if (a.data.size() != count) __builtin_trap();
