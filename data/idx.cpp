@@ -196,11 +196,14 @@ idx_array read_idx(const unsigned char* data, std::size_t size, const std::strin
     if (present < total) throw short_of(present, false);
     constexpr std::size_t chunk = std::size_t(1) << 22;
     const bool measured = present != std::numeric_limits<std::size_t>::max();
-    out.data.reserve(measured ? total : std::min(total, chunk));
+    out.data.reserve(measured ? total : std::min<std::size_t>(total, 1 << 16));
     std::size_t filled = 0;
     while (filled < total) {
-        const std::size_t step = std::min(chunk, total - filled);
-        out.data.resize(filled + step);  // grows geometrically, bounded by what has arrived plus one chunk
+        // Unmeasured (gzip): at most double what has arrived, so a few bytes
+        // claiming gigabytes cost kilobytes, not a zeroed 4 MiB chunk.
+        const std::size_t step =
+            std::min({chunk, total - filled, measured ? chunk : std::max<std::size_t>(filled, 1 << 16)});
+        out.data.resize(filled + step);
         const std::size_t r = f.read(out.data.data() + filled, step, header + filled);
         filled += r;
         if (r < step) throw short_of(filled, f.compressed());
