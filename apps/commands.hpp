@@ -68,6 +68,9 @@ int run_eval(const eval_options& o);
 /// `eval` do, without loading data or training; throws an exception naming the
 /// file and what is wrong. For tests and tests/fuzz/fuzz_checkpoint.cpp.
 void check_checkpoint(const std::string& path);
+/// check_checkpoint on the file's bytes already in memory; `name` stands for
+/// the file in error messages.
+void check_checkpoint(const unsigned char* data, std::size_t size, const std::string& name);
 
 /// What `tapegrad gradcheck` needs.
 struct gradcheck_options_cli {

@@ -136,10 +136,12 @@ void write_checkpoint(const std::string& path, const nn::module<float>& model, c
     fs::remove(stem + ".meta.npz", ec);
 }
 
-loaded_checkpoint read_checkpoint(const std::string& path) {
+namespace {
+
+// Both entry points (a file, or its bytes in memory) check the arrays here.
+loaded_checkpoint checkpoint_from(std::vector<npz::entry> all, const std::string& path) {
     loaded_checkpoint c;
     c.path = path;
-    std::vector<npz::entry> all = npz::read(path);
     const npz::entry* config = nullptr;
     const npz::entry *mean = nullptr, *scale = nullptr;
     for (auto& e : all) {
@@ -221,6 +223,14 @@ loaded_checkpoint read_checkpoint(const std::string& path) {
     if (c.model.empty()) throw std::runtime_error(path + ": the checkpoint holds no weights");
     if (c.optimizer.empty()) throw std::runtime_error(path + ": the checkpoint holds no optimizer state");
     return c;
+}
+
+}  // namespace
+
+loaded_checkpoint read_checkpoint(const std::string& path) { return checkpoint_from(npz::read(path), path); }
+
+loaded_checkpoint read_checkpoint(const unsigned char* data, std::size_t size, const std::string& name) {
+    return checkpoint_from(npz::read(data, size, name), name);
 }
 
 void restore(const loaded_checkpoint& c, nn::module<float>& model, optim::optimizer<float>& opt,

@@ -60,6 +60,10 @@ void write_checkpoint(const std::string& path, const nn::module<float>& model, c
 /// three-file format is refused with what to do).
 loaded_checkpoint read_checkpoint(const std::string& path);
 
+/// read_checkpoint on a checkpoint file's bytes already in memory; `name`
+/// stands for the file in error messages.
+loaded_checkpoint read_checkpoint(const unsigned char* data, std::size_t size, const std::string& name);
+
 /// Load the checkpoint's weights and optimizer state into a freshly built
 /// model and optimizer (everything checked before anything is assigned), then
 /// check that the optimizer's step counts are those of the checkpoint's

@@ -555,5 +555,8 @@ int run_eval(const eval_options& e) {
 namespace tapegrad::app {
 
 void check_checkpoint(const std::string& path) { (void)read_checkpoint(path); }
+void check_checkpoint(const unsigned char* data, std::size_t size, const std::string& name) {
+    (void)read_checkpoint(data, size, name);
+}
 
 }  // namespace tapegrad::app

@@ -124,10 +124,14 @@ bool parse_integer(const unsigned char* p, std::size_t n, long& v) {
 
 }  // namespace
 
-dataset load_digits_csv(const std::string& path) {
-    // 1797 rows of at most ~200 bytes: 64 MiB is far beyond any honest file and
-    // stops a gzip bomb before it fills memory.
-    return parse_digits_csv(read_gz_file(path, std::size_t(64) << 20), path);
+// 1797 rows of at most ~200 bytes: 64 MiB is far beyond any honest file and
+// stops a gzip bomb before it fills memory.
+constexpr std::size_t max_csv_bytes = std::size_t(64) << 20;
+
+dataset load_digits_csv(const std::string& path) { return parse_digits_csv(read_gz_file(path, max_csv_bytes), path); }
+
+dataset load_digits_csv(const unsigned char* data, std::size_t size, const std::string& name) {
+    return parse_digits_csv(read_gz_bytes(data, size, name, max_csv_bytes), name);
 }
 
 dataset parse_digits_csv(const std::vector<unsigned char>& bytes, const std::string& path) {

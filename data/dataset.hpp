@@ -58,6 +58,9 @@ std::string default_fashion_dir();
 /// The UCI digits CSV (64 values 0..16 then the label, one row per image),
 /// gzip or plain. Throws data_error naming the file and line on a bad row.
 dataset load_digits_csv(const std::string& path);
+/// load_digits_csv on a file's bytes (gzip or plain) already in memory; `name`
+/// stands for the file in error messages.
+dataset load_digits_csv(const unsigned char* data, std::size_t size, const std::string& name);
 /// The same rows from CSV text already in memory; `path` names it in errors.
 dataset parse_digits_csv(const std::vector<unsigned char>& bytes, const std::string& path);
 /// Path of the copy shipped in the source tree (data/digits.csv.gz); throws if

@@ -79,8 +79,18 @@ bytes npy_bytes(const entry& e) {
     throw npz_error(path + ": corrupt or unsupported .npz at byte offset " + std::to_string(offset) + ": " + what);
 }
 
+// Bytes held elsewhere (a file read into memory, or a caller's buffer).
+struct byte_view {
+    const unsigned char* p;
+    std::size_t n;
+    std::size_t size() const { return n; }
+    const unsigned char* data() const { return p; }
+    const unsigned char* begin() const { return p; }
+    unsigned char operator[](std::size_t i) const { return p[i]; }
+};
+
 struct reader {
-    const bytes& b;
+    byte_view b;
     const std::string& path;
     void need(std::size_t at, std::size_t n, const char* what) const {
         if (at > b.size() || n > b.size() - at)
@@ -98,7 +108,7 @@ struct reader {
 
 // Values of the NPY header dict: 'descr', 'fortran_order', 'shape'.
 entry parse_npy(const bytes& npy, const std::string& path, std::size_t base, const std::string& name) {
-    reader r{npy, path};
+    reader r{{npy.data(), npy.size()}, path};
     auto fail = [&](std::size_t at, const std::string& what) { corrupt(path, base + at, "array '" + name + "': " + what); };
     if (npy.size() < 10 || std::memcmp(npy.data(), "\x93NUMPY", 6) != 0) fail(0, "not an NPY array (bad magic)");
     const unsigned major = npy[6];
@@ -305,7 +315,12 @@ constexpr std::uint64_t max_total_bytes = std::uint64_t(16) << 30;
 std::vector<entry> read(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     if (!f) throw npz_error(path + ": cannot open (" + std::strerror(errno) + ")");
-    const bytes b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const bytes file((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    return read(file.data(), file.size(), path);
+}
+
+std::vector<entry> read(const unsigned char* data, std::size_t size, const std::string& path) {
+    const byte_view b{data, size};
     reader r{b, path};
     if (b.size() < 22) corrupt(path, 0, "file has " + std::to_string(b.size()) + " bytes, too short for a zip archive");
     // The end-of-central-directory record is the last 22 bytes plus a comment of up to 64 KiB.
@@ -398,7 +413,7 @@ std::vector<entry> read(const std::string& path) {
         const auto local_name = std::size_t(r.le(m.local + 26, 2, "name length"));
         const auto local_extra = std::size_t(r.le(m.local + 28, 2, "extra length"));
         r.need(m.local + 30, local_name, "local name");
-        if (local_name != name_len || std::memcmp(&b[m.local + 30], &b[at + 46], name_len) != 0)
+        if (local_name != name_len || std::memcmp(b.data() + m.local + 30, b.data() + at + 46, name_len) != 0)
             corrupt(path, m.local + 30, "the local header's name differs from the directory's '" + m.fname + "'");
         m.data_at = m.local + 30 + local_name + local_extra;
         if (m.data_at > cd_offset || m.csize > cd_offset - m.data_at)

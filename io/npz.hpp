@@ -46,4 +46,8 @@ void write(const std::string& path, const std::vector<entry>& entries);
 /// the byte offset of what is corrupt or unsupported.
 std::vector<entry> read(const std::string& path);
 
+/// read on a file's bytes already in memory; `name` stands for the file in
+/// error messages.
+std::vector<entry> read(const unsigned char* data, std::size_t size, const std::string& name);
+
 }  // namespace tapegrad::npz

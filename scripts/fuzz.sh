@@ -69,11 +69,11 @@ run_one() {
   [ "$corpus_only" -eq 1 ] && return 0
   local budget=(-max_total_time="$seconds")
   [ -n "$runs" ] && budget=(-runs="$runs")
-  echo "== fuzz_$h: fresh fuzzing (${runs:+$runs runs}${runs:-$seconds s})"
+  echo "== fuzz_$h: fresh fuzzing ($([ -n "$runs" ] && echo "$runs runs" || echo "$seconds s"))"
   "$bin" "${limits[@]}" "${budget[@]}" -print_final_stats=1 -artifact_prefix="$art/" "$work" "$corpus" \
       >"$build/$h.fuzz.log" 2>&1 ||
     { tail -60 "$build/$h.fuzz.log"; echo "fuzz_$h: FINDING (input in $art/, log $build/$h.fuzz.log)"; return 1; }
-  grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$build/$h.fuzz.log" | sed "s/^/   fuzz_$h /"
+  grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb" "$build/$h.fuzz.log" | sed "s/^/   fuzz_$h /"
 }
 
 failed=0

@@ -296,6 +296,43 @@ TEST_CASE("every field read back from a checkpoint is checked, naming the file a
     fs::remove_all(dir);
 }
 
+TEST_CASE("a checkpoint's bytes in memory read like the file (tests/fuzz reads them so); a cut buffer names itself") {
+    const std::string dir = temp_dir("memory");
+    train_options o = small_run(dir);
+    o.stop_after = 1;
+    REQUIRE(run_train(o) == 0);
+    const std::string ckpt = dir + "/checkpoint.npz";
+    const std::string file = slurp(ckpt);
+    const auto* data = reinterpret_cast<const unsigned char*>(file.data());
+    const loaded_checkpoint a = read_checkpoint(ckpt);
+    const loaded_checkpoint b = read_checkpoint(data, file.size(), "checkpoint buffer");
+    CHECK(b.path == "checkpoint buffer");
+    CHECK(b.state.epochs_done == 1);
+    CHECK(b.state.epochs_done == a.state.epochs_done);
+    CHECK(b.state.loss_sum == a.state.loss_sum);
+    CHECK(b.state.last.val_acc == a.state.last.val_acc);
+    CHECK(b.options.layers == a.options.layers);
+    CHECK(b.options.lr == a.options.lr);
+    CHECK(b.norm.mean() == a.norm.mean());
+    CHECK(b.norm.scale() == a.norm.scale());
+    auto same = [](const std::vector<npz::entry>& x, const std::vector<npz::entry>& y) {
+        REQUIRE(x.size() == y.size());
+        REQUIRE(!x.empty());
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            CHECK(x[i].name == y[i].name);
+            CHECK(x[i].data == y[i].data);
+        }
+    };
+    same(b.model, a.model);
+    same(b.optimizer, a.optimizer);
+    CHECK_NOTHROW(check_checkpoint(data, file.size(), "checkpoint buffer"));
+    CHECK_THROWS_WITH(check_checkpoint(data, file.size() - 1, "checkpoint buffer"),
+                      ("checkpoint buffer: corrupt or unsupported .npz at byte offset " +
+                       std::to_string(file.size() - 1) + ": no end-of-central-directory record (not a zip, or truncated)")
+                          .c_str());
+    fs::remove_all(dir);
+}
+
 TEST_CASE("write errors are reported: SVG, confusion matrix and metrics on a full disk") {
     const std::vector<epoch_record> rows = {{1, 0.5, 0.4, 0.9, 1.0, 1e-3}};
     CHECK_THROWS_WITH(write_svg_plot("/dev/full", rows, "t"), doctest::Contains("/dev/full: writing failed: No space left"));
