@@ -112,7 +112,7 @@ entry parse_npy(const bytes& npy, const std::string& path, std::size_t base, con
     auto fail = [&](std::size_t at, const std::string& what) { corrupt(path, base + at, "array '" + name + "': " + what); };
     if (npy.size() < 10 || std::memcmp(npy.data(), "\x93NUMPY", 6) != 0) fail(0, "not an NPY array (bad magic)");
     const unsigned major = npy[6];
-    std::size_t hlen, hstart;
+    std::size_t hlen = 0, hstart = 0;  // fail() throws; clang cannot see that
     if (major == 1) { hlen = std::size_t(r.le(8, 2, "NPY header length")); hstart = 10; }
     else if (major == 2 || major == 3) { hlen = std::size_t(r.le(8, 4, "NPY header length")); hstart = 12; }
     else fail(6, "NPY version " + std::to_string(major) + " is not supported (1, 2 or 3)");
