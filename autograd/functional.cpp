@@ -46,7 +46,11 @@ template <class T> class call {
     call& operator=(const call&) = delete;
 
     /// What the caller gets: a detached leaf, or the recorded tensor with create_graph.
-    tensor<T> out(const tensor<T>& t) const { return keep_ ? t : t.detach(); }
+    /// A leaf that needs no grad (what gradient() returns) survives the rewind as it is.
+    tensor<T> out(const tensor<T>& t) const {
+        if (keep_ || (t.is_leaf() && !t.requires_grad())) return t;
+        return t.detach();
+    }
     std::vector<tensor<T>> out(const std::vector<tensor<T>>& ts) const {
         std::vector<tensor<T>> r;
         r.reserve(ts.size());
