@@ -63,15 +63,15 @@ template <class T> class call {
             throw std::invalid_argument(std::string(who_) + ": the function returned an undefined tensor");
         return y;
     }
-    /// f's output, checked to have one element (hessian, hvp, vjp without u).
-    tensor<T> scalar(const tensor<T>& y, const char* without) const {
+    /// f's output, checked to have one element (hessian, hvp, vjp without u);
+    /// `need` says which call needs it and `instead` the other way out.
+    tensor<T> scalar(const tensor<T>& y, const char* need, const char* instead) const {
         checked(y);
         if (y.size() != 1)
             throw shape_error(std::string(who_) + ": the function's output has shape " + shape_str(y.shape()) + " (" +
-                              std::to_string(y.size()) + " elements), but " + without +
-                              " needs a function with one output element: reduce it (e.g. sum() or mean())" +
-                              (std::string(who_) == "vjp" ? ", or pass u of the output's shape"
-                                                          : ", or use jacobian for several outputs"));
+                              std::to_string(y.size()) + " elements), but " + need +
+                              " needs a function with one output element: reduce it (e.g. sum() or mean()), or " +
+                              instead);
         return y;
     }
 
@@ -162,9 +162,9 @@ std::vector<std::vector<tensor<T>>> jacobian_of(const std::vector<tensor<T>>& ys
     std::vector<std::vector<tensor<T>>> J(ys.size(), std::vector<tensor<T>>(xs.size()));
     if (m == mode::reverse) {
         for (std::size_t k = 0; k < ys.size(); ++k) {
-            // rows[i][e]: d ys[k][e] / d xs[i]
+            // rows[i][e]: d ys[k][e] / d xs[i] (none, and so zeros, when ys[k] depends on no input)
             std::vector<std::vector<tensor<T>>> rows(xs.size());
-            for (std::size_t e = 0; e < ys[k].size(); ++e) {
+            for (std::size_t e = 0; ys[k].requires_grad() && e < ys[k].size(); ++e) {
                 auto g = pull(ys[k], xs, basis<T>(ys[k].shape(), e), create_graph);
                 for (std::size_t i = 0; i < xs.size(); ++i) rows[i].push_back(g[i]);
             }
@@ -212,7 +212,7 @@ vjp_result<T> vjp(const detail::nondeduced<fn<T>>& f, const std::vector<tensor<T
     call<T> c("vjp", inputs, opts.create_graph);
     tensor<T> y = c.checked(f(c.xs));
     if (!u.defined()) {
-        c.scalar(y, "vjp without u");
+        c.scalar(y, "vjp without u", "pass u of the output's shape");
     } else if (u.shape() != y.shape()) {
         throw shape_error("vjp: u has shape " + shape_str(u.shape()) + " but the function's output has shape " +
                           shape_str(y.shape()) + "; u must have the output's shape");
@@ -258,7 +258,7 @@ template <class T>
 std::vector<std::vector<tensor<T>>> hessian(const detail::nondeduced<fn<T>>& f, const std::vector<tensor<T>>& inputs,
                                             options opts) {
     call<T> c("hessian", inputs, opts.create_graph);
-    tensor<T> y = c.scalar(f(c.xs), "hessian");
+    tensor<T> y = c.scalar(f(c.xs), "hessian", "use jacobian for several outputs");
     auto g = pull(y, c.xs, tensor<T>(), true);  // recorded: differentiable again
     auto H = jacobian_of(g, c.xs, mode::reverse, opts.create_graph);
     for (auto& row : H) row = c.out(row);
@@ -270,7 +270,7 @@ hvp_result<T> hvp(const detail::nondeduced<fn<T>>& f, const std::vector<tensor<T
                   const std::vector<tensor<T>>& v, options opts) {
     check_tangents("hvp", inputs, v);
     call<T> c("hvp", inputs, opts.create_graph);
-    tensor<T> y = c.scalar(f(c.xs), "hvp");
+    tensor<T> y = c.scalar(f(c.xs), "hvp", "take the hvp of sum(output * w) for a fixed w");
     tensor<T> s = inner(pull(y, c.xs, tensor<T>(), true), v);  // <g, v>, recorded
     std::vector<tensor<T>> hv;
     if (s.defined()) {
