@@ -339,6 +339,7 @@ TEST_CASE("calls rewind the tape: repeated transforms do not grow it, and their 
     tensor<double> w(xarray<double>{0.5, -1.0, 2.0}, true);
     tensor<double> before = tapegrad::tanh(w);  // something recorded by the caller, kept intact
     const std::size_t start = tp.size();
+    const std::size_t kept = tp.stats().kept_leaves;
     auto f = [&](const args& x) { return logsumexp(x[0] * w, 0); };
     const args in{tensor<double>(xarray<double>{0.1, 0.2, 0.3})};
     const args v{tensor<double>(xarray<double>{1, 0, -1})};
@@ -349,6 +350,7 @@ TEST_CASE("calls rewind the tape: repeated transforms do not grow it, and their 
         fx::hessian<double>(f, in);
         fx::hvp<double>(f, in, v);
         CHECK(tp.size() == start);
+        CHECK(tp.stats().kept_leaves == kept);  // the call's leaves are let go too
     }
     CHECK(before.value()(0) == doctest::Approx(std::tanh(0.5)));  // the caller's node survived
     // the transforms also leave the caller's leaves' .grad() alone
