@@ -7,6 +7,9 @@
 #   bash scripts/fuzz.sh --runs 10000000 csv  one harness for 10 million executions
 #   bash scripts/fuzz.sh --corpus-only        only replay the committed corpora (seeds + regressions)
 #   bash scripts/fuzz.sh --jobs 2             run two harnesses at a time
+#   bash scripts/fuzz.sh --runs 10000000 --max-len 1024 idx_gzip
+#                                             inputs of at most 1 KiB (default 64 KiB): gzip
+#                                             bombs of 64 KiB inflate to 64 MB and run ~250/s
 #
 # Harnesses: idx_raw idx_gzip csv npz checkpoint. Inputs found during fresh
 # fuzzing go to build/fuzz/work/<harness>/ (not the committed corpus); a crash,
@@ -20,6 +23,7 @@ seconds=60
 runs=""
 corpus_only=0
 jobs=1
+max_len=65536
 harnesses=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -27,7 +31,8 @@ while [ $# -gt 0 ]; do
     --runs) runs="$2"; shift 2 ;;
     --corpus-only) corpus_only=1; shift ;;
     --jobs) jobs="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --max-len) max_len="$2"; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     idx_raw|idx_gzip|csv|npz|checkpoint) harnesses+=("$1"); shift ;;
     *) echo "fuzz.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -57,7 +62,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export OPENBLAS_NUM_THREADS=1
 # Limits: no loader may allocate far beyond what its (at most 64 KiB) input
 # holds; -malloc_limit_mb catches a length field trusted for an allocation.
-limits=(-rss_limit_mb=1024 -malloc_limit_mb=256 -timeout=20 -max_len=65536)
+limits=(-rss_limit_mb=1024 -malloc_limit_mb=256 -timeout=20 -max_len="$max_len")
 
 run_one() {
   local h="$1" bin="$build/tests/fuzz/fuzz_$1" corpus="tests/fuzz/corpus/$1"
