@@ -116,6 +116,7 @@ template <class T> void tape<T>::rewind(const position& p) {
         node<T>& n = slot(i);
         n.serial = 0;
         n.grad_graph = tensor<T>();
+        if (n.custom) n.custom->release();
     }
     for (std::size_t i = p.kept; i < kept_.size(); ++i) kept_[i]->kept_in.store(0, std::memory_order_relaxed);
     if (p.kept < kept_.size()) kept_.resize(p.kept);
@@ -128,6 +129,7 @@ template <class T> void tape<T>::reset() {
         node<T>& n = slot(i);
         n.serial = 0;
         n.grad_graph = tensor<T>();
+        if (n.custom) n.custom->release();
     }
     kept_.clear();
     size_ = 0;
@@ -142,7 +144,7 @@ template <class T> tape_stats tape<T>::stats() const {
     s.peak_nodes = peak_;
     for (const auto& b : blocks_)
         for (std::size_t i = 0; i < block_nodes; ++i)
-            s.value_bytes += (b[i].value.size() + b[i].grad.size() + b[i].pass_grad.size() + b[i].saved.size()) * sizeof(T);
+            s.value_bytes += (b[i].value.size() + b[i].grad.size() + b[i].pass_grad.size()) * sizeof(T);
     s.value_bytes += scratch_.size() * sizeof(T);
     s.arena_bytes = arena_.capacity();
     s.kept_leaves = kept_.size();
