@@ -116,7 +116,6 @@ template <class T, class S, class P> struct custom_slot final : custom_state {
         return &k;
     }
     custom_slot() { type_key = key(); }
-    void release() override {}  // S is reused by the next call recorded in this slot
 };
 
 // The rule every custom op's node runs: dispatch to the backward the op has.
@@ -166,9 +165,11 @@ template <class T, class S> xt::xarray<T>& value_backward_args<T, S>::grad(std::
     auto& spares = detail::spare_grads<T>();
     if (spares.size() <= i) spares.resize(i + 1);
     handed |= std::uint64_t(1) << i;
-    if (!c.wants(i)) return spares[i];
     node<T>* in = c.input(i);
-    if (c.defined(in)) return spares[i];  // holds a gradient already: add to it afterwards
+    if (!c.wants(i) || c.defined(in)) {  // not wanted, or holds a gradient already: add to it afterwards
+        spares[i].resize(in->value.shape());  // writable through data() as well as assignable
+        return spares[i];
+    }
     direct |= std::uint64_t(1) << i;
     xt::xarray<T>& g = c.target(in);
     g.resize(in->value.shape());
@@ -291,17 +292,13 @@ tensor<T> custom_op<T, S, P>::apply(const tensor<T>* const* inputs, std::size_t 
     tensor<T> out = detail::make_result<T>(d.name.c_str(), &detail::custom_backward<T, S, P>, inputs, n);
     node<T>* nd = out.node_ptr();
     using slot_t = detail::custom_slot<T, S, P>;
-    if (nd->on_tape) {
-        if (!nd->custom || nd->custom->type_key != slot_t::key()) nd->custom = std::make_unique<slot_t>();
-        auto* slot = static_cast<slot_t*>(nd->custom.get());
-        if (slot->def != def_) slot->def = def_;
-        forward_args<T, S, P> a{true, inputs, n, &nd->value, &slot->saved, &params};
-        d.forward(a);
-    } else {
-        S local{};
-        forward_args<T, S, P> a{false, inputs, n, &nd->value, &local, &params};
-        d.forward(a);
-    }
+    // Unrecorded results get a slot too: it keeps the definition, and so the op's
+    // name the node points to, alive as long as the result.
+    if (!nd->custom || nd->custom->type_key != slot_t::key()) nd->custom = std::make_unique<slot_t>();
+    auto* slot = static_cast<slot_t*>(nd->custom.get());
+    if (slot->def != def_) slot->def = def_;
+    forward_args<T, S, P> a{nd->on_tape, inputs, n, &nd->value, &slot->saved, &params};
+    d.forward(a);
     return out;
 }
 

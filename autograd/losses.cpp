@@ -262,6 +262,7 @@ template <class T> const custom_op<T, ce_saved<T>, ce_params<T>>& cross_entropy_
             a.y().data()[0] = total * a.params().scale;
         });
         o.backward_values([](auto& a) {
+            if (!a.wants(0)) return;
             const ce_saved<T>& sv = a.saved();
             const std::size_t rows = a.x(0).shape()[0], cols = a.x(0).shape()[1];
             const T k = sv.scale * a.gy().data()[0];

@@ -12,12 +12,11 @@
 
 namespace tapegrad {
 
-/// What a custom op (autograd/function.hpp) saved in its tape slot. The slot owns it
-/// and keeps it for the next call of an op of the same types recorded there, so its
-/// buffers are reused; release() runs at reset() and rewind().
+/// What a custom op (autograd/function.hpp) saved in its node. A tape slot keeps it
+/// for the next call of an op of the same types recorded there, so its buffers are
+/// reused from step to step.
 struct custom_state {
     virtual ~custom_state() = default;
-    virtual void release() = 0;
     const void* type_key = nullptr;  // which custom_slot<T, S, P> this is
 };
 
