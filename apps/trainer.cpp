@@ -291,8 +291,7 @@ int train_loop(const train_options& cli) {
                                "article's output layer, softmax followed by MSE");
         const auto check = formulas::require_hand_backward(
             o.backward == "article" ? formulas::delta3_form::article : formulas::delta3_form::corrected, 1);
-        if (writer) std::cout << check.verdict() << "
-";
+        if (writer) std::cout << check.verdict() << "\n";
     }
 
     run_data d = load_run_data(o, true);
