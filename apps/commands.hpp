@@ -15,6 +15,7 @@ struct train_options {
     std::string model = "mlp";                  ///< "seed" (the article's network) or "mlp"
     std::size_t hidden = 100;                   ///< seed: hidden units (tanh)
     std::string loss = "ce";                    ///< "ce" or "mse" (mse on softmax probabilities, as the article)
+    std::string backward = "tape";              ///< mse output layer's backward: "tape", "hand" (corrected delta3) or "article"
     std::vector<std::size_t> layers{256, 128};  ///< mlp: hidden layer sizes
     std::string activation = "relu";            ///< mlp: hidden activation
     std::string optimizer = "adam";             ///< sgd | adam | adamw | rmsprop | adagrad

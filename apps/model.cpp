@@ -9,6 +9,7 @@
 
 #include "autograd/one_hot.hpp"
 #include "autograd/ops.hpp"
+#include "formulas/hand_backward.hpp"
 #include "nn/layers.hpp"
 #include "io/npz.hpp"
 
@@ -47,11 +48,14 @@ std::shared_ptr<nn::module<float>> make_classifier(const model_spec& spec, std::
 }
 
 tensor<float> classification_loss(const std::string& loss, const tensor<float>& logits,
-                                  const std::vector<std::size_t>& labels) {
+                                  const std::vector<std::size_t>& labels, const std::string& backward) {
     if (loss == "ce") return cross_entropy(logits, labels);
     if (loss == "mse") {
         const std::size_t n = labels.size(), c = logits.shape()[1];
-        return mse(softmax(logits, 1), tensor<float>(one_hot<float>(labels, n, c)));
+        const tensor<float> target(one_hot<float>(labels, n, c));
+        if (backward == "hand") return formulas::softmax_mse_hand(logits, target, formulas::delta3_form::corrected);
+        if (backward == "article") return formulas::softmax_mse_hand(logits, target, formulas::delta3_form::article);
+        return mse(softmax(logits, 1), target);
     }
     throw std::invalid_argument("unknown loss '" + loss + "': use ce or mse");
 }

@@ -39,9 +39,11 @@ struct model_spec {
 std::shared_ptr<nn::module<float>> make_classifier(const model_spec& spec, std::uint64_t seed);
 
 /// The loss of `spec.loss` on logits: cross-entropy, or MSE between
-/// softmax(logits) and one-hot targets (the article).
+/// softmax(logits) and one-hot targets (the article). With mse, `backward`
+/// "hand" or "article" takes the output layer's backward from that delta3
+/// (formulas/hand_backward.hpp) instead of the tape.
 tensor<float> classification_loss(const std::string& loss, const tensor<float>& logits,
-                                  const std::vector<std::size_t>& labels);
+                                  const std::vector<std::size_t>& labels, const std::string& backward = "tape");
 
 /// Optimizer settings from the command line (optim/factory.hpp).
 using optimizer_spec = optim::optimizer_spec;

@@ -98,6 +98,11 @@ std::vector<train_setting> make_table() {
                        "ce: cross-entropy on the logits; mse: mean squared error of the softmax output against "
                        "one-hot targets (the article)",
                        {"ce", "mse"}, &o_t::loss));
+    t.push_back(choice("backward", "--backward", false,
+                       "with --loss mse, the output layer's backward: tape (autodiff), hand (the corrected "
+                       "hand-derived delta3 as a custom op, gradchecked before training) or article (the article's "
+                       "delta3: the check refuses it and says which term is wrong)",
+                       {"tape", "hand", "article"}, &o_t::backward));
     {
         setter set = [](train_options& o, const std::string& text, const std::string& label) {
             // The seed network ignores --layers; a checkpoint of one may store none.

@@ -22,6 +22,7 @@
 #include "autograd/kernels/float_env.hpp"
 #include "autograd/ops.hpp"
 #include "data/dataset.hpp"
+#include "formulas/hand_backward.hpp"
 #include "nn/checkpoint.hpp"
 #include "optim/clip.hpp"
 #include "optim/lr_schedule.hpp"
@@ -269,6 +270,7 @@ int train_loop(const train_options& cli) {
         o.out = cli.out.empty() ? fs::path(cli.resume).parent_path().string() : cli.out;
         o.stop_after = cli.stop_after;
         o.progress = cli.progress;
+        o.backward = cli.backward;  // the same loss, its gradient from the tape or by hand
         o.quiet = cli.quiet;
         o.distributed = cli.distributed;  // a checkpoint resumes with any number of ranks
         o.bucket_kb = cli.bucket_kb;
@@ -283,6 +285,14 @@ int train_loop(const train_options& cli) {
     if (o.out.empty()) o.out = (fs::path("runs") / o.name).string();
     blas::set_num_threads(o.threads);
     interrupt_scope interrupts;
+    if (o.backward != "tape") {  // a hand backward is trusted only once it passes its gradcheck
+        if (o.loss != "mse")
+            throw option_error("--backward " + o.backward + " needs --loss mse: the hand-derived backward is the "
+                               "article's output layer, softmax followed by MSE");
+        const auto check = formulas::require_hand_backward(
+            o.backward == "article" ? formulas::delta3_form::article : formulas::delta3_form::corrected, 1);
+        if (writer) std::cout << check.verdict() << "\n";
+    }
 
     run_data d = load_run_data(o, true);
     if (resuming) {
@@ -413,7 +423,7 @@ int train_loop(const train_options& cli) {
             lr = learning_rate(o, step, epoch, total_steps);
             opt->set_lr(lr);
             const tensor<float> x(b.x);
-            const tensor<float> loss = classification_loss(o.loss, model->forward(x), b.y);
+            const tensor<float> loss = classification_loss(o.loss, model->forward(x), b.y, o.backward);
             const double value = loss.item();
             if (!std::isfinite(value)) {
                 bar.finish();

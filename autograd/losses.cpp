@@ -2,8 +2,9 @@
 // first and second derivatives for free; the only new primitive for them is `pick`
 // (y[i] = x[i, label[i]]). The two losses of every training loop, mse and
 // cross-entropy with labels, are single fused nodes when reduced (one pass
-// forward, one backward, instead of four and five nodes); their create_graph
-// backward is written with ops, so they stay twice differentiable.
+// forward, one backward, instead of four and five nodes), written as custom ops
+// (autograd/function.hpp) with a backward on values for speed and one with ops,
+// so they stay twice differentiable.
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +12,7 @@
 
 #include "autograd/detail/lines.hpp"
 #include "autograd/detail/op_drivers.hpp"
+#include "autograd/function.hpp"
 #include "autograd/one_hot.hpp"
 
 namespace tapegrad {
@@ -76,52 +78,58 @@ template <class T> tensor<T> pick(const tensor<T>& x, const std::vector<std::siz
 }
 
 // ----------------------------------------------------------- fused mse
+// A custom op (autograd/function.hpp): the scale is its typed parameter.
+template <class T> struct mse_saved { T scale = 0; };
+
 // y = s sum (p - t)^2 (s = 1 / n for the mean); dp = 2 s (p - t) gy, dt = -dp
-template <class T> void mse_backward(backward_ctx<T>& c) {
-    const T k = T(2) * c.self.scalar[0];
-    if (c.create_graph) {
-        tensor<T> d = mul_scalar(c.tx(0) - c.tx(1), k) * c.tgy();
-        if (c.wants(0)) c.add_graph(0, d);
-        if (c.wants(1)) c.add_graph(1, -d);
-        return;
-    }
-    const T kg = k * c.gy().data()[0];
-    const T* p = c.x(0).data();
-    const T* t = c.x(1).data();
-    const std::size_t n = c.x(0).size();
-    for (std::size_t i : {std::size_t(0), std::size_t(1)}) {
-        if (!c.wants(i)) continue;
-        node<T>* in = c.input(i);
-        bool had;
-        T* out = c.grad_data(in, had);
-        const T sign = i == 0 ? kg : -kg;
-        if (had) for (std::size_t j = 0; j < n; ++j) out[j] += sign * (p[j] - t[j]);
-        else for (std::size_t j = 0; j < n; ++j) out[j] = sign * (p[j] - t[j]);
-        c.mark(in);
-    }
+template <class T> const custom_op<T, mse_saved<T>, mse_saved<T>>& mse_op() {
+    static const auto op = [] {
+        custom_op<T, mse_saved<T>, mse_saved<T>> o("mse");
+        o.forward([](auto& a) {
+            const T scale = a.params().scale;
+            a.saved().scale = scale;
+            const auto& pv = a.x(0);
+            const auto& tv = a.x(1);
+            T acc[4] = {};
+            const std::size_t size = pv.size();
+            std::size_t j = 0;
+            for (; j + 4 <= size; j += 4)
+                for (std::size_t k = 0; k < 4; ++k) {
+                    const T d = pv.data()[j + k] - tv.data()[j + k];
+                    acc[k] += d * d;
+                }
+            for (; j < size; ++j) {
+                const T d = pv.data()[j] - tv.data()[j];
+                acc[0] += d * d;
+            }
+            a.y().resize(detail::xshape{});
+            a.y().data()[0] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) * scale;
+        });
+        o.backward_values([](auto& a) {
+            const T kg = T(2) * a.saved().scale * a.gy().data()[0];
+            const T* p = a.x(0).data();
+            const T* t = a.x(1).data();
+            const std::size_t n = a.x(0).size();
+            for (std::size_t i : {std::size_t(0), std::size_t(1)}) {
+                if (!a.wants(i)) continue;
+                T* out = a.grad(i).data();
+                const T sign = i == 0 ? kg : -kg;
+                for (std::size_t j = 0; j < n; ++j) out[j] = sign * (p[j] - t[j]);
+            }
+        });
+        o.backward_tensors([](auto& a) {  // the same with ops: twice differentiable
+            tensor<T> d = mul_scalar(a.x(0) - a.x(1), T(2) * a.saved().scale) * a.gy();
+            a.set_grad(0, d);
+            a.set_grad(1, -d);
+        });
+        return o;
+    }();
+    return op;
 }
 
 template <class T> tensor<T> fused_mse(const tensor<T>& pred, const tensor<T>& target, T scale) {
-    const auto& pv = pred.value();
-    const auto& tv = target.value();
-    tensor<T> out = detail::make_result<T>("mse", &mse_backward<T>, {&pred, &target});
-    node<T>* n = out.node_ptr();
-    n->scalar[0] = scale;
-    T acc[4] = {};
-    const std::size_t size = pv.size();
-    std::size_t j = 0;
-    for (; j + 4 <= size; j += 4)
-        for (std::size_t k = 0; k < 4; ++k) {
-            const T d = pv.data()[j + k] - tv.data()[j + k];
-            acc[k] += d * d;
-        }
-    for (; j < size; ++j) {
-        const T d = pv.data()[j] - tv.data()[j];
-        acc[0] += d * d;
-    }
-    n->value.resize(detail::xshape{});
-    n->value.data()[0] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) * scale;
-    return out;
+    const tensor<T>* in[2] = {&pred, &target};
+    return mse_op<T>().apply(in, 2, mse_saved<T>{scale});
 }
 
 }  // namespace
@@ -209,56 +217,74 @@ tensor<T> weighted_nll(const tensor<T>& lp2, const class_picks<T>& p, reduction 
 // with soft targets, composed from recorded ops (log_softmax, pick, sum).
 namespace {
 
-template <class T> void cross_entropy_backward(backward_ctx<T>& c);
+// A custom op (autograd/function.hpp): labels and scale are its typed parameters;
+// the forward saves softmax(x) for the backward.
+template <class T> struct ce_params {
+    const std::vector<std::size_t>* labels;
+    T scale;
+};
+template <class T> struct ce_saved {
+    std::vector<std::size_t> labels;  // reused across steps: assign() keeps the capacity
+    xt::xarray<T> probs{typename xt::xarray<T>::shape_type{0}};
+    T scale = 0;
+};
 
-// y = s sum_i (logsumexp(x_i) - x_i[label_i]) (s = 1 / rows for the mean).
-template <class T> tensor<T> fused_cross_entropy(const tensor<T>& logits, const std::vector<std::size_t>& labels, T scale) {
-    const auto& xv = logits.value();
-    const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
-    tensor<T> out = detail::make_result<T>("cross_entropy", &cross_entropy_backward<T>, {&logits}, rows);
-    node<T>* n = out.node_ptr();
-    if (n->op_data) std::copy(labels.begin(), labels.end(), n->op_data);
-    n->scalar[0] = scale;
-    // Recorded: the probabilities stay in `saved` for the backward; otherwise in the tape's scratch.
-    xt::xarray<T>& probs = n->on_tape ? n->saved : tape<T>::current().scratch();
-    if (n->on_tape) probs.resize(xv.shape());
-    else probs.resize({cols});
-    T total = 0;
-    for (std::size_t i = 0; i < rows; ++i) {
-        const T* x = xv.data() + i * cols;
-        T* p = n->on_tape ? probs.data() + i * cols : probs.data();
-        const T m = detail::safe_max(x, cols, detail::unit{});
-        const T s = detail::exp_shifted(x, m, p, cols, detail::unit{});
-        total += m + std::log(s) - x[labels[i]];
-        const T inv = T(1) / s;
-        for (std::size_t j = 0; j < cols; ++j) p[j] *= inv;
-    }
-    n->value.resize(detail::xshape{});
-    n->value.data()[0] = total * scale;
-    return out;
+// y = s sum_i (logsumexp(x_i) - x_i[label_i]) (s = 1 / rows for the mean);
+// dx = s gy (softmax(x) - onehot(labels))
+template <class T> const custom_op<T, ce_saved<T>, ce_params<T>>& cross_entropy_op() {
+    static const auto op = [] {
+        custom_op<T, ce_saved<T>, ce_params<T>> o("cross_entropy");
+        o.forward([](auto& a) {
+            const auto& xv = a.x(0);
+            const std::vector<std::size_t>& labels = *a.params().labels;
+            const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
+            ce_saved<T>& sv = a.saved();
+            // Recorded: the probabilities are saved for the backward; otherwise one row in the tape's scratch.
+            xt::xarray<T>& probs = a.recording ? sv.probs : tape<T>::current().scratch();
+            if (a.recording) {
+                sv.labels.assign(labels.begin(), labels.end());
+                sv.scale = a.params().scale;
+                probs.resize(xv.shape());
+            } else {
+                probs.resize({cols});
+            }
+            T total = 0;
+            for (std::size_t i = 0; i < rows; ++i) {
+                const T* x = xv.data() + i * cols;
+                T* p = a.recording ? probs.data() + i * cols : probs.data();
+                const T m = detail::safe_max(x, cols, detail::unit{});
+                const T s = detail::exp_shifted(x, m, p, cols, detail::unit{});
+                total += m + std::log(s) - x[labels[i]];
+                const T inv = T(1) / s;
+                for (std::size_t j = 0; j < cols; ++j) p[j] *= inv;
+            }
+            a.y().resize(detail::xshape{});
+            a.y().data()[0] = total * a.params().scale;
+        });
+        o.backward_values([](auto& a) {
+            if (!a.wants(0)) return;
+            const ce_saved<T>& sv = a.saved();
+            const std::size_t rows = a.x(0).shape()[0], cols = a.x(0).shape()[1];
+            const T k = sv.scale * a.gy().data()[0];
+            const T* p = sv.probs.data();
+            T* dx = a.grad(0).data();
+            for (std::size_t j = 0, n = rows * cols; j < n; ++j) dx[j] = k * p[j];
+            for (std::size_t i = 0; i < rows; ++i) dx[i * cols + sv.labels[i]] -= k;
+        });
+        o.backward_tensors([](auto& a) {  // the same with ops: twice differentiable
+            const ce_saved<T>& sv = a.saved();
+            const std::size_t rows = sv.labels.size(), cols = a.x(0).shape()[1];
+            a.set_grad(0, mul_scalar(softmax(a.x(0), 1) - tensor<T>(one_hot<T>(sv.labels, rows, cols)), sv.scale) *
+                              a.gy());
+        });
+        return o;
+    }();
+    return op;
 }
 
-// dx = s gy (softmax(x) - onehot(labels)); the forward kept softmax(x) in the
-// node's `saved` buffer.
-template <class T> void cross_entropy_backward(backward_ctx<T>& c) {
-    if (!c.wants(0)) return;
-    const T scale = c.self.scalar[0];
-    const auto& xv = c.x(0);
-    const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
-    if (c.create_graph) {
-        c.add_graph(0, mul_scalar(softmax(c.tx(0), 1) - tensor<T>(one_hot<T>(c.self.op_data, rows, cols)), scale) * c.tgy());
-        return;
-    }
-    const T k = scale * c.gy().data()[0];
-    const T* p = c.self.saved.data();
-    node<T>* in = c.input(0);
-    bool had;
-    T* dx = c.grad_data(in, had);
-    const std::size_t n = rows * cols;
-    if (had) for (std::size_t j = 0; j < n; ++j) dx[j] += k * p[j];
-    else for (std::size_t j = 0; j < n; ++j) dx[j] = k * p[j];
-    for (std::size_t i = 0; i < rows; ++i) dx[i * cols + c.self.op_data[i]] -= k;
-    c.mark(in);
+template <class T> tensor<T> fused_cross_entropy(const tensor<T>& logits, const std::vector<std::size_t>& labels, T scale) {
+    const tensor<T>* in[1] = {&logits};
+    return cross_entropy_op<T>().apply(in, 1, ce_params<T>{&labels, scale});
 }
 
 }  // namespace

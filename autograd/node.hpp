@@ -12,6 +12,14 @@
 
 namespace tapegrad {
 
+/// What a custom op (autograd/function.hpp) saved in its node. A tape slot keeps it
+/// for the next call of an op of the same types recorded there, so its buffers are
+/// reused from step to step.
+struct custom_state {
+    virtual ~custom_state() = default;
+    const void* type_key = nullptr;  // which custom_slot<T, S, P> this is
+};
+
 /// One entry of the tape (or a leaf). Plain data: the rules in ops_*.cpp read it.
 template <class T> struct node {
     // Empty ([0]) until used: a default xarray is 0-d with one element, a heap
@@ -19,7 +27,7 @@ template <class T> struct node {
     xt::xarray<T> value{typename xt::xarray<T>::shape_type{0}};
     xt::xarray<T> grad{typename xt::xarray<T>::shape_type{0}};  // tape nodes: gradient of the current pass; leaves: accumulated .grad
     xt::xarray<T> pass_grad{typename xt::xarray<T>::shape_type{0}};  // leaves: gradient of the current tape.gradient() pass (kept apart from .grad)
-    xt::xarray<T> saved{typename xt::xarray<T>::shape_type{0}};      // tape nodes: forward data the rule reuses (fused losses' probabilities)
+    std::unique_ptr<custom_state> custom;  // tape nodes of custom ops: what the forward saved
     tensor<T> grad_graph; // gradient as a recorded tensor, when create_graph is on
     backward_fn<T> backward = nullptr;
     const char* op = "leaf";

@@ -142,7 +142,7 @@ template <class T> tape_stats tape<T>::stats() const {
     s.peak_nodes = peak_;
     for (const auto& b : blocks_)
         for (std::size_t i = 0; i < block_nodes; ++i)
-            s.value_bytes += (b[i].value.size() + b[i].grad.size() + b[i].pass_grad.size() + b[i].saved.size()) * sizeof(T);
+            s.value_bytes += (b[i].value.size() + b[i].grad.size() + b[i].pass_grad.size()) * sizeof(T);
     s.value_bytes += scratch_.size() * sizeof(T);
     s.arena_bytes = arena_.capacity();
     s.kept_leaves = kept_.size();

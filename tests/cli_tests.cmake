@@ -11,7 +11,7 @@ foreach(t test_trainer_report test_trainer test_cli_options test_checkpoint_atom
 endforeach()
 
 set(_tg_check ${CMAKE_CURRENT_SOURCE_DIR}/cli/check_run.cmake)
-foreach(mode accuracy determinism resume bad_input)
+foreach(mode accuracy determinism resume bad_input hand_backward)
   add_test(NAME cli_${mode}
            COMMAND ${CMAKE_COMMAND} -DTAPEGRAD=$<TARGET_FILE:tapegrad_cli> -DWORK=${CMAKE_CURRENT_BINARY_DIR}/cli_${mode}
                    -DMODE=${mode} -DMIN_ACC=0.9 -P ${_tg_check})

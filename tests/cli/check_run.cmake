@@ -6,6 +6,8 @@
 #   determinism  two runs with the same seed and one thread: identical loss curves and checkpoints
 #   resume       4 epochs stopped after 2 and resumed == 4 epochs uninterrupted
 #   bad_input    unreadable data gives a clear error and a non-zero exit, no crash
+#   hand_backward  the article's network with --backward hand passes its check and trains like
+#                --backward tape; --backward article is refused naming delta3
 
 cmake_minimum_required(VERSION 3.18)
 set(common --data digits --layers 32 --batch-size 32 --lr 0.01 --threads 1 --progress lines)
@@ -135,6 +137,35 @@ elseif(MODE STREQUAL "bad_input")
   execute_process(COMMAND ${TAPEGRAD} train --layers 256,x RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(rc EQUAL 0 OR NOT "${out}${err}" MATCHES "--layers")
     message(FATAL_ERROR "bad --layers: exit ${rc}:\n${out}${err}")
+  endif()
+elseif(MODE STREQUAL "hand_backward")
+  set(seed_run train --model seed --loss mse --data digits --epochs 4 --threads 1 --progress lines --quiet)
+  run_tapegrad(tape_out ${seed_run} --backward tape --out ${WORK}/tape)
+  run_tapegrad(hand_out ${seed_run} --backward hand --out ${WORK}/hand)
+  if(NOT hand_out MATCHES "hand backward \\(corrected delta3, softmax \\+ MSE\\): PASS")
+    message(FATAL_ERROR "--backward hand did not report its passing check:\n${hand_out}")
+  endif()
+  test_accuracy("${tape_out}" acc_tape)
+  test_accuracy("${hand_out}" acc_hand)
+  message("test accuracy: tape ${acc_tape}, hand ${acc_hand}")
+  # The accuracies in units of 1e-4 (printed with four decimals; math() has no floats).
+  string(REGEX REPLACE "[.]" "" t4 "${acc_tape}")
+  string(REGEX REPLACE "^0+([0-9])" "\\1" t4 "${t4}")
+  string(REGEX REPLACE "[.]" "" h4 "${acc_hand}")
+  string(REGEX REPLACE "^0+([0-9])" "\\1" h4 "${h4}")
+  math(EXPR gap "${t4} - ${h4}")
+  if(gap GREATER 100 OR gap LESS -100 OR acc_hand LESS 0.8)
+    message(FATAL_ERROR "--backward hand reached ${acc_hand}, --backward tape ${acc_tape}")
+  endif()
+  execute_process(COMMAND ${TAPEGRAD} ${seed_run} --backward article --out ${WORK}/article
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 0 OR NOT err MATCHES "refused: the term delta3" OR EXISTS ${WORK}/article)
+    message(FATAL_ERROR "--backward article: exit ${rc}, stderr:\n${err}")
+  endif()
+  execute_process(COMMAND ${TAPEGRAD} train --model seed --loss ce --backward hand --data digits --epochs 1
+                          --out ${WORK}/ce RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 0 OR NOT err MATCHES "--backward hand needs --loss mse")
+    message(FATAL_ERROR "--backward hand --loss ce: exit ${rc}, stderr:\n${err}")
   endif()
 else()
   message(FATAL_ERROR "unknown MODE '${MODE}'")
