@@ -328,3 +328,5 @@ template <class T, class S, if_scalar<S> = 0> tensor<T> where(const tensor<T>& c
 }
 
 }  // namespace tapegrad
+
+#include "autograd/conv.hpp"  // conv2d, pooling, flatten

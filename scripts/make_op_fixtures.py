@@ -215,6 +215,38 @@ def matmul_group(f):
     case(f, "mm_ta_tb", lambda a, b: torch.matmul(T(a), T(b)), [rand(2, 2, 3, 4), rand(4, 3)])
 
 
+def conv_group(f):
+    """Issue #12: conv2d, pooling, flatten; its own generator, so the other groups stay as they are."""
+    global GEN
+    GEN = torch.Generator().manual_seed(20261202)
+    x = rand(2, 3, 7, 6)
+    case(f, "conv_basic", lambda a, w, b: F.conv2d(a, w, b), [x, rand(4, 3, 3, 3), rand(4)])
+    case(f, "conv_stride2_pad1", lambda a, w, b: F.conv2d(a, w, b, stride=2, padding=1), [x, rand(5, 3, 3, 3), rand(5)])
+    case(f, "conv_stride_2x1_pad_1x2", lambda a, w: F.conv2d(a, w, stride=(2, 1), padding=(1, 2)), [x, rand(2, 3, 2, 3)])
+    case(f, "conv_dilation2", lambda a, w, b: F.conv2d(a, w, b, dilation=2, padding=2), [x, rand(4, 3, 3, 3), rand(4)])
+    case(f, "conv_groups3", lambda a, w, b: F.conv2d(a, w, b, groups=3, padding=1), [rand(2, 6, 5, 5), rand(9, 2, 3, 3), rand(9)])
+    case(f, "conv_depthwise", lambda a, w: F.conv2d(a, w, groups=4, stride=2), [rand(1, 4, 6, 7), rand(4, 1, 3, 2)])
+    case(f, "conv_same_odd", lambda a, w: F.conv2d(a, w, padding="same"), [x, rand(2, 3, 3, 5)])
+    case(f, "conv_same_even_dilated", lambda a, w: F.conv2d(a, w, padding="same", dilation=(1, 2)), [x, rand(2, 3, 4, 2)])
+    case(f, "conv_1x1", lambda a, w: F.conv2d(a, w), [x, rand(5, 3, 1, 1)])
+    case(f, "conv_extremes", lambda a, w: F.conv2d(a, w, padding=1),
+         [t([[[[1000.0, -1000.0, 0.0], [0.0, 0.0, 0.0], [-1000.0, 1000.0, 0.5]]]]), rand(2, 1, 2, 2)])
+    case(f, "max_pool_2", lambda a: F.max_pool2d(a, 2), [x])
+    case(f, "max_pool_3_s2_p1", lambda a: F.max_pool2d(a, 3, stride=2, padding=1), [x])
+    case(f, "max_pool_2x3_s1", lambda a: F.max_pool2d(a, (2, 3), stride=1), [x])
+    # ties: equal values in a window; the gradient goes to the first in row-major order
+    ties = t([[[[1.0, 1.0, 0.0, 2.0], [1.0, 0.5, 2.0, 2.0], [-1.0, -1.0, 3.0, 3.0], [-1.0, -1.0, 3.0, 3.0]]]])
+    case(f, "max_pool_ties", lambda a: F.max_pool2d(a, 2), [ties])
+    case(f, "max_pool_ties_overlap", lambda a: F.max_pool2d(a, 2, stride=1), [ties])
+    case(f, "avg_pool_2", lambda a: F.avg_pool2d(a, 2), [x])
+    case(f, "avg_pool_3_s2_p1", lambda a: F.avg_pool2d(a, 3, stride=2, padding=1), [x])
+    case(f, "adaptive_avg_1x1", lambda a: F.adaptive_avg_pool2d(a, 1), [x])
+    case(f, "flatten", lambda a: torch.flatten(a, 1), [x])
+    case(f, "conv_pool_net", lambda a, w1, b1, w2: torch.flatten(
+        F.max_pool2d(torch.relu(F.conv2d(torch.tanh(F.conv2d(a, w1, b1, padding=1)), w2, stride=1)), 2), 1),
+         [rand(2, 1, 8, 8), rand(3, 1, 3, 3), rand(3), rand(4, 3, 3, 3)])
+
+
 def write(group, fill):
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, group + ".txt")
@@ -225,9 +257,14 @@ def write(group, fill):
 
 
 if __name__ == "__main__":
+    import sys
+    if sys.argv[1:] == ["conv"]:  # only the conv group (python3 scripts/make_op_fixtures.py conv)
+        write("conv", conv_group)
+        sys.exit(0)
     write("math", math_group)
     write("activations", activations_group)
     write("stats", stats_group)
     write("shapes", shapes_group)
     write("losses", losses_group)
     write("matmul", matmul_group)
+    write("conv", conv_group)

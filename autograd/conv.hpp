@@ -1,0 +1,67 @@
+#pragma once
+// Convolution and pooling on NCHW tensors, as torch.nn.functional's conv2d,
+// max_pool2d, avg_pool2d, adaptive_avg_pool2d(x, 1) and flatten.
+//
+// Each op is built from two linear primitives and ops that are already twice
+// differentiable: unfold2d (im2col: every kernel window as a column) and its
+// transpose fold2d (col2im: columns summed back into an image), each the other's
+// backward. conv2d is unfold2d, then one gemm per sample and group (BLAS);
+// max_pool2d gathers each window's maximum; avg_pool2d averages the unfolded windows.
+
+#include <array>
+#include <cstddef>
+
+#include "autograd/tensor.hpp"
+
+namespace tapegrad {
+
+/// Geometry of a 2-D sliding window. Padding may differ on the two sides of an
+/// axis (PyTorch's "same" padding of an even kernel does).
+struct window2d {
+    std::array<std::size_t, 2> kernel{1, 1};    ///< kh, kw
+    std::array<std::size_t, 2> stride{1, 1};    ///< sh, sw (at least 1)
+    std::array<std::size_t, 2> pad_before{0, 0};  ///< top, left
+    std::array<std::size_t, 2> pad_after{0, 0};   ///< bottom, right
+    std::array<std::size_t, 2> dilation{1, 1};  ///< dh, dw (at least 1)
+};
+
+/// Options of conv2d, as torch.nn.functional.conv2d.
+struct conv2d_options {
+    std::array<std::size_t, 2> stride{1, 1};
+    std::array<std::size_t, 2> padding{0, 0};  ///< zeros on both sides
+    bool same = false;  ///< padding="same": the output has the input's size (stride 1 only)
+    std::array<std::size_t, 2> dilation{1, 1};
+    std::size_t groups = 1;
+};
+
+/// im2col: x [N, C, H, W] -> [N, C*kh*kw, oh*ow]; row c*kh*kw + i*kw + j of column
+/// (oy, ox) is x[c, oy*sh - top + i*dh, ox*sw - left + j*dw], 0 in the padding.
+template <class T> tensor<T> unfold2d(const tensor<T>& x, const window2d& w);
+/// col2im, unfold2d's transpose: cols [N, C*kh*kw, oh*ow] summed into [N, C, H, W].
+template <class T> tensor<T> fold2d(const tensor<T>& cols, std::size_t height, std::size_t width, const window2d& w);
+
+/// y = conv(x, weight) + bias: x [N, C, H, W], weight [O, C/groups, kh, kw], bias [O]
+/// or undefined (a default-constructed tensor) for none; y [N, O, oh, ow].
+template <class T>
+tensor<T> conv2d(const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias = tensor<T>(),
+                 const conv2d_options& o = {});
+
+/// Maximum of each window (padding never wins: PyTorch pads with -inf). Ties go to
+/// the first maximum in row-major window order, NaN to the first NaN, as PyTorch's
+/// CPU kernel; the gradient flows to that element alone. stride 0 means the kernel.
+template <class T>
+tensor<T> max_pool2d(const tensor<T>& x, std::array<std::size_t, 2> kernel, std::array<std::size_t, 2> stride = {0, 0},
+                     std::array<std::size_t, 2> padding = {0, 0});
+
+/// Mean of each window, the zero padding counted (PyTorch's count_include_pad=True).
+template <class T>
+tensor<T> avg_pool2d(const tensor<T>& x, std::array<std::size_t, 2> kernel, std::array<std::size_t, 2> stride = {0, 0},
+                     std::array<std::size_t, 2> padding = {0, 0});
+
+/// Mean over each channel's image: [N, C, H, W] -> [N, C, 1, 1].
+template <class T> tensor<T> adaptive_avg_pool2d_1x1(const tensor<T>& x);
+
+/// [N, d1, d2, ...] -> [N, d1*d2*...] (torch.flatten(x, 1)).
+template <class T> tensor<T> flatten(const tensor<T>& x);
+
+}  // namespace tapegrad
