@@ -72,6 +72,8 @@ template <class T> class tape {
     /// Drop nodes recorded after `p`, keeping their memory.
     void rewind(const position& p);
 
+    /// Number of the latest reverse pass on this tape: nodes it reached carry it (to_dot).
+    std::uint64_t last_pass() const { return pass_; }
     /// Number of nodes recorded since the last reset.
     std::size_t size() const { return size_; }
     /// Memory and node counters.
