@@ -93,6 +93,10 @@ namespace detail {
 template <class T> void run_hooks(node<T>& n, xt::xarray<T>& g, bool create_graph) {
     // A copy: a hook may register or remove hooks while it runs.
     const std::vector<typename hook_table<T>::entry> list = n.hooks->hooks;
+    // Without create_graph nothing a hook computes is differentiated again, so it
+    // records nothing (as PyTorch): ops on captured parameters add no nodes mid-pass.
+    std::optional<no_grad> quiet;
+    if (!create_graph) quiet.emplace();
     for (const auto& e : list) {
         tensor<T> replacement = e.fn(create_graph ? n.grad_graph : tensor<T>(g));
         if (!replacement.defined()) continue;
