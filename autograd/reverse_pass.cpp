@@ -38,6 +38,7 @@ template <class T>
 void tape<T>::run(node<T>* root, const tensor<T>* seed_graph, const array_type* seed, bool into_leaf_grad,
                   bool create_graph) {
     const std::uint64_t pass = pass_ = ++g_pass;
+    last_recorded_ = create_graph;
     backward_ctx<T> root_ctx{*this, *root, pass, into_leaf_grad, create_graph};
     if (create_graph) {
         root_ctx.add_graph_to(root, seed_graph ? *seed_graph : tensor<T>::ones(shape_t(root->value.shape().begin(),
