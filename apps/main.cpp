@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
         if (s.key != "batch_size") opt->default_str(for_help(s.get(defaults)));
         given[s.key] = opt;
     }
-    given["log_grad_norms"]->expected(0, 1);  // a flag: `--log-grad-norms` alone means on
+    // A flag: `--log-grad-norms` alone means on (no default text, which CLI11 would take as its value).
+    given["log_grad_norms"]->expected(0, 1)->default_str("");
     train->add_option("--data-dir", t.data_dir, "Fashion-MNIST directory (default $TAPEGRAD_FASHION_DIR or "
                                                 "/usr/share/datasets/fashion-mnist)");
     train->add_option("--out", t.out, "output directory (default ./runs/<name>)");
