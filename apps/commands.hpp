@@ -43,6 +43,7 @@ struct train_options {
     bool quiet = false;                         ///< no per-epoch lines (tests)
     bool distributed = false;                   ///< data parallel over the ranks of mpirun (needs MPI)
     std::size_t bucket_kb = 4096;               ///< distributed: all-reduce bucket size in KiB
+    bool log_grad_norms = false;                ///< add per-parameter gradient-norm columns to metrics.csv
 };
 
 /// Learning rate at global step `step` (0-based) of epoch `epoch` for a run of
@@ -96,5 +97,19 @@ struct bench_options {
 
 /// `tapegrad bench`: tapegrad vs a hand-written xtensor + BLAS step.
 int run_bench(const bench_options& o);
+
+/// What `tapegrad graph` needs.
+struct graph_options {
+    std::string model = "seed";     ///< "seed" (the article's network, MSE on softmax) or "mlp" (cross-entropy)
+    std::string out = "graph.dot";  ///< DOT file; the SVG goes beside it with the extension .svg
+    std::size_t batch_size = 8;     ///< digits images in the batch
+    std::uint64_t seed = 1;         ///< seeds the initialisation
+    double timeout = 30;            ///< seconds Graphviz's dot may take
+};
+
+/// `tapegrad graph`: the trainer's model on a batch of the embedded digits, forward,
+/// loss and backward, then the recorded graph with gradient norms as DOT (autograd/dot.hpp)
+/// and as SVG when Graphviz's `dot` is on PATH.
+int run_graph(const graph_options& o);
 
 }  // namespace tapegrad::app

@@ -1,8 +1,9 @@
-// tapegrad: train, evaluate, gradcheck and benchmark from the command line.
+// tapegrad: train, evaluate, gradcheck, benchmark and draw the tape from the command line.
 // Argument parsing only; each subcommand lives in apps/*_cmd.cpp / trainer.cpp.
 // Every value is taken as text and read by apps/options (strict, with messages
 // that name the option and its allowed values), not by CLI11's converters.
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -56,6 +57,8 @@ int main(int argc, char** argv) {
         if (s.key != "batch_size") opt->default_str(for_help(s.get(defaults)));
         given[s.key] = opt;
     }
+    // A flag: `--log-grad-norms` alone means on (no default text, which CLI11 would take as its value).
+    given["log_grad_norms"]->expected(0, 1)->default_str("");
     train->add_option("--data-dir", t.data_dir, "Fashion-MNIST directory (default $TAPEGRAD_FASHION_DIR or "
                                                 "/usr/share/datasets/fashion-mnist)");
     train->add_option("--out", t.out, "output directory (default ./runs/<name>)");
@@ -98,6 +101,16 @@ int main(int argc, char** argv) {
     bench->add_option("--threads", bench_threads, "BLAS threads (1 to 256)")->capture_default_str();
     bench->add_flag("--no-ftz", no_ftz, "leave flush-to-zero off");
 
+    // ------------------------------------------------------------ graph
+    graph_options gr;
+    std::string graph_model = "seed", graph_batch = "8", graph_seed = "1";
+    auto* graph = app.add_subcommand("graph", "draw the tape of one training step (Graphviz DOT, and SVG when dot "
+                                              "is installed)");
+    graph->add_option("--model", graph_model, "seed (the article's network) or mlp")->capture_default_str();
+    graph->add_option("--out,-o", gr.out, "DOT file to write; the SVG goes beside it")->capture_default_str();
+    graph->add_option("--batch-size", graph_batch, "digits images in the batch (1 to 1000)")->capture_default_str();
+    graph->add_option("--seed", graph_seed, "seed of the initialisation (0 to 2^64-1)")->capture_default_str();
+
     CLI11_PARSE(app, argc, argv);
 
     try {
@@ -125,6 +138,12 @@ int main(int argc, char** argv) {
             b.threads = static_cast<int>(parse_whole("--threads", bench_threads, 1, 256));
             b.flush_denormals = !no_ftz;
             return run_bench(b);
+        }
+        if (*graph) {
+            gr.model = parse_choice("--model", graph_model, {"seed", "mlp"});
+            gr.batch_size = parse_whole("--batch-size", graph_batch, 1, 1000);
+            gr.seed = parse_whole("--seed", graph_seed, 0, UINT64_MAX);
+            return run_graph(gr);
         }
     } catch (const option_error& err) {
         std::cerr << "tapegrad: error: " << err.what() << "\n";

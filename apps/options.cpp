@@ -179,6 +179,16 @@ std::vector<train_setting> make_table() {
     t.push_back(whole("stop_after", "--stop-after", false,
                       "stop after this epoch as if interrupted (0: off; the schedule still spans --epochs)", 0,
                       max_epochs, &o_t::stop_after));
+    {  // A flag on the command line (main.cpp lets it go without a value, which means on).
+        setter set = [](train_options& o, const std::string& text, const std::string& label) {
+            o.log_grad_norms = parse_choice(label, text.empty() ? "on" : text, {"on", "off"}) == "on";
+        };
+        getter get = [](const train_options& o) { return std::string(o.log_grad_norms ? "on" : "off"); };
+        t.push_back({"log_grad_norms", "--log-grad-norms", false,
+                     "add each parameter's gradient L2 norm (mean over the epoch's steps) to metrics.csv as "
+                     "grad_norm_<name> columns, and plot them (no value or on, off)",
+                     set, get});
+    }
     t.push_back(choice("progress", "--progress", false, "auto: a live bar on a terminal, plain lines otherwise",
                        {"auto", "bar", "lines"}, &o_t::progress));
     return t;

@@ -30,7 +30,7 @@ namespace tapegrad::app {
 
 // ------------------------------------------------------------------ CSV
 
-void write_metrics_csv(const std::string& path, const std::vector<epoch_record>& rows) {
+void write_metrics_csv(const std::string& path, const std::vector<epoch_record>& rows, const metric_columns* extra) {
     // Replaced by a rename, so a device or a link to one (/dev/full) would be
     // swapped for a plain file; refuse it instead.
     std::error_code ec;
@@ -38,24 +38,52 @@ void write_metrics_csv(const std::string& path, const std::vector<epoch_record>&
     if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
         throw std::runtime_error(path + ": is not a regular file (a device, directory or link to one): remove it "
                                  "or choose another --out");
+    if (extra && extra->rows.size() != rows.size())
+        throw std::logic_error(path + ": " + std::to_string(extra->rows.size()) + " rows of extra columns for " +
+                               std::to_string(rows.size()) + " metrics rows");
     std::ostringstream f;
-    f << "epoch,train_loss,val_loss,val_acc,seconds,lr\n";
+    f << "epoch,train_loss,val_loss,val_acc,seconds,lr";
+    if (extra)
+        for (const auto& name : extra->names) f << ',' << name;
+    f << '\n';
     f << std::setprecision(17);
-    for (const auto& r : rows) {
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        const auto& r = rows[i];
         f << r.epoch << ',' << r.train_loss << ',' << r.val_loss << ',' << r.val_acc << ',' << std::setprecision(6)
-          << r.seconds << ',' << std::setprecision(17) << r.lr << '\n';
+          << r.seconds << ',' << std::setprecision(17) << r.lr;
+        if (extra) {
+            if (extra->rows[i].size() != extra->names.size())
+                throw std::logic_error(path + ": row " + std::to_string(i + 1) + " has " +
+                                       std::to_string(extra->rows[i].size()) + " extra values for " +
+                                       std::to_string(extra->names.size()) + " columns");
+            f << std::setprecision(9);
+            for (double v : extra->rows[i]) f << ',' << v;
+            f << std::setprecision(17);
+        }
+        f << '\n';
     }
     // Written aside and renamed: a crash or a full disk leaves the previous version.
     write_file_atomically(path, f.str(), "metrics", rows.empty() ? 0 : rows.back().epoch);
 }
 
-std::vector<epoch_record> read_metrics_csv(const std::string& path) {
+std::vector<epoch_record> read_metrics_csv(const std::string& path, metric_columns* extra) {
     std::ifstream f(path);
     if (!f) throw std::runtime_error(path + ": cannot open the metrics CSV");
     std::string line;
     std::getline(f, line);
     if (line.rfind("epoch,train_loss,val_loss,val_acc,seconds", 0) != 0) {
         throw std::runtime_error(path + ": line 1 is not the metrics header 'epoch,train_loss,...'");
+    }
+    std::vector<std::string> header;
+    for (std::size_t b = 0;;) {
+        const auto e = line.find(',', b);
+        header.push_back(line.substr(b, e == std::string::npos ? e : e - b));
+        if (e == std::string::npos) break;
+        b = e + 1;
+    }
+    if (extra) {
+        extra->names.assign(header.size() > 6 ? header.begin() + 6 : header.end(), header.end());
+        extra->rows.clear();
     }
     std::vector<epoch_record> rows;
     std::size_t n = 1;
@@ -69,6 +97,14 @@ std::vector<epoch_record> read_metrics_csv(const std::string& path) {
             throw std::runtime_error(path + ": line " + std::to_string(n) + " is not a metrics row");
         }
         is >> r.lr;  // optional column
+        if (extra) {
+            std::vector<double> values(extra->names.size());
+            for (double& v : values)
+                if (!(is >> v))
+                    throw std::runtime_error(path + ": line " + std::to_string(n) + " has fewer values than the " +
+                                             std::to_string(header.size()) + " columns of the header");
+            extra->rows.push_back(std::move(values));
+        }
         rows.push_back(r);
     }
     return rows;
@@ -166,8 +202,11 @@ void panel(std::ostream& o, double x0, double y0, double w, double h, const std:
 
 }  // namespace
 
-void write_svg_plot(const std::string& path, const std::vector<epoch_record>& rows, const std::string& title) {
+void write_svg_plot(const std::string& path, const std::vector<epoch_record>& rows, const std::string& title,
+                    const metric_columns* extra) {
     std::ostringstream o;
+    const bool norms = extra && !extra->names.empty() && extra->rows.size() == rows.size();
+    const int width = norms ? 1350 : 900;
     std::vector<double> xs;
     series tl{"train loss", "#1f77b4", {}}, vl{"validation loss", "#d62728", {}}, va{"validation accuracy",
                                                                                      "#2ca02c", {}};
@@ -178,20 +217,28 @@ void write_svg_plot(const std::string& path, const std::vector<epoch_record>& ro
         va.y.push_back(r.val_acc);
     }
     o << std::setprecision(6);
-    o << "<svg xmlns='http://www.w3.org/2000/svg' width='900' height='400' viewBox='0 0 900 400' "
-         "font-family='sans-serif'>\n";
-    o << "<rect width='900' height='400' fill='#fafafa'/>\n";
-    o << "<text x='450' y='24' text-anchor='middle' font-size='15'>" << xml_escape(title) << "</text>\n";
+    o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << width << "' height='400' viewBox='0 0 " << width
+      << " 400' font-family='sans-serif'>\n";
+    o << "<rect width='" << width << "' height='400' fill='#fafafa'/>\n";
+    o << "<text x='" << width / 2 << "' y='24' text-anchor='middle' font-size='15'>" << xml_escape(title)
+      << "</text>\n";
     panel(o, 70, 45, 360, 300, xs, {tl, vl}, "loss");
     panel(o, 520, 45, 360, 300, xs, {va}, "accuracy");
+    if (norms) {  // gradient norms span decades (vanishing gradients): log10 scale
+        static const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                       "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+        std::vector<series> gs;
+        for (std::size_t k = 0; k < extra->names.size(); ++k) {
+            series g{extra->names[k], colors[k % 10], {}};
+            for (const auto& row : extra->rows) g.y.push_back(row[k] > 0 ? std::log10(row[k]) : NAN);
+            gs.push_back(std::move(g));
+        }
+        panel(o, 970, 45, 360, 300, xs, gs, "log10 gradient norm");
+    }
     o << "</svg>\n";
     write_file_checked(path, o.str());
 }
 
-namespace {
-
-/// Run `argv` with stdin, stdout and stderr on /dev/null; kill it after
-/// `timeout_seconds`. Returns "" on exit status 0, else why it failed.
 std::string run_with_time_limit(const std::vector<std::string>& args, double timeout_seconds) {
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -226,8 +273,6 @@ std::string run_with_time_limit(const std::vector<std::string>& args, double tim
     if (WIFEXITED(status)) return "failed with exit status " + std::to_string(WEXITSTATUS(status));
     return "was killed by signal " + std::to_string(WTERMSIG(status));
 }
-
-}  // namespace
 
 bool write_png_plot_gnuplot(const std::string& png_path, const std::string& csv_path, const std::string& title,
                             double timeout_seconds, std::string* why) {

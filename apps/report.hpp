@@ -22,20 +22,31 @@ struct epoch_record {
     double lr = 0;             ///< learning rate at the end of the epoch
 };
 
-/// Write `rows` as CSV with the header epoch,train_loss,val_loss,val_acc,seconds,lr.
+/// Extra per-epoch columns after `lr` (tapegrad train --log-grad-norms writes
+/// grad_norm_<parameter>): their names, and per CSV row one value per name.
+struct metric_columns {
+    std::vector<std::string> names;        ///< column headers, e.g. "grad_norm_0.weight"
+    std::vector<std::vector<double>> rows;  ///< rows[i][k]: row i's value of column k
+};
+
+/// Write `rows` as CSV with the header epoch,train_loss,val_loss,val_acc,seconds,lr
+/// (then `extra`'s columns, when given; it needs one row per row).
 /// Losses are printed with 17 significant digits so a CSV identifies a run bit for bit.
 /// Written aside, fsync'ed and renamed (apps/durable_io): a crash or a full disk
 /// leaves the previous file. Throws write_error naming the file, or
 /// std::runtime_error when `path` is not a regular file (a device, a link to /dev/full).
-void write_metrics_csv(const std::string& path, const std::vector<epoch_record>& rows);
-/// Read a CSV written by write_metrics_csv; throws std::runtime_error naming the
-/// file and line on anything else.
-std::vector<epoch_record> read_metrics_csv(const std::string& path);
+void write_metrics_csv(const std::string& path, const std::vector<epoch_record>& rows,
+                       const metric_columns* extra = nullptr);
+/// Read a CSV written by write_metrics_csv (its extra columns into `extra` when
+/// given); throws std::runtime_error naming the file and line on anything else.
+std::vector<epoch_record> read_metrics_csv(const std::string& path, metric_columns* extra = nullptr);
 
 /// Draw train/validation loss and validation accuracy against epoch as a
 /// self-contained SVG (two panels). No dependency; throws write_error naming the
 /// file when a write or the close fails (a full disk).
-void write_svg_plot(const std::string& path, const std::vector<epoch_record>& rows, const std::string& title);
+/// With `extra` columns (gradient norms), a third panel draws them on a log scale.
+void write_svg_plot(const std::string& path, const std::vector<epoch_record>& rows, const std::string& title,
+                    const metric_columns* extra = nullptr);
 /// Draw the same plot as PNG with gnuplot and scripts/plot_metrics.gp. Returns
 /// false, having written nothing, when gnuplot is missing, fails, or runs longer
 /// than `timeout_seconds` (it is then killed: gnuplot reading an endless file
@@ -43,6 +54,11 @@ void write_svg_plot(const std::string& path, const std::vector<epoch_record>& ro
 /// missing).
 bool write_png_plot_gnuplot(const std::string& png_path, const std::string& csv_path, const std::string& title,
                             double timeout_seconds = 30, std::string* why = nullptr);
+
+/// Run the program `args[0]` (looked up on PATH) with `args`, stdin, stdout and
+/// stderr on /dev/null, killed after `timeout_seconds`. Returns "" on exit status 0,
+/// else why it failed ("not installed" when the program is missing).
+std::string run_with_time_limit(const std::vector<std::string>& args, double timeout_seconds);
 
 /// Counts of (true class, predicted class) pairs.
 class confusion_matrix {

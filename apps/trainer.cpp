@@ -2,6 +2,7 @@
 
 #include "apps/commands.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -157,6 +158,37 @@ std::string fmt_seconds(double s) {
 
 std::string default_name(const train_options& o) { return o.model + "-" + o.data; }
 
+double l2_norm(const xt::xarray<float>& g) {
+    double s = 0;
+    for (std::size_t k = 0, n = g.size(); k < n; ++k) s += double(g.data()[k]) * double(g.data()[k]);
+    return std::sqrt(s);
+}
+
+std::string csv_header(const std::vector<std::string>& extra) {
+    std::string h = "epoch,train_loss,val_loss,val_acc,seconds,lr";
+    for (const auto& c : extra) h += "," + c;
+    return h;
+}
+
+/// The gradient-norm columns of the first `rows` rows of a resumed run's metrics;
+/// refuses a CSV whose extra columns are not `names` (--log-grad-norms changed, or
+/// another model's parameters), since one file cannot hold both.
+std::vector<std::vector<double>> resumed_grad_norms(const std::string& csv, const std::vector<std::string>& names,
+                                                    std::size_t rows) {
+    metric_columns old;
+    read_metrics_csv(csv, &old);
+    if (old.names != names)
+        throw std::runtime_error(
+            csv + ": its columns are '" + csv_header(old.names) + "' but this run writes '" + csv_header(names) +
+            "' (" + (names.empty() ? "--log-grad-norms is off now, it was on" : "--log-grad-norms is on now") +
+            (old.names.empty() || names.empty() ? std::string()
+                                                : std::string(", for parameters of another name")) +
+            "); resume with the --log-grad-norms setting of the run that wrote it, or move " + csv +
+            " away to resume without the earlier epochs' metrics");
+    old.rows.resize(rows);
+    return old.rows;
+}
+
 // ------------------------------------------------------------- interrupts
 // The first SIGINT or SIGTERM asks the training loop to stop after the current
 // step and commit a checkpoint; a second ends the process at once. That is
@@ -276,6 +308,7 @@ int train_loop(const train_options& cli) {
         o.bucket_kb = cli.bucket_kb;
         o.data_dir = cli.data_dir;
         o.resume = cli.resume;
+        o.log_grad_norms = cli.log_grad_norms;  // checked against the metrics' columns below
         if (o.out.empty()) o.out = ".";
     }
     // Digits has 1318 training images: 128-image batches give too few steps in 10 epochs.
@@ -328,13 +361,21 @@ int train_loop(const train_options& cli) {
     position.classes = d.train.num_classes();
     std::vector<epoch_record> history;
     const std::string csv_path = (fs::path(o.out) / "metrics.csv").string();
+    // --log-grad-norms: one column per parameter, the mean over an epoch's steps of
+    // the L2 norm of its gradient (before --clip), after the all-reduce when distributed.
+    const std::vector<tensor<float>> params = model->parameters();
+    metric_columns grad_norms;
+    if (o.log_grad_norms)
+        for (const auto& [name, p] : model->named_parameters()) grad_norms.names.push_back("grad_norm_" + name);
     if (resuming) {
         restore(resumed, *model, *opt, steps_per_epoch);
         position = resumed.state;
         start_epoch = position.epochs_done;
         std::string warning;
-        history = metrics_up_to(resumed, (fs::path(cli.resume).parent_path() / "metrics.csv").string(), warning);
+        const std::string old_csv = (fs::path(cli.resume).parent_path() / "metrics.csv").string();
+        history = metrics_up_to(resumed, old_csv, warning);
         if (!warning.empty()) std::cerr << "tapegrad: warning: " << warning << "\n";
+        if (!history.empty()) grad_norms.rows = resumed_grad_norms(old_csv, grad_norms.names, history.size());
     }
 
 #ifdef TAPEGRAD_WITH_MPI
@@ -369,13 +410,12 @@ int train_loop(const train_options& cli) {
     const std::size_t total_steps = steps_per_epoch * o.epochs;
     const std::size_t last_epoch = o.stop_after ? std::min(o.stop_after, o.epochs) : o.epochs;
     progress_bar bar(std::cout, live);
-    const std::vector<tensor<float>> params = model->parameters();
     const std::string ckpt_path = (fs::path(o.out) / "checkpoint.npz").string();
     // Metrics first, then the checkpoint: after a crash between the two, the
     // metrics are ahead and a resume drops their extra rows.
     auto commit = [&](const train_state& st) {
         if (!writer) return;  // rank 0 alone writes; every rank holds the same state
-        write_metrics_csv(csv_path, history);
+        write_metrics_csv(csv_path, history, o.log_grad_norms ? &grad_norms : nullptr);
         write_checkpoint(ckpt_path, *model, *opt, o, d.norm, st);
     };
     double train_seconds = 0;
@@ -418,6 +458,8 @@ int train_loop(const train_options& cli) {
             batches.skip(step_in_epoch);
         }
         double lr = o.lr;
+        std::vector<double> norm_sums(o.log_grad_norms ? params.size() : 0, 0.0);
+        std::size_t norm_steps = 0;  // steps of this epoch run by this process (not those before a resume)
         while (next_batch(b)) {
             const std::size_t step = epoch * steps_per_epoch + step_in_epoch;
             lr = learning_rate(o, step, epoch, total_steps);
@@ -438,6 +480,11 @@ int train_loop(const train_options& cli) {
                 dp->add_loss(value);
             }
 #endif
+            if (o.log_grad_norms) {
+                for (std::size_t i = 0; i < params.size(); ++i)
+                    if (params[i].has_grad()) norm_sums[i] += l2_norm(params[i].grad());
+                ++norm_steps;
+            }
             if (o.clip > 0) optim::clip_grad_norm(params, static_cast<float>(o.clip));
             opt->step();
             opt->zero_grad();
@@ -472,6 +519,10 @@ int train_loop(const train_options& cli) {
 #endif
         epoch_record r{epoch + 1, train_loss, v.loss, v.accuracy, since(t0), lr};
         history.push_back(r);
+        if (o.log_grad_norms) {
+            for (double& v : norm_sums) v /= static_cast<double>(std::max<std::size_t>(norm_steps, 1));
+            grad_norms.rows.push_back(norm_sums);
+        }
         if (!o.quiet) {
             std::cout << "epoch " << std::setw(3) << r.epoch << "/" << o.epochs << "  train_loss " << std::fixed
                       << std::setprecision(4) << r.train_loss << "  val_loss " << r.val_loss << "  val_acc "
@@ -497,7 +548,7 @@ int train_loop(const train_options& cli) {
     const std::string svg = (fs::path(o.out) / "curves.svg").string();
     const std::string png = (fs::path(o.out) / "curves.png").string();
     if (!history.empty() && writer) {
-        write_svg_plot(svg, history, title);
+        write_svg_plot(svg, history, title, o.log_grad_norms ? &grad_norms : nullptr);
         std::string why;
         const bool have_png = write_png_plot_gnuplot(png, csv_path, title, 30, &why);
         if (!have_png && why != "not installed") std::cerr << "tapegrad: warning: no " << png << ": " << why << "\n";

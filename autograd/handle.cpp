@@ -7,6 +7,7 @@
 
 #include <xtensor/xbuilder.hpp>
 
+#include "autograd/hooks.hpp"
 #include "autograd/tensor.hpp"
 
 namespace tapegrad {
@@ -123,25 +124,84 @@ template <class T> const char* tensor<T>::op_name() const {
 
 template <class T> bool tensor<T>::has_grad() const {
     check_alive();
-    return !node_->on_tape && node_->grad_defined;
+    if (node_->on_tape) return node_->hooks && node_->hooks->retained_defined;  // retain_grad()
+    return node_->grad_defined;
 }
 
 template <class T> const xt::xarray<T>& tensor<T>::grad() const {
     if (!has_grad())
         throw std::logic_error(
-            "tapegrad: grad() of a tensor that has no gradient; set requires_grad on the leaf and call "
-            "backward() on a loss that depends on it (results of ops keep no .grad; use tape.gradient())");
-    return node_->grad;
+            node_->on_tape
+                ? std::string("tapegrad: grad() of the result of op '") + node_->op +
+                      "', which keeps no gradient; call retain_grad() on it before backward(), or use tape.gradient()"
+                : std::string("tapegrad: grad() of a tensor that has no gradient; set requires_grad on the leaf and "
+                              "call backward() on a loss that depends on it"));
+    return node_->on_tape ? node_->hooks->retained : node_->grad;
 }
 
 template <class T> xt::xarray<T>& tensor<T>::mutable_grad() {
-    grad();
-    return node_->grad;
+    return const_cast<xt::xarray<T>&>(grad());
 }
 
 template <class T> void tensor<T>::zero_grad() {
     check_alive();
-    node_->grad_defined = false;
+    if (node_->on_tape) {
+        if (node_->hooks) node_->hooks->retained_defined = false;
+    } else {
+        node_->grad_defined = false;
+    }
+}
+
+namespace {
+template <class T> hook_table<T>& hooks_of(node<T>* n) {
+    if (!n->hooks) n->hooks = std::make_shared<hook_table<T>>();
+    return *n->hooks;
+}
+}  // namespace
+
+template <class T> hook_handle<T> tensor<T>::register_hook(hook_fn<T> fn) {
+    check_alive();
+    if (!node_->requires_grad)
+        throw std::logic_error("tapegrad: register_hook() on a tensor that does not require grad (shape " +
+                               shape_str(node_->value.shape()) +
+                               "); no gradient would ever reach the hook. Set requires_grad on the leaf first");
+    if (!fn) throw std::invalid_argument("tapegrad: register_hook() needs a callable hook, got an empty function");
+    hook_table<T>& h = hooks_of(node_);
+    hook_handle<T> handle;
+    handle.table_ = node_->hooks;
+    handle.id_ = h.next_id++;
+    h.hooks.push_back({handle.id_, std::move(fn)});
+    return handle;
+}
+
+template <class T> void tensor<T>::retain_grad() {
+    check_alive();
+    if (node_->on_tape) hooks_of(node_).retain = true;
+}
+
+template <class T> bool tensor<T>::retains_grad() const {
+    check_alive();
+    return node_->on_tape ? node_->hooks && node_->hooks->retain : node_->requires_grad;
+}
+
+template <class T> void hook_handle<T>::remove() {
+    if (auto h = table_.lock()) {
+        auto& v = h->hooks;
+        for (auto it = v.begin(); it != v.end(); ++it)
+            if (it->id == id_) {
+                v.erase(it);
+                break;
+            }
+    }
+    table_.reset();
+}
+
+template <class T> bool hook_handle<T>::active() const {
+    auto h = table_.lock();
+    if (!h) return false;
+    for (const auto& e : h->hooks)
+        if (e.id == id_) return true;
+    return false;
 }
 
 template <class T> void tensor<T>::backward() const { tape<T>::current().backward(*this, nullptr); }
@@ -150,7 +210,8 @@ template <class T> void tensor<T>::backward(const array_type& seed) const { tape
 template <class T> tensor<T> tensor<T>::detach() const { return tensor(value()); }
 
 #define TAPEGRAD_INSTANTIATE(T) \
-    template class tensor<T>;
+    template class tensor<T>; \
+    template class hook_handle<T>;
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 

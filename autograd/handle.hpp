@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "autograd/config.hpp"  // first: checks the build flags before xtensor is read
@@ -17,6 +18,26 @@ template <class T> class tensor;
 template <class T> class tape;
 template <class T> struct node;
 template <class T> struct backward_ctx;
+template <class T> struct hook_table;
+
+/// A gradient hook: sees a tensor's total gradient of a reverse pass and returns a
+/// replacement of the same shape, or an undefined tensor to keep it (see register_hook).
+template <class T> using hook_fn = std::function<tensor<T>(const tensor<T>&)>;
+
+/// What register_hook returns: remove() takes the hook off (a no-op once the hook's
+/// tensor is gone or, for results of ops, once its tape was reset).
+template <class T> class hook_handle {
+  public:
+    /// Take the hook off; later reverse passes no longer call it. Safe to call twice.
+    void remove();
+    /// Whether the hook is still registered.
+    bool active() const;
+
+  private:
+    friend class tensor<T>;
+    std::weak_ptr<hook_table<T>> table_;
+    std::uint64_t id_ = 0;
+};
 
 /// Signature of a node's reverse-mode rule.
 template <class T> using backward_fn = void (*)(backward_ctx<T>&);
@@ -79,6 +100,22 @@ template <class T> class tensor {
     array_type& mutable_grad();
     /// Forget the gradient; the buffer is kept for the next backward.
     void zero_grad();
+
+    /// Call `fn` with this tensor's total gradient in every later reverse pass
+    /// (backward() and tape::gradient(), with or without create_graph), once the
+    /// gradient is complete and before it flows on to the inputs (results of ops) or
+    /// into .grad() / the returned gradient (leaves). `fn` may return a replacement of
+    /// the same shape (else shape_error), or an undefined tensor to keep it. Under
+    /// create_graph `fn` gets the recorded gradient, so a hook written in tensor ops
+    /// stays differentiable. Hooks run in registration order. A leaf keeps its hooks
+    /// across tape resets; a result of an op loses them at its tape's reset.
+    /// Register hooks on the thread that owns the tensor, before sharing a leaf.
+    hook_handle<T> register_hook(hook_fn<T> fn);
+    /// For a result of an op: keep its gradient from backward() readable by grad()
+    /// (accumulating like a leaf's, until zero_grad() or the tape's reset). No-op on leaves.
+    void retain_grad();
+    /// Whether retain_grad() was called (true for leaves that require grad).
+    bool retains_grad() const;
 
     /// Reverse pass from this scalar, adding into `.grad()` of every leaf that
     /// requires grad (PyTorch semantics: gradients accumulate until zero_grad).

@@ -192,7 +192,7 @@ namespace {
 // use and nothing was accumulated on it, so no other rule can read its new value.
 template <class T> bool fuses_step(const backward_ctx<T>& c, std::size_t i) {
     node<T>* n = c.input(i);
-    return c.into_leaf_grad && !n->on_tape && n->fused_sgd && n->uses == 1 && n->requires_grad && !c.defined(n);
+    return c.into_leaf_grad && !n->on_tape && !n->hooks && n->fused_sgd && n->uses == 1 && n->requires_grad && !c.defined(n);
 }
 
 // Where input i's gemms write, with their alpha and first beta: the gradient buffer

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 
 #include "autograd/handle.hpp"
@@ -48,6 +49,9 @@ template <class T> struct node {
     // (grad, pass_grad, pass, grad_graph), claimed on first touch and released when the
     // pass returns; a second thread's pass reaching it meanwhile gets a clear error.
     std::atomic<const void*> writer{nullptr};
+    // Hooks and retain_grad (autograd/hooks.hpp), out of line: null for nearly every node, so the
+    // reverse pass pays one pointer test. Tape nodes lose theirs on reset/rewind; leaves keep theirs.
+    std::shared_ptr<hook_table<T>> hooks;
     std::uint32_t fused_steps = 0; // leaves: fused SGD steps taken since optim::sgd last counted them
     std::uint64_t fused_by = 0;   // leaves: serial of the matmul node whose backward took the last fused step
     T fused_lr = 0;               // leaves with fused SGD: value = fused_decay * value - fused_lr * grad

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "autograd/detail/record.hpp"
+#include "autograd/hooks.hpp"
 #include "autograd/ops.hpp"
 
 namespace tapegrad {
@@ -37,6 +38,7 @@ template <class T>
 void tape<T>::run(node<T>* root, const tensor<T>* seed_graph, const array_type* seed, bool into_leaf_grad,
                   bool create_graph) {
     const std::uint64_t pass = pass_ = ++g_pass;
+    last_recorded_ = create_graph;
     backward_ctx<T> root_ctx{*this, *root, pass, into_leaf_grad, create_graph};
     if (create_graph) {
         root_ctx.add_graph_to(root, seed_graph ? *seed_graph : tensor<T>::ones(shape_t(root->value.shape().begin(),
@@ -51,18 +53,67 @@ void tape<T>::run(node<T>* root, const tensor<T>* seed_graph, const array_type* 
         for (std::size_t k = 0, n = root->value.size(); k < n; ++k) g[k] = had ? g[k] + T(1) : T(1);
         root_ctx.mark(root);
     }
-    if (!root->on_tape) return;
-
     std::optional<enable_grad> recording;
     if (create_graph) recording.emplace();
-    // Creation order is a topological order: one loop from the root down.
-    for (std::size_t i = root->index + 1; i-- > 0;) {
-        node<T>& n = slot(i);
-        if (n.pass != pass || !n.backward) continue;
-        backward_ctx<T> ctx{*this, n, pass, into_leaf_grad, create_graph};
-        n.backward(ctx);
+    // Creation order is a topological order: one loop from the root down. A node's
+    // gradient is complete when the loop reaches it, so its hooks run right there.
+    if (root->on_tape)
+        for (std::size_t i = root->index + 1; i-- > 0;) {
+            node<T>& n = slot(i);
+            if (n.pass != pass || !n.backward) continue;
+            if (n.hooks) {
+                detail::run_hooks(n, n.grad, create_graph);
+                hook_table<T>& h = *n.hooks;
+                if (h.retain && into_leaf_grad) {  // retain_grad(): accumulate as a leaf would
+                    if (h.retained_defined) h.retained += n.grad;
+                    else h.retained = n.grad;
+                    h.retained_defined = true;
+                }
+            }
+            backward_ctx<T> ctx{*this, n, pass, into_leaf_grad, create_graph};
+            n.backward(ctx);
+        }
+    // Hooked leaves collected this pass's gradient in pass_grad (backward_ctx::to_grad):
+    // complete now, so run their hooks, then accumulate into .grad for backward().
+    for (std::size_t k = 0; k < claimed_.size(); ++k) {
+        node<T>& n = *claimed_[k];
+        if (!n.hooks || n.pass != pass) continue;
+        detail::run_hooks(n, n.pass_grad, create_graph);
+        if (!into_leaf_grad) continue;
+        if (n.grad_defined) {
+            backward_ctx<T>::check_held(&n, n.grad);
+            n.grad += n.pass_grad;
+        } else {
+            n.grad = n.pass_grad;
+        }
+        n.grad_defined = true;
     }
 }
+
+namespace detail {
+template <class T> void run_hooks(node<T>& n, xt::xarray<T>& g, bool create_graph) {
+    // A copy: a hook may register or remove hooks while it runs.
+    const std::vector<typename hook_table<T>::entry> list = n.hooks->hooks;
+    // Without create_graph nothing a hook computes is differentiated again, so it
+    // records nothing (as PyTorch): ops on captured parameters add no nodes mid-pass.
+    std::optional<no_grad> quiet;
+    if (!create_graph) quiet.emplace();
+    for (const auto& e : list) {
+        tensor<T> replacement = e.fn(create_graph ? n.grad_graph : tensor<T>(g));
+        if (!replacement.defined()) continue;
+        if (!shapes_equal(replacement.value().shape(), n.value.shape()))
+            throw shape_error(std::string("register_hook: the hook on ") +
+                              (n.on_tape ? std::string("the result of op '") + n.op + "'" : std::string("a leaf")) +
+                              " returned a gradient of shape " + shape_str(replacement.value().shape()) +
+                              " for a tensor of shape " + shape_str(n.value.shape()) +
+                              "; a hook must return a tensor of its tensor's shape (or an undefined tensor to keep "
+                              "the gradient)");
+        if (create_graph) n.grad_graph = replacement;
+        else g = replacement.value();
+    }
+    if (create_graph) g = n.grad_graph.value();  // the buffer mirrors the recorded gradient
+}
+}  // namespace detail
 
 namespace {
 template <class T> void check_seed(const char* who, const tensor<T>& out, const xt::xarray<T>* seed) {
@@ -138,6 +189,7 @@ template <class T> void backward_ctx<T>::add_graph_to(node<T>* n, tensor<T> g) {
 
 #define TAPEGRAD_INSTANTIATE(T) \
     template struct backward_ctx<T>; \
+    template void detail::run_hooks<T>(node<T>&, xt::xarray<T>&, bool); \
     template void tape<T>::run(node<T>*, const tensor<T>*, const xt::xarray<T>*, bool, bool); \
     template void tape<T>::backward(const tensor<T>&, const xt::xarray<T>*); \
     template std::vector<tensor<T>> tape<T>::gradient(const tensor<T>&, const std::vector<tensor<T>>&, gradient_options); \

@@ -116,6 +116,7 @@ template <class T> void tape<T>::rewind(const position& p) {
         node<T>& n = slot(i);
         n.serial = 0;
         n.grad_graph = tensor<T>();
+        n.hooks.reset();  // a result's hooks live until its tape's reset
     }
     for (std::size_t i = p.kept; i < kept_.size(); ++i) kept_[i]->kept_in.store(0, std::memory_order_relaxed);
     if (p.kept < kept_.size()) kept_.resize(p.kept);
@@ -128,6 +129,7 @@ template <class T> void tape<T>::reset() {
         node<T>& n = slot(i);
         n.serial = 0;
         n.grad_graph = tensor<T>();
+        n.hooks.reset();  // a result's hooks live until its tape's reset
     }
     kept_.clear();
     size_ = 0;

@@ -72,6 +72,11 @@ template <class T> class tape {
     /// Drop nodes recorded after `p`, keeping their memory.
     void rewind(const position& p);
 
+    /// Number of the latest reverse pass on this tape: nodes it reached carry it (to_dot).
+    std::uint64_t last_pass() const { return pass_; }
+    /// Whether that pass recorded its gradients (create_graph): then the nodes' plain
+    /// gradient buffers were not written.
+    bool last_pass_recorded() const { return last_recorded_; }
     /// Number of nodes recorded since the last reset.
     std::size_t size() const { return size_; }
     /// Memory and node counters.
@@ -111,6 +116,7 @@ template <class T> class tape {
     std::uint64_t next_serial_ = 1;
     std::uint64_t generation_ = 0;  // drawn from a process-wide counter: unique across tapes
     std::uint64_t pass_ = 0;
+    bool last_recorded_ = false;
     std::atomic<std::thread::id> owner_{};
     std::atomic<std::uint64_t> lease_start_{0};
     std::vector<std::shared_ptr<node<T>>> kept_;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what tapegrad needs on a fresh Debian 12 machine, with apt-get.
 #   bash scripts/setup.sh           build + test dependencies (lean: no LibTorch)
-#   bash scripts/setup.sh --data    also Fashion-MNIST (for the trainer)
+#   bash scripts/setup.sh --data    also Fashion-MNIST (for the trainer) and Graphviz (tapegrad graph's SVG):
+#                                   the main job's set-up (scripts/main.sh)
 #   bash scripts/setup.sh --bench   also Google Benchmark and LibTorch (benchmarks only)
 # Packages already installed are skipped, so re-running is cheap.
 set -euo pipefail
@@ -14,7 +15,7 @@ packages=(build-essential cmake pkg-config ca-certificates
 packages+=(doxygen)  # scripts/docs.sh, the API reference (test api_docs)
 for arg in "$@"; do
   case "$arg" in
-    --data)  packages+=(dataset-fashion-mnist) ;;
+    --data)  packages+=(dataset-fashion-mnist graphviz) ;;
     --bench) packages+=(libbenchmark-dev libtorch-dev dataset-fashion-mnist) ;;
     *) echo "setup.sh: unknown option '$arg' (use --data or --bench)" >&2; exit 2 ;;
   esac

@@ -4,7 +4,7 @@
 if(NOT TARGET tapegrad_app)
   return()
 endif()
-foreach(t test_trainer_report test_trainer test_cli_options test_checkpoint_atomic)
+foreach(t test_trainer_report test_trainer test_cli_options test_checkpoint_atomic test_trainer_grad_norms)
   if(TARGET ${t})
     target_link_libraries(${t} PRIVATE tapegrad_app)
   endif()
@@ -20,6 +20,9 @@ add_test(NAME cli_gradcheck COMMAND tapegrad_cli gradcheck)
 set_tests_properties(cli_gradcheck PROPERTIES PASS_REGULAR_EXPRESSION "gradcheck: all cases passed")
 add_test(NAME cli_bench COMMAND tapegrad_cli bench --layers 32 --batch-size 8 --steps 2 --repeats 1 --warmup 1)
 set_tests_properties(cli_bench PROPERTIES PASS_REGULAR_EXPRESSION "hand-written xtensor\\+BLAS")
+# `tapegrad graph` passes with or without Graphviz (without it: a note, no SVG).
+add_test(NAME cli_graph COMMAND tapegrad_cli graph --model seed --out ${CMAKE_CURRENT_BINARY_DIR}/cli_graph/graph.dot)
+set_tests_properties(cli_graph PROPERTIES PASS_REGULAR_EXPRESSION "wrote [^\n]*cli_graph/graph\\.dot\n(wrote [^\n]*graph\\.svg|note: Graphviz's dot is not on PATH)")
 add_test(NAME cli_help COMMAND tapegrad_cli train --help)
 set_tests_properties(cli_help PROPERTIES PASS_REGULAR_EXPRESSION "--optimizer.*--schedule.*--resume")
 

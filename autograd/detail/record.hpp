@@ -110,13 +110,16 @@ template <class T> struct backward_ctx {
     xt::xarray<T>& target(node<T>* n) const {
         if (n->on_tape) return n->grad;
         claim(n);
-        return into_leaf_grad ? n->grad : n->pass_grad;
+        return to_grad(n) ? n->grad : n->pass_grad;
     }
     bool defined(node<T>* n) const {
         if (n->on_tape) return n->pass == pass;
         claim(n);
-        return into_leaf_grad ? n->grad_defined : n->pass == pass;
+        return to_grad(n) ? n->grad_defined : n->pass == pass;
     }
+    /// Whether leaf n's gradient goes straight into .grad: backward(), and no hooks (a
+    /// hooked leaf collects its pass gradient in pass_grad; the pass adds it after the hooks).
+    bool to_grad(const node<T>* n) const { return into_leaf_grad && !n->hooks; }
     /// A leaf's gradient buffers belong to one reverse pass at a time: claim them for
     /// this tape (released when gradient()/backward() returns), or throw when another
     /// thread's pass holds them.
@@ -124,7 +127,7 @@ template <class T> struct backward_ctx {
         if (n->writer.load(std::memory_order_acquire) != &tp) tp.claim(n);
     }
     void mark(node<T>* n) const {
-        if (!n->on_tape && into_leaf_grad) n->grad_defined = true;
+        if (!n->on_tape && to_grad(n)) n->grad_defined = true;
         n->pass = pass;
     }
 
