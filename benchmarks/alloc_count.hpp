@@ -11,4 +11,10 @@ namespace tapegrad::bench {
 /// Allocations made by the whole process since it started.
 std::size_t allocation_count();
 
+/// Start following the bytes live on the heap (malloc_usable_size of each block
+/// allocated and freed from now on); costs nothing while not following.
+void heap_track_begin();
+/// Stop following; the peak of (bytes live - bytes live at heap_track_begin()) in between.
+std::size_t heap_track_end();
+
 }  // namespace tapegrad::bench

@@ -98,10 +98,60 @@ struct opchain_problem {
 };
 opchain_problem make_opchain(const opchain_case& c, std::uint64_t seed = 7);
 
+/// One conv layer's forward + backward (issue 12, section 3): x [batch, in, size, size]
+/// (requires grad), 3x3 kernel, padding 1, stride 1, with bias; loss = sum(y);
+/// gradients for the input, the weight and the bias.
+struct conv_case {
+    std::string name;
+    std::size_t batch = 64, in = 32, out = 64, size = 14;
+};
+
+/// One training step of the default CNN on [batch, 1, 28, 28], 10 classes:
+/// conv(1->c1, 3x3, pad 1) -> batch_norm2d -> relu -> max_pool 2x2 -> conv(c1->c2,
+/// 3x3, pad 1) -> batch_norm2d -> relu -> max_pool 2x2 -> flatten -> linear(->hidden)
+/// -> relu -> linear(->10), cross-entropy.
+struct cnn_case {
+    std::string name;
+    opt_kind opt = opt_kind::adam;
+    std::size_t batch = 64, size = 28, c1 = 32, c2 = 64, hidden = 128, classes = 10;
+    std::size_t flat() const { return c2 * (size / 4) * (size / 4); }
+};
+
+/// Batch-norm epsilon of the CNN case (PyTorch's default).
+constexpr float bn_eps = 1e-5f;
+
+/// The conv cases.
+inline std::vector<conv_case> conv_cases() { return {{"conv/layer"}}; }
+/// The CNN cases.
+inline std::vector<cnn_case> cnn_cases() { return {{"cnn/adam", opt_kind::adam}, {"cnn/sgd", opt_kind::sgd}}; }
+
+/// Data of a conv case: input, weight [out, in, 3, 3], bias, identical for all engines.
+struct conv_problem {
+    conv_case spec;
+    std::vector<float> x, w, b;
+};
+conv_problem make_conv(const conv_case& c, std::uint64_t seed = 11);
+
+/// Data of a CNN case, PyTorch's default init (conv and linear: U(-1/sqrt(fan_in),
+/// 1/sqrt(fan_in)) for weight and bias; batch norm gamma 1, beta 0); weights row-major
+/// as PyTorch stores them (OIHW, [out, in]).
+struct cnn_problem {
+    cnn_case spec;
+    std::vector<float> w1, b1, w2, b2, w3, b3, w4, b4;
+    std::vector<float> x;            ///< [batch, 1, size, size] in [0, 1)
+    std::vector<std::size_t> labels; ///< [batch]
+};
+cnn_problem make_cnn(const cnn_case& c, std::uint64_t seed = 13);
+
 /// Per-step memory counters an engine can report (tapegrad's tape only).
 struct step_memory {
     std::size_t tape_nodes = 0;
     std::size_t tape_bytes = 0;  ///< value + gradient buffers + arena held by the tape
+    /// Bytes of the engine's own preallocated buffers (hand-written engines), -1 if not known.
+    double buffer_bytes = -1;
+    /// Peak heap bytes live during the step above those live before it (all engines;
+    /// only when the binary counts allocations, see alloc_count.hpp), -1 if not measured.
+    double heap_peak_bytes = -1;
 };
 
 /// One engine running one case: `step()` does one full training step (or one
@@ -121,6 +171,9 @@ class runner {
     virtual void set_batch(const float* /*x*/, const std::size_t* /*labels*/) {}
     /// How many of the `n` rows of `x` the network classifies as `labels` (no gradients).
     virtual std::size_t correct(const float* /*x*/, const std::size_t* /*labels*/, std::size_t /*n*/) { return 0; }
+    /// A few parameter or gradient values after the last step, in the same order in
+    /// every engine of a case, for the agreement check (empty: not offered).
+    virtual std::vector<float> probe() { return {}; }
 };
 
 /// The engines. make_torch_* return nullptr when built without LibTorch.
@@ -134,6 +187,22 @@ std::unique_ptr<runner> make_torch(const mlp_problem& p);
 std::unique_ptr<runner> make_tapegrad_opchain(const opchain_problem& p);
 std::unique_ptr<runner> make_handwritten_opchain(const opchain_problem& p);
 std::unique_ptr<runner> make_torch_opchain(const opchain_problem& p);
+
+std::unique_ptr<runner> make_tapegrad_conv(const conv_problem& p);
+std::unique_ptr<runner> make_handwritten_conv(const conv_problem& p);
+std::unique_ptr<runner> make_torch_conv(const conv_problem& p);
+std::unique_ptr<runner> make_tapegrad_cnn(const cnn_problem& p);
+std::unique_ptr<runner> make_handwritten_cnn(const cnn_problem& p);
+std::unique_ptr<runner> make_torch_cnn(const cnn_problem& p);
+
+/// One stage of the tapegrad CNN step and its time (seconds).
+struct op_time {
+    std::string op;
+    double forward = 0, backward = 0;
+};
+/// Median per-stage forward and backward times of the tapegrad CNN step over
+/// `steps` timed steps (hooks on each stage's output mark its backward's start).
+std::vector<op_time> tapegrad_cnn_breakdown(const cnn_problem& p, int steps);
 
 /// Whether the LibTorch engine was compiled in.
 bool have_torch();

@@ -9,6 +9,7 @@
 //   tapegrad_compare [--rounds N] [--block-ms M] [--case SUBSTR] [--no-rss]
 //   tapegrad_compare --profile CASE --engine ENGINE --seconds S   (for perf)
 //   tapegrad_compare --fashion [--epochs N]   (Fashion-MNIST end to end)
+//   tapegrad_compare --breakdown cnn/adam [--rounds N]   (the tapegrad CNN step, stage by stage)
 
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -62,6 +63,7 @@ struct options {
     std::string rss_engine;
     bool fashion = false;
     int epochs = 10;
+    std::string breakdown_case;
 };
 
 const char* engine_names[] = {"tapegrad", "tapegrad-nn", "handwritten", "libtorch", "handwritten-unfused"};
@@ -85,6 +87,24 @@ std::vector<any_case> all_cases() {
                            if (e == 0) return make_tapegrad_opchain(*p);
                            if (e == 2) return make_handwritten_opchain(*p);
                            if (e == 3) return make_torch_opchain(*p);
+                           return nullptr;
+                       }});
+    }
+    for (const auto& c : conv_cases()) {
+        auto p = std::make_shared<conv_problem>(make_conv(c));
+        out.push_back({c.name, 1, true, 5, 0, [p](int e) -> std::unique_ptr<runner> {
+                           if (e == 0) return make_tapegrad_conv(*p);
+                           if (e == 2) return make_handwritten_conv(*p);
+                           if (e == 3) return make_torch_conv(*p);
+                           return nullptr;
+                       }});
+    }
+    for (const auto& c : cnn_cases()) {
+        auto p = std::make_shared<cnn_problem>(make_cnn(c));
+        out.push_back({c.name, 1, true, 5, 0, [p](int e) -> std::unique_ptr<runner> {
+                           if (e == 0) return make_tapegrad_cnn(*p);
+                           if (e == 2) return make_handwritten_cnn(*p);
+                           if (e == 3) return make_torch_cnn(*p);
                            return nullptr;
                        }});
     }
@@ -198,6 +218,40 @@ int run_profile(const options& o) {
     return 1;
 }
 
+/// Where the tapegrad CNN step's time goes, stage by stage (forward and backward),
+/// next to the plain step's median time (the hooks that mark the backward stages
+/// copy each stage's output gradient once, which the plain step does not).
+int run_breakdown(const options& o) {
+    for (const auto& c : cnn_cases()) {
+        if (c.name != o.breakdown_case) continue;
+        set_threads(1);
+        flush_denormals_scope ftz(true);
+        const cnn_problem p = make_cnn(c);
+        auto plain = make_tapegrad_cnn(p);
+        for (int i = 0; i < 5; ++i) plain->step();
+        std::vector<double> t;
+        for (int i = 0; i < o.rounds; ++i) {
+            auto t0 = clock_type::now();
+            plain->step();
+            t.push_back(seconds_since(t0));
+        }
+        const auto rows = tapegrad_cnn_breakdown(p, o.rounds);
+        double fsum = 0, bsum = 0;
+        for (const auto& r : rows) fsum += r.forward, bsum += r.backward;
+        std::printf("%s in tapegrad, medians of %d steps: plain step %s; stages sum to %s (forward %s, backward + "
+                    "update %s)\n",
+                    c.name.c_str(), o.rounds, fmt_time(median(t)).c_str(), fmt_time(fsum + bsum).c_str(),
+                    fmt_time(fsum).c_str(), fmt_time(bsum).c_str());
+        std::printf("| stage | forward | backward | share of the stages' sum |\n|---|---:|---:|---:|\n");
+        for (const auto& r : rows)
+            std::printf("| %s | %s | %s | %.1f%% |\n", r.op.c_str(), r.forward > 0 ? fmt_time(r.forward).c_str() : "-",
+                        r.backward > 0 ? fmt_time(r.backward).c_str() : "-",
+                        100.0 * (r.forward + r.backward) / (fsum + bsum));
+        return 0;
+    }
+    std::fprintf(stderr, "no CNN case named '%s'\n", o.breakdown_case.c_str());
+    return 1;
+}
 
 /// Fashion-MNIST end to end: 784-256-128-10 ReLU, cross-entropy, Adam (lr 1e-3),
 /// batch 128, inputs scaled to [0, 1], the same seeded batch order and the same
@@ -279,6 +333,7 @@ int main(int argc, char** argv) {
         else if (a == "--fashion") o.fashion = true;
         else if (a == "--epochs") o.epochs = std::stoi(next());
         else if (a == "--profile") o.profile_case = next();
+        else if (a == "--breakdown") o.breakdown_case = next();
         else if (a == "--engine") o.profile_engine = next();
         else if (a == "--seconds") o.profile_seconds = std::stod(next());
         else if (a == "--rss-child") {
@@ -289,14 +344,16 @@ int main(int argc, char** argv) {
             std::fprintf(stderr,
                          "usage: %s [--rounds N] [--block-ms M] [--case SUBSTR] [--no-rss]\n"
                          "       %s --fashion [--epochs N]\n"
+                         "       %s --breakdown cnn/adam|cnn/sgd [--rounds N]\n"
                          "       %s --profile CASE --engine tapegrad|tapegrad-nn|handwritten|libtorch|handwritten-unfused "
                          "[--seconds S]\n",
-                         argv[0], argv[0], argv[0]);
+                         argv[0], argv[0], argv[0], argv[0]);
             return 2;
         }
     }
     if (!o.profile_case.empty()) return run_profile(o);
     if (o.fashion) return run_fashion(o);
+    if (!o.breakdown_case.empty()) return run_breakdown(o);
 
     // ------------------------------------------------------------- header
     char date[64];
@@ -324,7 +381,8 @@ int main(int argc, char** argv) {
         double t[n_engines] = {0, 0, 0, 0, 0};
         double allocs[n_engines] = {-1, -1, -1, -1, -1};
         float first_loss[n_engines] = {0, 0, 0, 0, 0};
-        step_memory mem;
+        std::vector<float> probe[n_engines];  // parameters/gradients after the first step
+        step_memory mem, engine_mem[n_engines];
         double per_op = 0;
         int index = 0;
     };
@@ -345,6 +403,7 @@ int main(int argc, char** argv) {
             if (eng[e]) {
                 live.push_back(e);
                 r.first_loss[e] = eng[e]->step();  // same data and weights: these must agree
+                r.probe[e] = eng[e]->probe();
             }
         }
         // warm-up, and steps per block from the warm-up speed
@@ -365,7 +424,13 @@ int main(int argc, char** argv) {
             for (int i = 0; i < 10; ++i) eng[e]->step();
             r.allocs[e] = (allocation_count() - before) / 10.0;
         }
-        r.mem = eng[0]->memory_step();
+        // one step per engine with the heap followed: its peak above the live bytes before the step
+        for (int e : live) {
+            heap_track_begin();
+            r.engine_mem[e] = eng[e]->memory_step();
+            r.engine_mem[e].heap_peak_bytes = static_cast<double>(heap_track_end());
+        }
+        r.mem = r.engine_mem[0];
         std::vector<double> times[n_engines];
         for (int round = 0; round < o.rounds; ++round)
             for (std::size_t k = 0; k < live.size(); ++k) {
@@ -403,6 +468,52 @@ int main(int argc, char** argv) {
         std::printf("  %-20s tapegrad %.6g  nn %.6g  hand %.6g  torch %.6g  unfused %.6g  %s\n", r.name.c_str(),
                     r.first_loss[0], r.first_loss[1], r.first_loss[2], r.first_loss[3], r.first_loss[4],
                     agree ? "agree" : "MISMATCH");
+    }
+
+    bool any_probe = false;
+    for (const auto& r : rows) any_probe = any_probe || !r.probe[0].empty();
+    if (any_probe)
+        std::printf("\nParameters (cnn) or gradients (conv) after the first step, largest relative difference "
+                    "to tapegrad (agree: below 1e-4 of the value, or of the largest probed magnitude for "
+                    "values near 0):\n");
+    for (const auto& r : rows) {
+        if (r.probe[0].empty()) continue;
+        float scale = 0;
+        for (float v : r.probe[0]) scale = std::max(scale, std::fabs(v));
+        std::printf("  %-20s tapegrad", r.name.c_str());
+        for (float v : r.probe[0]) std::printf(" %.7g", v);
+        std::printf("\n");
+        for (int e = 1; e < n_engines; ++e) {
+            if (r.probe[e].size() != r.probe[0].size()) continue;
+            double worst = 0;
+            bool agree = true;
+            for (std::size_t i = 0; i < r.probe[0].size(); ++i) {
+                const double a = r.probe[0][i], b = r.probe[e][i], d = std::fabs(a - b);
+                worst = std::max(worst, d / std::max(1e-30, std::fabs(a)));
+                agree = agree && (d <= 1e-4 * std::fabs(a) || d <= 1e-5 * scale);
+            }
+            std::printf("  %-20s %-8s", "", engine_names[e]);
+            for (float v : r.probe[e]) std::printf(" %.7g", v);
+            std::printf("   max rel diff %.2g  %s\n", worst, agree ? "agree" : "MISMATCH");
+        }
+    }
+
+    std::printf("\nWorkspace per step (steady state): tapegrad's tape (values + gradients + arena, "
+                "tape.stats() after backward; custom-op saved state not counted), the hand-written "
+                "engine's preallocated buffers (parameters, gradients and optimizer state included), and "
+                "for every engine the peak heap bytes live during one step above those live before it:\n");
+    std::printf("| case | tapegrad tape MB | hand-written buffers MB | heap peak in step MB: tapegrad / hand / "
+                "LibTorch |\n|---|---:|---:|---:|\n");
+    for (const auto& r : rows) {
+        auto mb = [](double b) {
+            char buf[32];
+            if (b < 0) return std::string("-");
+            std::snprintf(buf, sizeof buf, "%.2f", b / (1024.0 * 1024.0));
+            return std::string(buf);
+        };
+        auto peak = [&](int e) { return r.t[e] > 0 ? mb(r.engine_mem[e].heap_peak_bytes) : std::string("-"); };
+        std::printf("| %s | %s | %s | %s / %s / %s |\n", r.name.c_str(), mb(static_cast<double>(r.mem.tape_bytes)).c_str(),
+                    mb(r.engine_mem[2].buffer_bytes).c_str(), peak(0).c_str(), peak(2).c_str(), peak(3).c_str());
     }
 
     std::printf("\nMemory per step (steady state):\n");

@@ -5,6 +5,7 @@
 // variable TAPEGRAD_BENCH_UNFUSED=1 to time the unfused step instead.
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <memory>
@@ -12,8 +13,10 @@
 
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
+#include <xtensor/xbuilder.hpp>
 #include <xtensor/xnoalias.hpp>
 
+#include "autograd/conv.hpp"
 #include "autograd/ops.hpp"
 #include "benchmarks/cases.hpp"
 #include "nn/layers.hpp"
@@ -258,12 +261,210 @@ class tapegrad_opchain : public runner {
     bool want_mem_ = false;
 };
 
+/// One conv layer on core ops: y = conv2d(x, W, b, padding 1), loss = sum(y), backward.
+class tapegrad_conv : public runner {
+  public:
+    explicit tapegrad_conv(const conv_problem& p) : c_(p.spec) {
+        x_ = tf(to_array(p.x, {c_.batch, c_.in, c_.size, c_.size}), true);
+        w_ = tf(to_array(p.w, {c_.out, c_.in, 3, 3}), true);
+        b_ = tf(to_array(p.b, {c_.out}), true);
+    }
+
+    float step() override {
+        for (tf* t : {&x_, &w_, &b_}) t->zero_grad();
+        conv2d_options o;
+        o.padding = {1, 1};
+        tf loss = sum(conv2d(x_, w_, b_, o));
+        const float value = loss.item();
+        loss.backward();
+        if (want_mem_) mem_ = tape_memory();
+        reset_tape<float>();
+        return value;
+    }
+    step_memory memory_step() override {
+        want_mem_ = true;
+        step();
+        want_mem_ = false;
+        return mem_;
+    }
+    std::vector<float> probe() override {
+        return {x_.grad().data()[0], x_.grad().data()[x_.grad().size() / 2 + 7], w_.grad().data()[0],
+                w_.grad().data()[w_.grad().size() - 1], b_.grad().data()[0]};
+    }
+
+  private:
+    conv_case c_;
+    tf x_, w_, b_;
+    step_memory mem_;
+    bool want_mem_ = false;
+};
+
+/// The default CNN on core ops: conv2d, batch norm from mean/rsqrt (batch statistics,
+/// biased variance), relu, max_pool2d, flatten, matmul, cross_entropy; optim::adam / sgd.
+class tapegrad_cnn : public runner {
+  public:
+    explicit tapegrad_cnn(const cnn_problem& p) : c_(p.spec), labels_(p.labels) {
+        const std::size_t B = c_.batch, S = c_.size;
+        x_ = tf(to_array(p.x, {B, 1, S, S}));
+        w1_ = tf(to_array(p.w1, {c_.c1, 1, 3, 3}), true);
+        b1_ = tf(to_array(p.b1, {c_.c1}), true);
+        w2_ = tf(to_array(p.w2, {c_.c2, c_.c1, 3, 3}), true);
+        b2_ = tf(to_array(p.b2, {c_.c2}), true);
+        w3_ = tf(to_array(p.w3, {c_.hidden, c_.flat()}), true);
+        b3_ = tf(to_array(p.b3, {c_.hidden}), true);
+        w4_ = tf(to_array(p.w4, {c_.classes, c_.hidden}), true);
+        b4_ = tf(to_array(p.b4, {c_.classes}), true);
+        g1_ = tf(xt::xarray<float>(xt::ones<float>({c_.c1})), true);
+        be1_ = tf(xt::xarray<float>(xt::zeros<float>({c_.c1})), true);
+        g2_ = tf(xt::xarray<float>(xt::ones<float>({c_.c2})), true);
+        be2_ = tf(xt::xarray<float>(xt::zeros<float>({c_.c2})), true);
+        std::vector<tf> params{w1_, b1_, g1_, be1_, w2_, b2_, g2_, be2_, w3_, b3_, w4_, b4_};
+        if (c_.opt == opt_kind::adam) {
+            optim::adam_options o;
+            o.lr = adam_lr;
+            o.beta1 = adam_beta1;
+            o.beta2 = adam_beta2;
+            o.eps = adam_eps;
+            opt_ = std::make_unique<optim::adam<float>>(params, o);
+        } else {
+            optim::sgd_options o;
+            o.lr = sgd_lr;
+            opt_ = std::make_unique<optim::sgd<float>>(params, o);
+        }
+    }
+
+    float step() override {
+        opt_->zero_grad();
+        tf loss = cross_entropy(logits(x_), labels_);
+        const float value = loss.item();
+        loss.backward();
+        if (want_mem_) mem_ = tape_memory();
+        opt_->step();
+        reset_tape<float>();
+        return value;
+    }
+    step_memory memory_step() override {
+        want_mem_ = true;
+        step();
+        want_mem_ = false;
+        return mem_;
+    }
+    std::vector<float> probe() override {
+        return {w1_.value().data()[0], w2_.value().data()[100], g2_.value().data()[3], be1_.value().data()[5],
+                w3_.value().data()[1000], b4_.value().data()[2]};
+    }
+
+    /// Per-stage times of one step (see tapegrad_cnn_breakdown): each stage's forward
+    /// by a clock around it; its backward from the moment its output's gradient is
+    /// complete (a hook on the output) to the moment its input's is.
+    std::vector<op_time> timed_step() {
+        using clk = std::chrono::steady_clock;
+        auto since = [](clk::time_point a, clk::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+        std::vector<op_time> rows;
+        std::vector<clk::time_point> done;  // when stage k's output gradient was complete
+        std::vector<tf> outs;
+        tf h = x_;
+        auto stage = [&](const char* name, auto&& f) {
+            const auto t0 = clk::now();
+            h = f(h);
+            rows.push_back({name, since(t0, clk::now()), 0});
+            outs.push_back(h);
+        };
+        conv2d_options pad1;
+        pad1.padding = {1, 1};
+        opt_->zero_grad();
+        stage("conv1 (unfold + gemm + bias)", [&](const tf& v) { return conv2d(v, w1_, b1_, pad1); });
+        stage("batch_norm 1 (mean/var/rsqrt/mul/add)", [&](const tf& v) { return batch_norm(v, g1_, be1_); });
+        stage("relu 1", [&](const tf& v) { return relu(v); });
+        stage("max_pool 1", [&](const tf& v) { return max_pool2d(v, {2, 2}); });
+        stage("conv2 (unfold + gemm + bias)", [&](const tf& v) { return conv2d(v, w2_, b2_, pad1); });
+        stage("batch_norm 2", [&](const tf& v) { return batch_norm(v, g2_, be2_); });
+        stage("relu 2", [&](const tf& v) { return relu(v); });
+        stage("max_pool 2", [&](const tf& v) { return max_pool2d(v, {2, 2}); });
+        stage("flatten + linear 1", [&](const tf& v) { return matmul(flatten(v), w3_, false, true) + b3_; });
+        stage("relu 3", [&](const tf& v) { return relu(v); });
+        stage("linear 2", [&](const tf& v) { return matmul(v, w4_, false, true) + b4_; });
+        stage("cross_entropy", [&](const tf& v) { return cross_entropy(v, labels_); });
+        done.assign(outs.size(), clk::time_point{});
+        for (std::size_t k = 0; k + 1 < outs.size(); ++k)
+            outs[k].register_hook([&done, k](const tf&) {
+                done[k] = clk::now();
+                return tf();
+            });
+        (void)outs.back().item();
+        const auto b0 = clk::now();
+        outs.back().backward();
+        const auto b1 = clk::now();
+        for (std::size_t k = 0; k < rows.size(); ++k) {
+            const auto start = k + 1 < rows.size() ? done[k] : b0;  // the loss's gradient is seeded
+            const auto end = k > 0 ? done[k - 1] : b1;              // conv1's input needs no gradient
+            rows[k].backward = since(start, end);
+        }
+        const auto o0 = clk::now();
+        opt_->step();
+        rows.push_back({"optimizer step", 0, since(o0, clk::now())});
+        const auto r0 = clk::now();
+        outs.clear();
+        h = tf();
+        reset_tape<float>();
+        rows.push_back({"reset_tape", 0, since(r0, clk::now())});
+        return rows;
+    }
+
+  private:
+    /// y = (x - mean) / sqrt(var + eps) * gamma + beta over axes 0, 2, 3 (training mode).
+    static tf batch_norm(const tf& x, const tf& gamma, const tf& beta) {
+        const std::size_t C = x.shape()[1];
+        const tf d = x - mean(x, {0, 2, 3}, true);
+        const tf inv_std = rsqrt(add_scalar(mean(d * d, {0, 2, 3}, true), bn_eps));
+        return d * inv_std * reshape(gamma, {1, C, 1, 1}) + reshape(beta, {1, C, 1, 1});
+    }
+    tf logits(const tf& x) {
+        conv2d_options pad1;
+        pad1.padding = {1, 1};
+        tf h = max_pool2d(relu(batch_norm(conv2d(x, w1_, b1_, pad1), g1_, be1_)), {2, 2});
+        h = max_pool2d(relu(batch_norm(conv2d(h, w2_, b2_, pad1), g2_, be2_)), {2, 2});
+        h = relu(matmul(flatten(h), w3_, false, true) + b3_);
+        return matmul(h, w4_, false, true) + b4_;
+    }
+
+    cnn_case c_;
+    std::vector<std::size_t> labels_;
+    tf x_, w1_, b1_, g1_, be1_, w2_, b2_, g2_, be2_, w3_, b3_, w4_, b4_;
+    std::unique_ptr<optim::optimizer<float>> opt_;
+    step_memory mem_;
+    bool want_mem_ = false;
+};
+
 }  // namespace
 
 std::unique_ptr<runner> make_tapegrad(const mlp_problem& p) { return std::make_unique<tapegrad_mlp>(p); }
 std::unique_ptr<runner> make_tapegrad_nn(const mlp_problem& p) { return std::make_unique<tapegrad_nn_mlp>(p); }
 std::unique_ptr<runner> make_tapegrad_opchain(const opchain_problem& p) {
     return std::make_unique<tapegrad_opchain>(p);
+}
+
+std::unique_ptr<runner> make_tapegrad_conv(const conv_problem& p) { return std::make_unique<tapegrad_conv>(p); }
+std::unique_ptr<runner> make_tapegrad_cnn(const cnn_problem& p) { return std::make_unique<tapegrad_cnn>(p); }
+
+std::vector<op_time> tapegrad_cnn_breakdown(const cnn_problem& p, int steps) {
+    tapegrad_cnn net(p);
+    for (int i = 0; i < 5; ++i) net.step();  // warm buffers
+    std::vector<std::vector<op_time>> all;
+    for (int i = 0; i < steps; ++i) all.push_back(net.timed_step());
+    std::vector<op_time> out = all.front();
+    for (std::size_t k = 0; k < out.size(); ++k) {  // per-stage medians
+        std::vector<double> f, b;
+        for (const auto& r : all) {
+            f.push_back(r[k].forward);
+            b.push_back(r[k].backward);
+        }
+        std::nth_element(f.begin(), f.begin() + f.size() / 2, f.end());
+        std::nth_element(b.begin(), b.begin() + b.size() / 2, b.end());
+        out[k].forward = f[f.size() / 2];
+        out[k].backward = b[b.size() / 2];
+    }
+    return out;
 }
 
 }  // namespace tapegrad::bench
