@@ -200,9 +200,18 @@ struct op_time {
     std::string op;
     double forward = 0, backward = 0;
 };
+/// The stages of the CNN step, in forward order, as the breakdowns name them.
+inline std::vector<std::string> cnn_stage_names() {
+    return {"conv1", "batch_norm 1", "relu 1", "max_pool 1", "conv2", "batch_norm 2", "relu 2", "max_pool 2",
+            "flatten + linear 1", "relu 3", "linear 2", "cross_entropy", "optimizer step", "reset_tape"};
+}
 /// Median per-stage forward and backward times of the tapegrad CNN step over
-/// `steps` timed steps (hooks on each stage's output mark its backward's start).
-std::vector<op_time> tapegrad_cnn_breakdown(const cnn_problem& p, int steps);
+/// `steps` timed steps (hooks on each stage's output mark its backward's start);
+/// `plain_step` gets the median of untimed steps interleaved with them.
+std::vector<op_time> tapegrad_cnn_breakdown(const cnn_problem& p, int steps, double* plain_step);
+/// The same for the hand-written step (relu is fused into the batch norm and linear
+/// before it, so its stages are empty), times taken by clocks between the calls.
+std::vector<op_time> handwritten_cnn_breakdown(const cnn_problem& p, int steps);
 
 /// Whether the LibTorch engine was compiled in.
 bool have_torch();

@@ -5,6 +5,7 @@
 // reaches with BLAS for these exact networks.
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -258,6 +259,18 @@ struct pool2x2 {
     }
 };
 
+/// Adds the time since the previous mark to a stage's forward or backward (when timing).
+struct stopwatch {
+    std::vector<op_time>* rows;
+    std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+    void mark(std::size_t stage, bool forward) {
+        if (!rows) return;
+        const auto now = std::chrono::steady_clock::now();
+        (forward ? (*rows)[stage].forward : (*rows)[stage].backward) += std::chrono::duration<double>(now - last).count();
+        last = now;
+    }
+};
+
 class handwritten_cnn : public runner {
   public:
     explicit handwritten_cnn(const cnn_problem& p)
@@ -295,32 +308,9 @@ class handwritten_cnn : public runner {
         dz1_.resize(z1_.size());
     }
 
-    float step() override {
-        const std::size_t B = c_.batch, H = c_.hidden, F = c_.flat(), K = c_.classes;
-        // forward
-        conv1_.forward(B, x_.data(), w1_.v.data(), b1_.v.data(), cols1_.data(), z1_.data());
-        bn1_.forward(z1_.data(), g1_.v.data(), be1_.v.data());
-        pool1_.forward(bn1_.a.data(), p1_.data());
-        conv2_.forward(B, p1_.data(), w2_.v.data(), b2_.v.data(), cols2_.data(), z2_.data());
-        bn2_.forward(z2_.data(), g2_.v.data(), be2_.v.data());
-        pool2_.forward(bn2_.a.data(), p2_.data());
-        linear(p2_.data(), w3_.v.data(), b3_.v.data(), h3_.data(), B, F, H, true);
-        linear(h3_.data(), w4_.v.data(), b4_.v.data(), z4_.data(), B, H, K, false);
-        const float loss = cross_entropy();
-        // backward
-        linear_backward(h3_.data(), dz4_.data(), w4_, b4_, dh3_.data(), B, H, K);
-        for (std::size_t i = 0; i < dh3_.size(); ++i) dh3_[i] = h3_[i] > 0.0f ? dh3_[i] : 0.0f;
-        linear_backward(p2_.data(), dh3_.data(), w3_, b3_, dp2_.data(), B, F, H);
-        pool2_.backward(dp2_.data(), da2_.data());
-        bn2_.backward(da2_.data(), g2_.v.data(), dz2_.data(), g2_.g.data(), be2_.g.data());
-        conv2_.backward(B, dz2_.data(), w2_.v.data(), cols2_.data(), w2_.g.data(), b2_.g.data(), dcols2_.data(),
-                        dp1_.data());
-        pool1_.backward(dp1_.data(), da1_.data());
-        bn1_.backward(da1_.data(), g1_.v.data(), dz1_.data(), g1_.g.data(), be1_.g.data());
-        conv1_.backward(B, dz1_.data(), w1_.v.data(), cols1_.data(), w1_.g.data(), b1_.g.data(), nullptr, nullptr);
-        update();
-        return loss;
-    }
+    float step() override { return run(nullptr); }
+    /// One step with each stage timed into `rows` (the stages of cnn_stage_names()).
+    float timed_step(std::vector<op_time>& rows) { return run(&rows); }
     step_memory memory_step() override {
         step();
         std::size_t n = 0;
@@ -339,6 +329,52 @@ class handwritten_cnn : public runner {
     }
 
   private:
+    float run(std::vector<op_time>* rows) {
+        stopwatch sw{rows};
+        const std::size_t B = c_.batch, H = c_.hidden, F = c_.flat(), K = c_.classes;
+        // forward
+        conv1_.forward(B, x_.data(), w1_.v.data(), b1_.v.data(), cols1_.data(), z1_.data());
+        sw.mark(0, true);
+        bn1_.forward(z1_.data(), g1_.v.data(), be1_.v.data());
+        sw.mark(1, true);
+        pool1_.forward(bn1_.a.data(), p1_.data());
+        sw.mark(3, true);
+        conv2_.forward(B, p1_.data(), w2_.v.data(), b2_.v.data(), cols2_.data(), z2_.data());
+        sw.mark(4, true);
+        bn2_.forward(z2_.data(), g2_.v.data(), be2_.v.data());
+        sw.mark(5, true);
+        pool2_.forward(bn2_.a.data(), p2_.data());
+        sw.mark(7, true);
+        linear(p2_.data(), w3_.v.data(), b3_.v.data(), h3_.data(), B, F, H, true);
+        sw.mark(8, true);
+        linear(h3_.data(), w4_.v.data(), b4_.v.data(), z4_.data(), B, H, K, false);
+        sw.mark(10, true);
+        const float loss = cross_entropy();
+        sw.mark(11, true);
+        // backward
+        linear_backward(h3_.data(), dz4_.data(), w4_, b4_, dh3_.data(), B, H, K);
+        sw.mark(10, false);
+        for (std::size_t i = 0; i < dh3_.size(); ++i) dh3_[i] = h3_[i] > 0.0f ? dh3_[i] : 0.0f;
+        sw.mark(9, false);
+        linear_backward(p2_.data(), dh3_.data(), w3_, b3_, dp2_.data(), B, F, H);
+        sw.mark(8, false);
+        pool2_.backward(dp2_.data(), da2_.data());
+        sw.mark(7, false);
+        bn2_.backward(da2_.data(), g2_.v.data(), dz2_.data(), g2_.g.data(), be2_.g.data());
+        sw.mark(5, false);
+        conv2_.backward(B, dz2_.data(), w2_.v.data(), cols2_.data(), w2_.g.data(), b2_.g.data(), dcols2_.data(),
+                        dp1_.data());
+        sw.mark(4, false);
+        pool1_.backward(dp1_.data(), da1_.data());
+        sw.mark(3, false);
+        bn1_.backward(da1_.data(), g1_.v.data(), dz1_.data(), g1_.g.data(), be1_.g.data());
+        sw.mark(1, false);
+        conv1_.backward(B, dz1_.data(), w1_.v.data(), cols1_.data(), w1_.g.data(), b1_.g.data(), nullptr, nullptr);
+        sw.mark(0, false);
+        update();
+        sw.mark(12, false);
+        return loss;
+    }
     /// y [B, n] = x [B, k] W^T + b, relu'd if asked.
     static void linear(const float* x, const float* w, const float* b, float* y, std::size_t B, std::size_t k,
                        std::size_t n, bool relu) {
@@ -416,5 +452,24 @@ class handwritten_cnn : public runner {
 
 std::unique_ptr<runner> make_handwritten_conv(const conv_problem& p) { return std::make_unique<handwritten_conv>(p); }
 std::unique_ptr<runner> make_handwritten_cnn(const cnn_problem& p) { return std::make_unique<handwritten_cnn>(p); }
+
+std::vector<op_time> handwritten_cnn_breakdown(const cnn_problem& p, int steps) {
+    handwritten_cnn net(p);
+    for (int i = 0; i < 5; ++i) net.step();
+    const auto names = cnn_stage_names();
+    std::vector<std::vector<double>> f(names.size()), b(names.size());
+    for (int i = 0; i < steps; ++i) {
+        std::vector<op_time> rows(names.size());
+        net.timed_step(rows);
+        for (std::size_t k = 0; k < rows.size(); ++k) f[k].push_back(rows[k].forward), b[k].push_back(rows[k].backward);
+    }
+    std::vector<op_time> out(names.size());
+    for (std::size_t k = 0; k < out.size(); ++k) {
+        std::sort(f[k].begin(), f[k].end());
+        std::sort(b[k].begin(), b[k].end());
+        out[k] = {names[k], f[k][f[k].size() / 2], b[k][b[k].size() / 2]};
+    }
+    return out;
+}
 
 }  // namespace tapegrad::bench

@@ -364,27 +364,28 @@ class tapegrad_cnn : public runner {
         std::vector<clk::time_point> done;  // when stage k's output gradient was complete
         std::vector<tf> outs;
         tf h = x_;
-        auto stage = [&](const char* name, auto&& f) {
+        const auto names = cnn_stage_names();
+        auto stage = [&](std::size_t k, auto&& f) {
             const auto t0 = clk::now();
             h = f(h);
-            rows.push_back({name, since(t0, clk::now()), 0});
+            rows.push_back({names[k], since(t0, clk::now()), 0});
             outs.push_back(h);
         };
         conv2d_options pad1;
         pad1.padding = {1, 1};
         opt_->zero_grad();
-        stage("conv1 (unfold + gemm + bias)", [&](const tf& v) { return conv2d(v, w1_, b1_, pad1); });
-        stage("batch_norm 1 (mean/var/rsqrt/mul/add)", [&](const tf& v) { return batch_norm(v, g1_, be1_); });
-        stage("relu 1", [&](const tf& v) { return relu(v); });
-        stage("max_pool 1", [&](const tf& v) { return max_pool2d(v, {2, 2}); });
-        stage("conv2 (unfold + gemm + bias)", [&](const tf& v) { return conv2d(v, w2_, b2_, pad1); });
-        stage("batch_norm 2", [&](const tf& v) { return batch_norm(v, g2_, be2_); });
-        stage("relu 2", [&](const tf& v) { return relu(v); });
-        stage("max_pool 2", [&](const tf& v) { return max_pool2d(v, {2, 2}); });
-        stage("flatten + linear 1", [&](const tf& v) { return matmul(flatten(v), w3_, false, true) + b3_; });
-        stage("relu 3", [&](const tf& v) { return relu(v); });
-        stage("linear 2", [&](const tf& v) { return matmul(v, w4_, false, true) + b4_; });
-        stage("cross_entropy", [&](const tf& v) { return cross_entropy(v, labels_); });
+        stage(0, [&](const tf& v) { return conv2d(v, w1_, b1_, pad1); });
+        stage(1, [&](const tf& v) { return batch_norm(v, g1_, be1_); });
+        stage(2, [&](const tf& v) { return relu(v); });
+        stage(3, [&](const tf& v) { return max_pool2d(v, {2, 2}); });
+        stage(4, [&](const tf& v) { return conv2d(v, w2_, b2_, pad1); });
+        stage(5, [&](const tf& v) { return batch_norm(v, g2_, be2_); });
+        stage(6, [&](const tf& v) { return relu(v); });
+        stage(7, [&](const tf& v) { return max_pool2d(v, {2, 2}); });
+        stage(8, [&](const tf& v) { return matmul(flatten(v), w3_, false, true) + b3_; });
+        stage(9, [&](const tf& v) { return relu(v); });
+        stage(10, [&](const tf& v) { return matmul(v, w4_, false, true) + b4_; });
+        stage(11, [&](const tf& v) { return cross_entropy(v, labels_); });
         done.assign(outs.size(), clk::time_point{});
         for (std::size_t k = 0; k + 1 < outs.size(); ++k)
             outs[k].register_hook([&done, k](const tf&) {
@@ -402,12 +403,12 @@ class tapegrad_cnn : public runner {
         }
         const auto o0 = clk::now();
         opt_->step();
-        rows.push_back({"optimizer step", 0, since(o0, clk::now())});
+        rows.push_back({names[12], 0, since(o0, clk::now())});
         const auto r0 = clk::now();
         outs.clear();
         h = tf();
         reset_tape<float>();
-        rows.push_back({"reset_tape", 0, since(r0, clk::now())});
+        rows.push_back({names[13], 0, since(r0, clk::now())});
         return rows;
     }
 
@@ -447,11 +448,19 @@ std::unique_ptr<runner> make_tapegrad_opchain(const opchain_problem& p) {
 std::unique_ptr<runner> make_tapegrad_conv(const conv_problem& p) { return std::make_unique<tapegrad_conv>(p); }
 std::unique_ptr<runner> make_tapegrad_cnn(const cnn_problem& p) { return std::make_unique<tapegrad_cnn>(p); }
 
-std::vector<op_time> tapegrad_cnn_breakdown(const cnn_problem& p, int steps) {
+std::vector<op_time> tapegrad_cnn_breakdown(const cnn_problem& p, int steps, double* plain_step) {
     tapegrad_cnn net(p);
     for (int i = 0; i < 5; ++i) net.step();  // warm buffers
     std::vector<std::vector<op_time>> all;
-    for (int i = 0; i < steps; ++i) all.push_back(net.timed_step());
+    std::vector<double> plain;
+    for (int i = 0; i < steps; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        net.step();
+        plain.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        all.push_back(net.timed_step());
+    }
+    std::sort(plain.begin(), plain.end());
+    if (plain_step) *plain_step = plain[plain.size() / 2];
     std::vector<op_time> out = all.front();
     for (std::size_t k = 0; k < out.size(); ++k) {  // per-stage medians
         std::vector<double> f, b;
