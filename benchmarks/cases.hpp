@@ -189,10 +189,11 @@ std::unique_ptr<runner> make_handwritten_opchain(const opchain_problem& p);
 std::unique_ptr<runner> make_torch_opchain(const opchain_problem& p);
 
 std::unique_ptr<runner> make_tapegrad_conv(const conv_problem& p);
-std::unique_ptr<runner> make_handwritten_conv(const conv_problem& p);
+/// `wide`: one gemm for the whole batch (cols [K, batch*pixels]) instead of one per sample.
+std::unique_ptr<runner> make_handwritten_conv(const conv_problem& p, bool wide = false);
 std::unique_ptr<runner> make_torch_conv(const conv_problem& p);
 std::unique_ptr<runner> make_tapegrad_cnn(const cnn_problem& p);
-std::unique_ptr<runner> make_handwritten_cnn(const cnn_problem& p);
+std::unique_ptr<runner> make_handwritten_cnn(const cnn_problem& p, bool wide = false);
 std::unique_ptr<runner> make_torch_cnn(const cnn_problem& p);
 
 /// One stage of the tapegrad CNN step and its time (seconds).

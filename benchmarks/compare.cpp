@@ -11,8 +11,7 @@
 //   tapegrad_compare --fashion [--epochs N]   (Fashion-MNIST end to end)
 //   tapegrad_compare --breakdown cnn/adam [--rounds N]   (the tapegrad CNN step, stage by stage)
 
-#include <sys/resource.h>
-#include <sys/wait.h>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,8 +65,9 @@ struct options {
     std::string breakdown_case;
 };
 
-const char* engine_names[] = {"tapegrad", "tapegrad-nn", "handwritten", "libtorch", "handwritten-unfused"};
-constexpr int n_engines = 5;
+const char* engine_names[] = {"tapegrad", "tapegrad-nn", "handwritten", "libtorch", "handwritten-unfused",
+                              "handwritten-wide"};
+constexpr int n_engines = 6;
 
 /// A case of either kind, as the runner sees it.
 struct any_case {
@@ -95,6 +95,7 @@ std::vector<any_case> all_cases() {
         out.push_back({c.name, 1, true, 5, 0, [p](int e) -> std::unique_ptr<runner> {
                            if (e == 0) return make_tapegrad_conv(*p);
                            if (e == 2) return make_handwritten_conv(*p);
+                           if (e == 5) return make_handwritten_conv(*p, true);
                            if (e == 3) return make_torch_conv(*p);
                            return nullptr;
                        }});
@@ -104,6 +105,7 @@ std::vector<any_case> all_cases() {
         out.push_back({c.name, 1, true, 5, 0, [p](int e) -> std::unique_ptr<runner> {
                            if (e == 0) return make_tapegrad_cnn(*p);
                            if (e == 2) return make_handwritten_cnn(*p);
+                           if (e == 5) return make_handwritten_cnn(*p, true);
                            if (e == 3) return make_torch_cnn(*p);
                            return nullptr;
                        }});
@@ -160,18 +162,34 @@ std::string fmt_ratio(double a, double b) {
     return buf;
 }
 
-/// Peak RSS (MB) of a child process running `case_index` in `engine` alone.
+/// Peak RSS (MB) of a child process running `case_index` in `engine` alone: the
+/// child's own VmHWM, read by itself after exec (ru_maxrss of a forked child would
+/// include the parent's pages it inherited before the exec).
 double child_rss_mb(const char* self, int case_index, const std::string& engine) {
-    const pid_t pid = fork();
-    if (pid == 0) {
-        const std::string idx = std::to_string(case_index);
-        execl(self, self, "--rss-child", idx.c_str(), engine.c_str(), static_cast<char*>(nullptr));
-        _exit(127);
-    }
-    int status = 0;
-    rusage ru{};
-    if (pid < 0 || wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
-    return ru.ru_maxrss / 1024.0;
+    char path[4096];  // /proc/self/exe would name the shell popen starts
+    const ssize_t len = readlink(self, path, sizeof path - 1);
+    if (len <= 0) return -1;
+    path[len] = '\0';
+    const std::string cmd =
+        std::string("'") + path + "' --rss-child " + std::to_string(case_index) + " '" + engine + "'";
+    FILE* f = popen(cmd.c_str(), "r");
+    if (!f) return -1;
+    double kb = -1;
+    if (std::fscanf(f, "%lf", &kb) != 1) kb = -1;
+    if (pclose(f) != 0) return -1;
+    return kb < 0 ? -1 : kb / 1024.0;
+}
+
+/// This process's peak resident set (VmHWM) in kB, or -1.
+double self_peak_rss_kb() {
+    FILE* f = std::fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    double kb = -1;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "VmHWM: %lf kB", &kb) == 1) break;
+    std::fclose(f);
+    return kb;
 }
 
 int engine_index(const std::string& name) {
@@ -181,14 +199,18 @@ int engine_index(const std::string& name) {
 }
 
 int run_child(const options& o) {
-    if (o.rss_case < 0) return 0;  // baseline: the process with nothing run
-    auto cases = all_cases();
+    auto cases = all_cases();  // the cases' data, in the baseline too
+    if (o.rss_case < 0) {      // baseline: the process with nothing run
+        std::printf("%.0f\n", self_peak_rss_kb());
+        return 0;
+    }
     const auto& c = cases.at(static_cast<std::size_t>(o.rss_case));
     set_threads(c.threads);
     flush_denormals_scope ftz(c.ftz);
     auto r = c.make(engine_index(o.rss_engine));
     if (!r) return 1;
     for (int i = 0; i < 50; ++i) r->step();
+    std::printf("%.0f\n", self_peak_rss_kb());
     return 0;
 }
 
@@ -381,9 +403,9 @@ int main(int argc, char** argv) {
     auto cases = all_cases();
     struct row {
         std::string name;
-        double t[n_engines] = {0, 0, 0, 0, 0};
-        double allocs[n_engines] = {-1, -1, -1, -1, -1};
-        float first_loss[n_engines] = {0, 0, 0, 0, 0};
+        double t[n_engines] = {};
+        double allocs[n_engines] = {-1, -1, -1, -1, -1, -1};
+        float first_loss[n_engines] = {};
         std::vector<float> probe[n_engines];  // parameters/gradients after the first step
         step_memory mem, engine_mem[n_engines];
         double per_op = 0;
@@ -410,7 +432,7 @@ int main(int argc, char** argv) {
             }
         }
         // warm-up, and steps per block from the warm-up speed
-        std::size_t block[n_engines] = {1, 1, 1, 1, 1};
+        std::size_t block[n_engines] = {1, 1, 1, 1, 1, 1};
         for (int e : live) {
             auto t0 = clock_type::now();
             std::size_t n = 0;
@@ -452,14 +474,19 @@ int main(int argc, char** argv) {
 
     // ------------------------------------------------------------- table
     std::printf("Time per training step (opchain: per op), median:\n");
+    bool any_wide = false;
+    for (const auto& r : rows) any_wide = any_wide || r.t[5] > 0;
     std::printf("| case | tapegrad | tapegrad nn/optim | hand-written | LibTorch | tapegrad/hand | tapegrad/LibTorch "
-                "| hand, SGD unfused | tapegrad/unfused |\n");
-    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+                "| hand, SGD unfused | tapegrad/unfused |%s\n",
+                any_wide ? " hand, one gemm per batch | tapegrad/hand-wide |" : "");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|%s\n", any_wide ? "---:|---:|" : "");
     for (const auto& r : rows) {
         auto cell = [&](int e) { return r.t[e] > 0 ? fmt_time(r.t[e]) : std::string("-"); };
-        std::printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name.c_str(), cell(0).c_str(),
+        std::printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |", r.name.c_str(), cell(0).c_str(),
                     cell(1).c_str(), cell(2).c_str(), cell(3).c_str(), fmt_ratio(r.t[0], r.t[2]).c_str(),
                     fmt_ratio(r.t[0], r.t[3]).c_str(), cell(4).c_str(), fmt_ratio(r.t[0], r.t[4]).c_str());
+        if (any_wide) std::printf(" %s | %s |", cell(5).c_str(), fmt_ratio(r.t[0], r.t[5]).c_str());
+        std::printf("\n");
     }
     std::printf("\nFirst-step loss (opchain: a value or gradient element) per engine, a correctness check:\n");
     for (const auto& r : rows) {

@@ -20,18 +20,27 @@ namespace {
 using buf = std::vector<float>;
 
 /// A 3x3, stride 1, padding 1 convolution of C -> O channels on H x W images.
+/// Two schemes: one gemm per sample on cols [B, K, L] (`wide` false), or one gemm
+/// for the whole batch on cols [K, B*L] (`wide`: larger gemms, but the output and its
+/// gradient pass through a [O, B*L] scratch buffer to and from NCHW).
 struct conv3x3 {
     std::size_t C, O, H, W;
+    bool wide = false;
     std::size_t L() const { return H * W; }
     std::size_t K() const { return C * 9; }
+    /// Floats of the cols buffer, and of the dcols buffer (when dx is wanted).
+    std::size_t cols_size(std::size_t B) const { return B * K() * L(); }
+    std::size_t dcols_size(std::size_t B) const { return wide ? B * K() * L() : K() * L(); }
+    /// Floats of the scratch buffer (wide only).
+    std::size_t scratch_size(std::size_t B) const { return wide ? O * B * L() : 0; }
 
-    /// cols [K, L] of one image [C, H, W]: row c*9 + i*3 + j, column (oy, ox) holds
-    /// x[c, oy + i - 1, ox + j - 1], 0 outside.
-    void im2col(const float* x, float* cols) const {
+    /// Sample n's columns: row c*9 + i*3 + j, column (oy, ox) holds x[c, oy + i - 1,
+    /// ox + j - 1], 0 outside; rows `ld` floats apart.
+    void im2col(const float* x, float* cols, std::size_t ld) const {
         for (std::size_t c = 0; c < C; ++c)
             for (std::size_t i = 0; i < 3; ++i)
                 for (std::size_t j = 0; j < 3; ++j) {
-                    float* row = cols + ((c * 3 + i) * 3 + j) * L();
+                    float* row = cols + ((c * 3 + i) * 3 + j) * ld;
                     const std::size_t lo = j == 0 ? 1 : 0, hi = j == 2 ? W - 1 : W;
                     for (std::size_t oy = 0; oy < H; ++oy) {
                         float* dst = row + oy * W;
@@ -48,12 +57,12 @@ struct conv3x3 {
                 }
     }
     /// dx [C, H, W] = col2im(dcols), im2col's transpose (dx is overwritten).
-    void col2im(const float* dcols, float* dx) const {
+    void col2im(const float* dcols, std::size_t ld, float* dx) const {
         std::fill(dx, dx + C * L(), 0.0f);
         for (std::size_t c = 0; c < C; ++c)
             for (std::size_t i = 0; i < 3; ++i)
                 for (std::size_t j = 0; j < 3; ++j) {
-                    const float* row = dcols + ((c * 3 + i) * 3 + j) * L();
+                    const float* row = dcols + ((c * 3 + i) * 3 + j) * ld;
                     const std::size_t lo = j == 0 ? 1 : 0, hi = j == 2 ? W - 1 : W;
                     for (std::size_t oy = 0; oy < H; ++oy) {
                         const std::size_t ty = oy + i;
@@ -64,36 +73,63 @@ struct conv3x3 {
                     }
                 }
     }
-    /// y [B, O, L] = W cols + b, cols [B, K, L] kept for the backward pass.
-    void forward(std::size_t B, const float* x, const float* w, const float* b, float* cols, float* y) const {
+    /// y [B, O, L] = W cols + b; cols kept for the backward pass.
+    void forward(std::size_t B, const float* x, const float* w, const float* b, float* cols, float* y,
+                 float* scratch) const {
+        const std::size_t l = L(), k = K();
+        if (wide) {
+            for (std::size_t n = 0; n < B; ++n) im2col(x + n * C * l, cols + n * l, B * l);
+            blas::gemm(false, false, O, B * l, k, 1.0f, w, k, cols, B * l, 0.0f, scratch, B * l);
+            for (std::size_t n = 0; n < B; ++n)
+                for (std::size_t o = 0; o < O; ++o) {
+                    const float* src = scratch + o * B * l + n * l;
+                    float* dst = y + (n * O + o) * l;
+                    for (std::size_t q = 0; q < l; ++q) dst[q] = src[q] + b[o];
+                }
+            return;
+        }
         for (std::size_t n = 0; n < B; ++n) {
-            float* cn = cols + n * K() * L();
-            im2col(x + n * C * L(), cn);
-            float* yn = y + n * O * L();
-            blas::gemm(false, false, O, L(), K(), 1.0f, w, K(), cn, L(), 0.0f, yn, L());
+            float* cn = cols + n * k * l;
+            im2col(x + n * C * l, cn, l);
+            float* yn = y + n * O * l;
+            blas::gemm(false, false, O, l, k, 1.0f, w, k, cn, l, 0.0f, yn, l);
             for (std::size_t o = 0; o < O; ++o) {
-                float* r = yn + o * L();
-                for (std::size_t l = 0; l < L(); ++l) r[l] += b[o];
+                float* r = yn + o * l;
+                for (std::size_t q = 0; q < l; ++q) r[q] += b[o];
             }
         }
     }
-    /// db = sum of gy over samples and pixels; dW = sum_n gy_n cols_n^T; dx (if not
-    /// null) = col2im(W^T gy_n) per sample, through the one-sample buffer dcols [K, L].
+    /// db = sum of gy over samples and pixels; dW = gy cols^T summed over samples;
+    /// dx (if not null) = col2im(W^T gy).
     void backward(std::size_t B, const float* gy, const float* w, const float* cols, float* dw, float* db,
-                  float* dcols, float* dx) const {
+                  float* dcols, float* dx, float* scratch) const {
+        const std::size_t l = L(), k = K();
         std::fill(db, db + O, 0.0f);
-        for (std::size_t n = 0; n < B; ++n) {
-            const float* gn = gy + n * O * L();
+        for (std::size_t n = 0; n < B; ++n)
             for (std::size_t o = 0; o < O; ++o) {
-                const float* r = gn + o * L();
+                const float* r = gy + (n * O + o) * l;
                 float s = 0;
-                for (std::size_t l = 0; l < L(); ++l) s += r[l];
+                if (wide) {
+                    float* dst = scratch + o * B * l + n * l;
+                    for (std::size_t q = 0; q < l; ++q) s += (dst[q] = r[q]);
+                } else {
+                    for (std::size_t q = 0; q < l; ++q) s += r[q];
+                }
                 db[o] += s;
             }
-            blas::gemm(false, true, O, K(), L(), 1.0f, gn, L(), cols + n * K() * L(), L(), n ? 1.0f : 0.0f, dw, K());
+        if (wide) {
+            blas::gemm(false, true, O, k, B * l, 1.0f, scratch, B * l, cols, B * l, 0.0f, dw, k);
+            if (!dx) return;
+            blas::gemm(true, false, k, B * l, O, 1.0f, w, k, scratch, B * l, 0.0f, dcols, B * l);
+            for (std::size_t n = 0; n < B; ++n) col2im(dcols + n * l, B * l, dx + n * C * l);
+            return;
+        }
+        for (std::size_t n = 0; n < B; ++n) {
+            const float* gn = gy + n * O * l;
+            blas::gemm(false, true, O, k, l, 1.0f, gn, l, cols + n * k * l, l, n ? 1.0f : 0.0f, dw, k);
             if (dx) {
-                blas::gemm(true, false, K(), L(), O, 1.0f, w, K(), gn, L(), 0.0f, dcols, L());
-                col2im(dcols, dx + n * C * L());
+                blas::gemm(true, false, k, l, O, 1.0f, w, k, gn, l, 0.0f, dcols, l);
+                col2im(dcols, l, dx + n * C * l);
             }
         }
     }
@@ -101,30 +137,31 @@ struct conv3x3 {
 
 class handwritten_conv : public runner {
   public:
-    explicit handwritten_conv(const conv_problem& p)
-        : c_(p.spec), conv_{c_.in, c_.out, c_.size, c_.size}, x_(p.x), w_(p.w), b_(p.b) {
+    handwritten_conv(const conv_problem& p, bool wide)
+        : c_(p.spec), conv_{c_.in, c_.out, c_.size, c_.size, wide}, x_(p.x), w_(p.w), b_(p.b) {
         const std::size_t B = c_.batch;
-        cols_.resize(B * conv_.K() * conv_.L());
+        cols_.resize(conv_.cols_size(B));
+        scratch_.resize(conv_.scratch_size(B));
         y_.resize(B * c_.out * conv_.L());
         gy_.assign(y_.size(), 1.0f);  // d sum(y) / dy
-        dcols_.resize(conv_.K() * conv_.L());
+        dcols_.resize(conv_.dcols_size(B));
         dx_.resize(x_.size());
         dw_.resize(w_.size());
         db_.resize(b_.size());
     }
     float step() override {
-        conv_.forward(c_.batch, x_.data(), w_.data(), b_.data(), cols_.data(), y_.data());
+        conv_.forward(c_.batch, x_.data(), w_.data(), b_.data(), cols_.data(), y_.data(), scratch_.data());
         double loss = 0;
         for (float v : y_) loss += v;
         conv_.backward(c_.batch, gy_.data(), w_.data(), cols_.data(), dw_.data(), db_.data(), dcols_.data(),
-                       dx_.data());
+                       dx_.data(), scratch_.data());
         return static_cast<float>(loss);
     }
     step_memory memory_step() override {
         step();
         step_memory m;
         std::size_t n = 0;
-        for (const buf* b : {&cols_, &y_, &gy_, &dcols_, &dx_, &dw_, &db_}) n += b->size();
+        for (const buf* b : {&cols_, &scratch_, &y_, &gy_, &dcols_, &dx_, &dw_, &db_}) n += b->size();
         m.buffer_bytes = static_cast<double>(n * sizeof(float));
         return m;
     }
@@ -135,7 +172,7 @@ class handwritten_conv : public runner {
   private:
     conv_case c_;
     conv3x3 conv_;
-    buf x_, w_, b_, cols_, y_, gy_, dcols_, dx_, dw_, db_;
+    buf x_, w_, b_, cols_, scratch_, y_, gy_, dcols_, dx_, dw_, db_;
 };
 
 /// One parameter with its gradient and optimizer state.
@@ -273,10 +310,10 @@ struct stopwatch {
 
 class handwritten_cnn : public runner {
   public:
-    explicit handwritten_cnn(const cnn_problem& p)
+    handwritten_cnn(const cnn_problem& p, bool wide)
         : c_(p.spec),
-          conv1_{1, c_.c1, c_.size, c_.size},
-          conv2_{c_.c1, c_.c2, c_.size / 2, c_.size / 2},
+          conv1_{1, c_.c1, c_.size, c_.size, wide},
+          conv2_{c_.c1, c_.c2, c_.size / 2, c_.size / 2, wide},
           x_(p.x),
           labels_(p.labels) {
         const std::size_t B = c_.batch, S = c_.size, L1 = S * S, L2 = L1 / 4;
@@ -285,12 +322,13 @@ class handwritten_cnn : public runner {
         w3_.init(p.w3, adam), b3_.init(p.b3, adam), w4_.init(p.w4, adam), b4_.init(p.b4, adam);
         g1_.init(std::vector<float>(c_.c1, 1.0f), adam), be1_.init(std::vector<float>(c_.c1, 0.0f), adam);
         g2_.init(std::vector<float>(c_.c2, 1.0f), adam), be2_.init(std::vector<float>(c_.c2, 0.0f), adam);
-        cols1_.resize(B * conv1_.K() * L1);
+        cols1_.resize(conv1_.cols_size(B));
+        scratch_.resize(std::max(conv1_.scratch_size(B), conv2_.scratch_size(B)));
         z1_.resize(B * c_.c1 * L1);
         bn1_.init(B, c_.c1, L1);
         pool1_.init(B * c_.c1, S, S);
         p1_.resize(B * c_.c1 * L2);
-        cols2_.resize(B * conv2_.K() * L2);
+        cols2_.resize(conv2_.cols_size(B));
         z2_.resize(B * c_.c2 * L2);
         bn2_.init(B, c_.c2, L2);
         pool2_.init(B * c_.c2, S / 2, S / 2);
@@ -302,7 +340,7 @@ class handwritten_cnn : public runner {
         dp2_.resize(p2_.size());
         da2_.resize(z2_.size());
         dz2_.resize(z2_.size());
-        dcols2_.resize(conv2_.K() * L2);
+        dcols2_.resize(conv2_.dcols_size(B));
         dp1_.resize(p1_.size());
         da1_.resize(z1_.size());
         dz1_.resize(z1_.size());
@@ -316,7 +354,7 @@ class handwritten_cnn : public runner {
         std::size_t n = 0;
         for (const param* q : {&w1_, &b1_, &g1_, &be1_, &w2_, &b2_, &g2_, &be2_, &w3_, &b3_, &w4_, &b4_})
             n += q->floats();
-        for (const buf* b : {&x_, &cols1_, &z1_, &p1_, &cols2_, &z2_, &p2_, &h3_, &z4_, &dz4_, &dh3_, &dp2_, &da2_,
+        for (const buf* b : {&x_, &scratch_, &cols1_, &z1_, &p1_, &cols2_, &z2_, &p2_, &h3_, &z4_, &dz4_, &dh3_, &dp2_, &da2_,
                              &dz2_, &dcols2_, &dp1_, &da1_, &dz1_})
             n += b->size();
         n += bn1_.floats() + bn2_.floats() + pool1_.at.size() + pool2_.at.size();  // uint32 = 4 bytes
@@ -333,13 +371,13 @@ class handwritten_cnn : public runner {
         stopwatch sw{rows};
         const std::size_t B = c_.batch, H = c_.hidden, F = c_.flat(), K = c_.classes;
         // forward
-        conv1_.forward(B, x_.data(), w1_.v.data(), b1_.v.data(), cols1_.data(), z1_.data());
+        conv1_.forward(B, x_.data(), w1_.v.data(), b1_.v.data(), cols1_.data(), z1_.data(), scratch_.data());
         sw.mark(0, true);
         bn1_.forward(z1_.data(), g1_.v.data(), be1_.v.data());
         sw.mark(1, true);
         pool1_.forward(bn1_.a.data(), p1_.data());
         sw.mark(3, true);
-        conv2_.forward(B, p1_.data(), w2_.v.data(), b2_.v.data(), cols2_.data(), z2_.data());
+        conv2_.forward(B, p1_.data(), w2_.v.data(), b2_.v.data(), cols2_.data(), z2_.data(), scratch_.data());
         sw.mark(4, true);
         bn2_.forward(z2_.data(), g2_.v.data(), be2_.v.data());
         sw.mark(5, true);
@@ -363,13 +401,14 @@ class handwritten_cnn : public runner {
         bn2_.backward(da2_.data(), g2_.v.data(), dz2_.data(), g2_.g.data(), be2_.g.data());
         sw.mark(5, false);
         conv2_.backward(B, dz2_.data(), w2_.v.data(), cols2_.data(), w2_.g.data(), b2_.g.data(), dcols2_.data(),
-                        dp1_.data());
+                        dp1_.data(), scratch_.data());
         sw.mark(4, false);
         pool1_.backward(dp1_.data(), da1_.data());
         sw.mark(3, false);
         bn1_.backward(da1_.data(), g1_.v.data(), dz1_.data(), g1_.g.data(), be1_.g.data());
         sw.mark(1, false);
-        conv1_.backward(B, dz1_.data(), w1_.v.data(), cols1_.data(), w1_.g.data(), b1_.g.data(), nullptr, nullptr);
+        conv1_.backward(B, dz1_.data(), w1_.v.data(), cols1_.data(), w1_.g.data(), b1_.g.data(), nullptr, nullptr,
+                        scratch_.data());
         sw.mark(0, false);
         update();
         sw.mark(12, false);
@@ -443,18 +482,22 @@ class handwritten_cnn : public runner {
     param w1_, b1_, g1_, be1_, w2_, b2_, g2_, be2_, w3_, b3_, w4_, b4_;
     bn_relu bn1_, bn2_;
     pool2x2 pool1_, pool2_;
-    buf cols1_, z1_, p1_, cols2_, z2_, p2_, h3_, z4_;
+    buf scratch_, cols1_, z1_, p1_, cols2_, z2_, p2_, h3_, z4_;
     buf dz4_, dh3_, dp2_, da2_, dz2_, dcols2_, dp1_, da1_, dz1_;
     std::int64_t t_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<runner> make_handwritten_conv(const conv_problem& p) { return std::make_unique<handwritten_conv>(p); }
-std::unique_ptr<runner> make_handwritten_cnn(const cnn_problem& p) { return std::make_unique<handwritten_cnn>(p); }
+std::unique_ptr<runner> make_handwritten_conv(const conv_problem& p, bool wide) {
+    return std::make_unique<handwritten_conv>(p, wide);
+}
+std::unique_ptr<runner> make_handwritten_cnn(const cnn_problem& p, bool wide) {
+    return std::make_unique<handwritten_cnn>(p, wide);
+}
 
 std::vector<op_time> handwritten_cnn_breakdown(const cnn_problem& p, int steps) {
-    handwritten_cnn net(p);
+    handwritten_cnn net(p, false);
     for (int i = 0; i < 5; ++i) net.step();
     const auto names = cnn_stage_names();
     std::vector<std::vector<double>> f(names.size()), b(names.size());
