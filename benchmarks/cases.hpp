@@ -200,6 +200,7 @@ std::unique_ptr<runner> make_torch_cnn(const cnn_problem& p);
 struct op_time {
     std::string op;
     double forward = 0, backward = 0;
+    double forward_allocs = -1;  ///< heap allocations in the forward stage, -1 if not counted
 };
 /// The stages of the CNN step, in forward order, as the breakdowns name them.
 inline std::vector<std::string> cnn_stage_names() {
@@ -208,8 +209,10 @@ inline std::vector<std::string> cnn_stage_names() {
 }
 /// Median per-stage forward and backward times of the tapegrad CNN step over
 /// `steps` timed steps (hooks on each stage's output mark its backward's start);
-/// `plain_step` gets the median of untimed steps interleaved with them.
-std::vector<op_time> tapegrad_cnn_breakdown(const cnn_problem& p, int steps, double* plain_step);
+/// `plain_step` gets the median of untimed steps interleaved with them; `allocations`
+/// (the process's allocation counter, or null) counts each forward stage's allocations.
+std::vector<op_time> tapegrad_cnn_breakdown(const cnn_problem& p, int steps, double* plain_step,
+                                            std::size_t (*allocations)() = nullptr);
 /// The same for the hand-written step (relu is fused into the batch norm and linear
 /// before it, so its stages are empty), times taken by clocks between the calls.
 std::vector<op_time> handwritten_cnn_breakdown(const cnn_problem& p, int steps);

@@ -250,7 +250,7 @@ int run_breakdown(const options& o) {
         flush_denormals_scope ftz(true);
         const cnn_problem p = make_cnn(c);
         double plain = 0;
-        const auto tg = tapegrad_cnn_breakdown(p, o.rounds, &plain);
+        const auto tg = tapegrad_cnn_breakdown(p, o.rounds, &plain, &allocation_count);
         const auto hw = handwritten_cnn_breakdown(p, o.rounds);
         double sum[2][2] = {{0, 0}, {0, 0}};
         for (std::size_t k = 0; k < tg.size(); ++k) {
@@ -264,12 +264,27 @@ int run_breakdown(const options& o) {
                     fmt_time(sum[1][0]).c_str(), fmt_time(sum[1][1]).c_str());
         auto cell = [](double t) { return t > 0 ? fmt_time(t) : std::string("-"); };
         std::printf("| stage | tapegrad forward | tapegrad backward | hand forward | hand backward | tapegrad/hand "
-                    "(fwd+bwd) | share of tapegrad's step |\n|---|---:|---:|---:|---:|---:|---:|\n");
-        for (std::size_t k = 0; k < tg.size(); ++k)
-            std::printf("| %s | %s | %s | %s | %s | %s | %.1f%% |\n", tg[k].op.c_str(), cell(tg[k].forward).c_str(),
+                    "(fwd+bwd) | share of tapegrad's step | tapegrad forward allocations |\n"
+                    "|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        double fwd_allocs = 0;
+        for (std::size_t k = 0; k < tg.size(); ++k) {
+            char allocs[32] = "-";
+            if (tg[k].forward_allocs >= 0 && tg[k].forward > 0) {
+                std::snprintf(allocs, sizeof allocs, "%.0f", tg[k].forward_allocs);
+                fwd_allocs += tg[k].forward_allocs;
+            }
+            std::printf("| %s | %s | %s | %s | %s | %s | %.1f%% | %s |\n", tg[k].op.c_str(), cell(tg[k].forward).c_str(),
                         cell(tg[k].backward).c_str(), cell(hw[k].forward).c_str(), cell(hw[k].backward).c_str(),
                         fmt_ratio(tg[k].forward + tg[k].backward, hw[k].forward + hw[k].backward).c_str(),
-                        100.0 * (tg[k].forward + tg[k].backward) / (sum[0][0] + sum[0][1]));
+                        100.0 * (tg[k].forward + tg[k].backward) / (sum[0][0] + sum[0][1]), allocs);
+        }
+        auto net = make_tapegrad_cnn(p);
+        for (int i = 0; i < 5; ++i) net->step();
+        const std::size_t a0 = allocation_count();
+        for (int i = 0; i < 10; ++i) net->step();
+        std::printf("allocations per untimed step: %.1f, of which %.0f in the forward stages above, the rest in "
+                    "backward, the optimizer and the reset\n",
+                    (allocation_count() - a0) / 10.0, fwd_allocs);
         std::printf("(tapegrad's backward stages are marked by hooks on each stage's output, which copy that "
                     "gradient once; hand-written relu is fused into the stage before it)\n");
         return 0;

@@ -357,7 +357,7 @@ class tapegrad_cnn : public runner {
     /// Per-stage times of one step (see tapegrad_cnn_breakdown): each stage's forward
     /// by a clock around it; its backward from the moment its output's gradient is
     /// complete (a hook on the output) to the moment its input's is.
-    std::vector<op_time> timed_step() {
+    std::vector<op_time> timed_step(std::size_t (*allocations)()) {
         using clk = std::chrono::steady_clock;
         auto since = [](clk::time_point a, clk::time_point b) { return std::chrono::duration<double>(b - a).count(); };
         std::vector<op_time> rows;
@@ -366,9 +366,12 @@ class tapegrad_cnn : public runner {
         tf h = x_;
         const auto names = cnn_stage_names();
         auto stage = [&](std::size_t k, auto&& f) {
+            const std::size_t a0 = allocations ? allocations() : 0;
             const auto t0 = clk::now();
             h = f(h);
-            rows.push_back({names[k], since(t0, clk::now()), 0});
+            const auto t1 = clk::now();
+            const std::size_t a1 = allocations ? allocations() : 0;
+            rows.push_back({names[k], since(t0, t1), 0, allocations ? static_cast<double>(a1 - a0) : -1.0});
             outs.push_back(h);
         };
         conv2d_options pad1;
@@ -448,7 +451,8 @@ std::unique_ptr<runner> make_tapegrad_opchain(const opchain_problem& p) {
 std::unique_ptr<runner> make_tapegrad_conv(const conv_problem& p) { return std::make_unique<tapegrad_conv>(p); }
 std::unique_ptr<runner> make_tapegrad_cnn(const cnn_problem& p) { return std::make_unique<tapegrad_cnn>(p); }
 
-std::vector<op_time> tapegrad_cnn_breakdown(const cnn_problem& p, int steps, double* plain_step) {
+std::vector<op_time> tapegrad_cnn_breakdown(const cnn_problem& p, int steps, double* plain_step,
+                                            std::size_t (*allocations)()) {
     tapegrad_cnn net(p);
     for (int i = 0; i < 5; ++i) net.step();  // warm buffers
     std::vector<std::vector<op_time>> all;
@@ -457,7 +461,7 @@ std::vector<op_time> tapegrad_cnn_breakdown(const cnn_problem& p, int steps, dou
         const auto t0 = std::chrono::steady_clock::now();
         net.step();
         plain.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        all.push_back(net.timed_step());
+        all.push_back(net.timed_step(allocations));
     }
     std::sort(plain.begin(), plain.end());
     if (plain_step) *plain_step = plain[plain.size() / 2];
