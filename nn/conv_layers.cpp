@@ -134,30 +134,12 @@ template <class T> tensor<T> batch_norm2d<T>::forward(const tensor<T>& x) {
     if (s.size() != 4 || s[1] != channels_)
         throw shape_error(type_name() + ": input of shape " + shape_str(s) + " must be [N, " + num(channels_) +
                           ", H, W]");
-    const shape_t per_channel{channels_, 1, 1};  // broadcasts against [N, C, H, W]
-    tensor<T> y;
-    if (this->is_training()) {
-        const std::size_t count = s[0] * s[2] * s[3];
-        if (count < 2)
-            throw shape_error(type_name() + ": training mode needs more than 1 value per channel, got input " +
-                              shape_str(s) + " (use eval() for a single 1x1 sample)");
-        const tensor<T> mu = mean(x, {0, 2, 3}, true);  // [1, C, 1, 1]
-        const tensor<T> xc = x - mu;
-        const tensor<T> var = mean(xc * xc, {0, 2, 3}, true);  // biased: what the batch is normalised with
-        y = xc / sqrt(var + T(eps_));
-        // Running stats track the unbiased variance, as PyTorch.
-        const T m = T(momentum_), keep = T(1 - momentum_), unbias = T(double(count) / double(count - 1));
-        T* rm = running_mean_->mutable_value().data();
-        T* rv = running_var_->mutable_value().data();
-        const T *mv = mu.value().data(), *vv = var.value().data();
-        for (std::size_t c = 0; c < channels_; ++c) {
-            rm[c] = keep * rm[c] + m * mv[c];
-            rv[c] = keep * rv[c] + m * (vv[c] * unbias);
-        }
-    } else {
-        y = (x - reshape(*running_mean_, per_channel)) / sqrt(reshape(*running_var_, per_channel) + T(eps_));
-    }
-    return weight_ ? y * reshape(*weight_, per_channel) + reshape(*bias_, per_channel) : y;
+    if (this->is_training() && s[0] * s[2] * s[3] < 2)
+        throw shape_error(type_name() + ": training mode needs more than 1 value per channel, got input " +
+                          shape_str(s) + " (use eval() for a single 1x1 sample)");
+    const tensor<T> none;
+    return tapegrad::batch_norm2d(x, weight_ ? *weight_ : none, bias_ ? *bias_ : none, *running_mean_,
+                                  *running_var_, this->is_training(), momentum_, eps_);
 }
 
 template <class T> std::string batch_norm2d<T>::type_name() const {
