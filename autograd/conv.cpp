@@ -1,16 +1,23 @@
-// Convolution and pooling (autograd/conv.hpp). The two primitives are unfold2d
-// (im2col) and fold2d (col2im); each is linear and the other's transpose, so each
-// is the other's backward and both are twice differentiable. The other ops are
-// compositions of them with matmul, gather, mean and reshape.
+// Convolution, pooling and batch normalisation (autograd/conv.hpp). Linear pairs
+// carry the second derivatives: unfold2d (im2col) and fold2d (col2im), max pooling's
+// pick and scatter, each the other's transpose and so the other's backward. conv2d
+// is unfold2d then one node of per-sample gemms with the bias added in the same
+// pass; its second-order path is the same product as recorded matmuls. Every
+// buffer is a tape slot's value or gradient, kept across resets: a training step
+// in steady state allocates nothing.
 
 #include "autograd/conv.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "autograd/detail/op_drivers.hpp"
+#include "autograd/kernels/blas.hpp"
 #include "autograd/ops.hpp"
 
 namespace tapegrad {
@@ -79,11 +86,13 @@ template <class T> geometry load_geometry(const node<T>& n, std::size_t batch) {
     return make_geometry("unfold2d", {batch, a[0], a[1], a[2]}, w);
 }
 
-// f(image offset, matrix offset) for every unfolded entry that lies inside the
-// image (padding entries are 0 and skipped), sample by sample.
-template <class F> void for_each_tap(const geometry& g, F&& f) {
+// The unfolded matrix row by row: for each sample, tap (c, i, j) and output row oy,
+// f(matrix, lo, hi, image) where entries [lo, hi) of the ow-long run starting at
+// `matrix` come from the image at image, image + sw, ... and the rest are padding.
+// A row in the vertical padding has lo = hi = 0.
+template <class F> void for_each_run(const geometry& g, F&& f) {
     const window2d& w = g.win;
-    const std::size_t kh = w.kernel[0], kw = w.kernel[1], L = g.cols();
+    const std::size_t kh = w.kernel[0], kw = w.kernel[1], L = g.cols(), sw = w.stride[1], left = w.pad_before[1];
     for (std::size_t n = 0; n < g.n; ++n)
         for (std::size_t c = 0; c < g.c; ++c)
             for (std::size_t i = 0; i < kh; ++i)
@@ -91,18 +100,49 @@ template <class F> void for_each_tap(const geometry& g, F&& f) {
                     const std::size_t row = (c * kh + i) * kw + j;
                     const std::size_t image = (n * g.c + c) * g.h * g.w;
                     const std::size_t matrix = (n * g.rows() + row) * L;
+                    // columns ox with left <= ox sw + j dw < left + w, in unsigned arithmetic
+                    const std::size_t off = j * w.dilation[1];
+                    const std::size_t lo = std::min(g.ow, off >= left ? 0 : (left - off + sw - 1) / sw);
+                    const std::size_t hi = std::min(g.ow, off >= left + g.w ? 0 : (left + g.w - off + sw - 1) / sw);
                     for (std::size_t oy = 0; oy < g.oh; ++oy) {
-                        // iy = oy sh - top + i dh, in unsigned arithmetic: skip rows in the padding
+                        // iy = oy sh - top + i dh
                         const std::size_t ty = oy * w.stride[0] + i * w.dilation[0];
-                        if (ty < w.pad_before[0] || ty - w.pad_before[0] >= g.h) continue;
-                        const std::size_t iy = ty - w.pad_before[0];
-                        for (std::size_t ox = 0; ox < g.ow; ++ox) {
-                            const std::size_t tx = ox * w.stride[1] + j * w.dilation[1];
-                            if (tx < w.pad_before[1] || tx - w.pad_before[1] >= g.w) continue;
-                            f(image + iy * g.w + (tx - w.pad_before[1]), matrix + oy * g.ow + ox);
+                        const std::size_t m = matrix + oy * g.ow;
+                        if (ty < w.pad_before[0] || ty - w.pad_before[0] >= g.h || lo >= hi) {
+                            f(m, std::size_t(0), std::size_t(0), std::size_t(0));
+                            continue;
                         }
+                        f(m, lo, hi, image + (ty - w.pad_before[0]) * g.w + lo * sw + off - left);
                     }
                 }
+}
+
+// Add the runs of the unfolded matrix `cols` into the image `dx` (col2im).
+template <class T> void fold_into(const geometry& g, const T* cols, T* dx) {
+    const std::size_t sw = g.win.stride[1];
+    for_each_run(g, [&](std::size_t m, std::size_t lo, std::size_t hi, std::size_t img) {
+        const T* from = cols + m + lo;
+        T* to = dx + img;
+        if (sw == 1)
+            for (std::size_t k = 0; k < hi - lo; ++k) to[k] += from[k];
+        else
+            for (std::size_t k = 0; k < hi - lo; ++k) to[k * sw] += from[k];
+    });
+}
+
+// Write the unfolded matrix of image `x` into `cols` (im2col), padding as 0.
+template <class T> void unfold_into(const geometry& g, const T* x, T* cols) {
+    const std::size_t sw = g.win.stride[1], ow = g.ow;
+    for_each_run(g, [&](std::size_t m, std::size_t lo, std::size_t hi, std::size_t img) {
+        T* to = cols + m;
+        std::fill(to, to + lo, T(0));
+        const T* from = x + img;
+        if (sw == 1)
+            std::copy(from, from + (hi - lo), to + lo);
+        else
+            for (std::size_t k = lo; k < hi; ++k) to[k] = from[(k - lo) * sw];
+        std::fill(to + std::max(lo, hi), to + ow, T(0));
+    });
 }
 
 template <class T> tensor<T> unfold_op(const tensor<T>& x, const geometry& g);
@@ -119,8 +159,7 @@ template <class T> void unfold_backward(backward_ctx<T>& c) {
     bool had;
     T* dx = c.grad_data(c.input(0), had);
     if (!had) std::fill(dx, dx + c.x(0).size(), T(0));
-    const T* gy = c.gy().data();
-    for_each_tap(g, [&](std::size_t image, std::size_t matrix) { dx[image] += gy[matrix]; });
+    fold_into(g, c.gy().data(), dx);
     c.mark(c.input(0));
 }
 
@@ -128,11 +167,8 @@ template <class T> tensor<T> unfold_op(const tensor<T>& x, const geometry& g) {
     tensor<T> out = make_result<T>("unfold2d", &unfold_backward<T>, {&x}, geometry_slots);
     node<T>* n = out.node_ptr();
     store_geometry(n, g);
-    n->value.resize({g.n, g.rows(), g.cols()});
-    std::fill(n->value.begin(), n->value.end(), T(0));
-    T* y = n->value.data();
-    const T* xv = x.value().data();
-    for_each_tap(g, [&](std::size_t image, std::size_t matrix) { y[matrix] = xv[image]; });
+    n->value.resize({g.n, g.rows(), g.cols()});  // a tape slot keeps its buffer: no allocation in steady state
+    unfold_into(g, x.value().data(), n->value.data());
     return out;
 }
 
@@ -146,9 +182,15 @@ template <class T> void fold_backward(backward_ctx<T>& c) {
     }
     bool had;
     T* dcols = c.grad_data(c.input(0), had);
-    if (!had) std::fill(dcols, dcols + c.x(0).size(), T(0));
-    const T* gy = c.gy().data();
-    for_each_tap(g, [&](std::size_t image, std::size_t matrix) { dcols[matrix] += gy[image]; });
+    if (!had) {
+        unfold_into(g, c.gy().data(), dcols);
+    } else {
+        const std::size_t sw = g.win.stride[1];
+        const T* gy = c.gy().data();
+        for_each_run(g, [&](std::size_t m, std::size_t lo, std::size_t hi, std::size_t img) {
+            for (std::size_t k = lo; k < hi; ++k) dcols[m + k] += gy[img + (k - lo) * sw];
+        });
+    }
     c.mark(c.input(0));
 }
 
@@ -158,9 +200,182 @@ template <class T> tensor<T> fold_op(const tensor<T>& cols, const geometry& g) {
     store_geometry(n, g);
     n->value.resize({g.n, g.c, g.h, g.w});
     std::fill(n->value.begin(), n->value.end(), T(0));
-    T* y = n->value.data();
+    fold_into(g, cols.value().data(), n->value.data());
+    return out;
+}
+
+// ---------------------------------------------------------------- conv gemm
+// y[n, g*Og + o, l] = sum_k W[g*Og + o, k] cols[n, g*K + k, l] (+ b[g*Og + o]): the
+// product of each group's filters [Og, K] with the sample's unfolded columns [K, L],
+// one gemm per sample and group. Inputs: cols [N, G*K, L], weight [O, C/G, kh, kw],
+// bias [O] (optional). op_data: [oh, ow].
+struct gemm_dims {
+    std::size_t n, groups, out_per_group, k, l;
+};
+
+template <class T> gemm_dims conv_dims(const xt::xarray<T>& cols, const xt::xarray<T>& w) {
+    const std::size_t k = w.shape()[1] * w.shape()[2] * w.shape()[3];
+    const std::size_t groups = cols.shape()[1] / k;
+    return {cols.shape()[0], groups, w.shape()[0] / groups, k, cols.shape()[2]};
+}
+
+template <class T> tensor<T> conv_gemm_op(const tensor<T>& cols, const tensor<T>& weight, const tensor<T>& bias,
+                                          std::size_t oh, std::size_t ow);
+
+// dcols_n,g = W_g^T gy_n,g;  dW_g = sum_n gy_n,g cols_n,g^T;  db = sum_{n,l} gy
+template <class T> void conv_gemm_backward(backward_ctx<T>& c) {
+    const bool has_bias = c.self.n_inputs == 3;
+    if (c.create_graph) {
+        const gemm_dims d = conv_dims(c.x(0), c.x(1));
+        const std::size_t out = d.groups * d.out_per_group;
+        const tensor<T> gy = reshape(c.tgy(), {d.n, d.groups, d.out_per_group, d.l});
+        const tensor<T> w = reshape(c.tx(1), {d.groups, d.out_per_group, d.k});
+        if (c.wants(0)) c.add_graph(0, reshape(matmul(w, gy, true, false), {d.n, d.groups * d.k, d.l}));
+        if (c.wants(1)) {
+            const tensor<T> cols = reshape(c.tx(0), {d.n, d.groups, d.k, d.l});
+            c.add_graph(1, reshape(sum(matmul(gy, cols, false, true), {0}), shape_t(c.x(1).shape().begin(), c.x(1).shape().end())));
+        }
+        if (has_bias && c.wants(2)) c.add_graph(2, sum(reshape(c.tgy(), {d.n, out, d.l}), {0, 2}));
+        return;
+    }
+    const gemm_dims d = conv_dims(c.x(0), c.x(1));
+    const std::size_t og = d.out_per_group, out = d.groups * og, K = d.k, L = d.l;
+    const T* gy = c.gy().data();
+    const T* cols = c.x(0).data();
+    const T* w = c.x(1).data();
+    if (c.wants(0)) {
+        bool had;
+        T* dcols = c.grad_data(c.input(0), had);
+        for (std::size_t n = 0; n < d.n; ++n)
+            for (std::size_t g = 0; g < d.groups; ++g)
+                blas::gemm(true, false, K, L, og, T(1), w + g * og * K, K, gy + (n * out + g * og) * L, L,
+                           had ? T(1) : T(0), dcols + (n * d.groups * K + g * K) * L, L);
+        c.mark(c.input(0));
+    }
+    if (c.wants(1)) {
+        bool had;
+        T* dw = c.grad_data(c.input(1), had);
+        for (std::size_t n = 0; n < d.n; ++n)
+            for (std::size_t g = 0; g < d.groups; ++g)
+                blas::gemm(false, true, og, K, L, T(1), gy + (n * out + g * og) * L, L,
+                           cols + (n * d.groups * K + g * K) * L, L, had || n > 0 ? T(1) : T(0), dw + g * og * K, K);
+        c.mark(c.input(1));
+    }
+    if (has_bias && c.wants(2)) {
+        bool had;
+        T* db = c.grad_data(c.input(2), had);
+        if (!had) std::fill(db, db + out, T(0));
+        for (std::size_t n = 0; n < d.n; ++n)
+            for (std::size_t o = 0; o < out; ++o) {
+                const T* row = gy + (n * out + o) * L;
+                T s = 0;
+                for (std::size_t l = 0; l < L; ++l) s += row[l];
+                db[o] += s;
+            }
+        c.mark(c.input(2));
+    }
+}
+
+template <class T> tensor<T> conv_gemm_op(const tensor<T>& cols, const tensor<T>& weight, const tensor<T>& bias,
+                                          std::size_t oh, std::size_t ow) {
+    tensor<T> out = bias.defined() ? make_result<T>("conv2d", &conv_gemm_backward<T>, {&cols, &weight, &bias})
+                                   : make_result<T>("conv2d", &conv_gemm_backward<T>, {&cols, &weight});
+    const gemm_dims d = conv_dims(cols.value(), weight.value());
+    const std::size_t og = d.out_per_group, o_all = d.groups * og, K = d.k, L = d.l;
+    auto& y = out.node_ptr()->value;
+    y.resize({d.n, o_all, oh, ow});
     const T* cv = cols.value().data();
-    for_each_tap(g, [&](std::size_t image, std::size_t matrix) { y[image] += cv[matrix]; });
+    const T* w = weight.value().data();
+    T* yv = y.data();
+    for (std::size_t n = 0; n < d.n; ++n) {
+        for (std::size_t g = 0; g < d.groups; ++g)
+            blas::gemm(false, false, og, L, K, T(1), w + g * og * K, K, cv + (n * d.groups * K + g * K) * L, L, T(0),
+                       yv + (n * o_all + g * og) * L, L);
+        if (bias.defined()) {
+            const T* b = bias.value().data();
+            for (std::size_t o = 0; o < o_all; ++o) {
+                T* row = yv + (n * o_all + o) * L;
+                for (std::size_t l = 0; l < L; ++l) row[l] += b[o];
+            }
+        }
+    }
+    return out;
+}
+
+// ----------------------------------------------------- max pooling's halves
+// pick: y[p, l] = x[p, at[p, l]] for each image p = (n, c) and window l (the
+// maxima, once `at` holds the winners); scatter: y[p, at[p, l]] += g[p, l], its
+// transpose. Each is the other's backward, so max_pool2d is twice differentiable.
+// op_data: the geometry, then the winners (N*C*L, offsets inside each image).
+template <class T> tensor<T> pick_op(const tensor<T>& x, const std::size_t* at, const geometry& g);
+template <class T> tensor<T> scatter_op(const tensor<T>& gy, const std::size_t* at, const geometry& g);
+
+template <class T> node<T>* with_winners(tensor<T>& out, const std::size_t* at, const geometry& g) {
+    node<T>* n = out.node_ptr();
+    if (n->op_data) {
+        store_geometry(n, g);
+        std::copy(at, at + g.n * g.c * g.cols(), n->op_data + geometry_slots);
+    }
+    return n;
+}
+
+template <class T> void pick_backward(backward_ctx<T>& c) {  // dx[at] += gy
+    if (!c.wants(0)) return;
+    const geometry g = load_geometry(c.self, c.x(0).shape()[0]);
+    const std::size_t* at = c.self.op_data + geometry_slots;
+    if (c.create_graph) {
+        c.add_graph(0, scatter_op(c.tgy(), at, g));
+        return;
+    }
+    bool had;
+    T* dx = c.grad_data(c.input(0), had);
+    if (!had) std::fill(dx, dx + c.x(0).size(), T(0));
+    const T* gy = c.gy().data();
+    const std::size_t L = g.cols(), hw = g.h * g.w;
+    for (std::size_t p = 0; p < g.n * g.c; ++p)
+        for (std::size_t l = 0; l < L; ++l) dx[p * hw + at[p * L + l]] += gy[p * L + l];
+    c.mark(c.input(0));
+}
+
+template <class T> tensor<T> pick_op(const tensor<T>& x, const std::size_t* at, const geometry& g) {
+    tensor<T> out = make_result<T>("max_pool2d", &pick_backward<T>, {&x}, geometry_slots + g.n * g.c * g.cols());
+    node<T>* n = with_winners(out, at, g);
+    n->value.resize({g.n, g.c, g.oh, g.ow});
+    T* y = n->value.data();
+    const T* xv = x.value().data();
+    const std::size_t L = g.cols(), hw = g.h * g.w;
+    for (std::size_t p = 0; p < g.n * g.c; ++p)
+        for (std::size_t l = 0; l < L; ++l) y[p * L + l] = xv[p * hw + at[p * L + l]];
+    return out;
+}
+
+template <class T> void scatter_backward(backward_ctx<T>& c) {  // dgy = dy[at]
+    if (!c.wants(0)) return;
+    const geometry g = load_geometry(c.self, c.x(0).shape()[0]);
+    const std::size_t* at = c.self.op_data + geometry_slots;
+    if (c.create_graph) {
+        c.add_graph(0, pick_op(c.tgy(), at, g));
+        return;
+    }
+    bool had;
+    T* dg = c.grad_data(c.input(0), had);
+    const T* gy = c.gy().data();
+    const std::size_t L = g.cols(), hw = g.h * g.w;
+    for (std::size_t p = 0; p < g.n * g.c; ++p)
+        for (std::size_t l = 0; l < L; ++l) dg[p * L + l] = (had ? dg[p * L + l] : T(0)) + gy[p * hw + at[p * L + l]];
+    c.mark(c.input(0));
+}
+
+template <class T> tensor<T> scatter_op(const tensor<T>& gy, const std::size_t* at, const geometry& g) {
+    tensor<T> out = make_result<T>("max_unpool2d", &scatter_backward<T>, {&gy}, geometry_slots + g.n * g.c * g.cols());
+    node<T>* n = with_winners(out, at, g);
+    n->value.resize({g.n, g.c, g.h, g.w});
+    std::fill(n->value.begin(), n->value.end(), T(0));
+    T* y = n->value.data();
+    const T* gv = gy.value().data();
+    const std::size_t L = g.cols(), hw = g.h * g.w;
+    for (std::size_t p = 0; p < g.n * g.c; ++p)
+        for (std::size_t l = 0; l < L; ++l) y[p * hw + at[p * L + l]] += gv[p * L + l];
     return out;
 }
 
@@ -231,51 +446,83 @@ tensor<T> conv2d(const tensor<T>& x, const tensor<T>& weight, const tensor<T>& b
         w.pad_before = w.pad_after = o.padding;
     }
     const geometry g = make_geometry("conv2d", xs, w);
-    const std::size_t n = xs[0], out = ws[0], k = g.rows() / groups, L = g.cols();
-    const tensor<T> cols = unfold_op(x, g);  // [N, C kh kw, L]
-    tensor<T> y = groups == 1 ? matmul(reshape(weight, {out, k}), cols)  // [N, O, L]
-                              : matmul(reshape(weight, {groups, out / groups, k}), reshape(cols, {n, groups, k, L}));
-    y = reshape(y, {n, out, g.oh, g.ow});
-    if (bias.defined()) y = y + reshape(bias, {out, 1, 1});
-    return y;
+    return conv_gemm_op(unfold_op(x, g), weight, bias, g.oh, g.ow);
 }
+
+namespace {
+// The winner of one window by PyTorch's CPU rule: scan in row-major order from the
+// window's first element inside the image; a value greater than the best so far,
+// or a NaN, takes over.
+// (So of several NaNs the last wins, as in PyTorch.)
+template <class T> struct window_max {
+    T best = -std::numeric_limits<T>::infinity();
+    std::size_t at = std::size_t(-1);
+    void see(const T* image, std::size_t here) {
+        const T v = image[here];
+        if (at == std::size_t(-1)) at = here;
+        const bool take = v > best || v != v;
+        best = take ? v : best;
+        at = take ? here : at;
+    }
+};
+}  // namespace
 
 template <class T>
 tensor<T> max_pool2d(const tensor<T>& x, std::array<std::size_t, 2> kernel, std::array<std::size_t, 2> stride,
                      std::array<std::size_t, 2> padding) {
     const geometry g = make_geometry("max_pool2d", x.shape(), pool_window("max_pool2d", kernel, stride, padding));
     const window2d& w = g.win;
-    // Which element of each window wins, by PyTorch's CPU rule: scan the window in
-    // row-major order from its first element inside the image; a value greater
-    // than the best so far, or a NaN, takes over.
-    xt::xarray<std::size_t> winner = xt::zeros<std::size_t>({g.n, g.c, g.cols()});
+    const std::size_t L = g.cols(), hw = g.h * g.w;
+    tensor<T> out = make_result<T>("max_pool2d", &pick_backward<T>, {&x}, geometry_slots + g.n * g.c * L);
+    node<T>* nd = out.node_ptr();
+    thread_local std::vector<std::size_t> scratch;  // winners when nothing records (no allocation in steady state)
+    std::size_t* winners = nd->op_data ? nd->op_data + geometry_slots : nullptr;
+    if (nd->op_data) store_geometry(nd, g);
+    else scratch.resize(g.n * g.c * L), winners = scratch.data();
+    nd->value.resize({g.n, g.c, g.oh, g.ow});
+    T* y = nd->value.data();
     const T* xv = x.value().data();
+    const bool inside = padding[0] == 0 && padding[1] == 0;  // every window lies in the image: no bounds tests
     for (std::size_t p = 0; p < g.n * g.c; ++p) {
-        const T* image = xv + p * g.h * g.w;
-        std::size_t* best_at = winner.data() + p * g.cols();
+        const T* image = xv + p * hw;
+        std::size_t* at = winners + p * L;
+        T* out_p = y + p * L;
+        if (inside && kernel[0] == 2 && kernel[1] == 2) {  // the usual 2x2 pool, unrolled
+            for (std::size_t oy = 0; oy < g.oh; ++oy)
+                for (std::size_t ox = 0; ox < g.ow; ++ox) {
+                    const std::size_t c0 = oy * w.stride[0] * g.w + ox * w.stride[1];
+                    window_max<T> m{image[c0], c0};
+                    m.see(image, c0 + 1);
+                    m.see(image, c0 + g.w);
+                    m.see(image, c0 + g.w + 1);
+                    at[oy * g.ow + ox] = m.at;
+                    out_p[oy * g.ow + ox] = m.best;
+                }
+            continue;
+        }
         for (std::size_t oy = 0; oy < g.oh; ++oy)
             for (std::size_t ox = 0; ox < g.ow; ++ox) {
-                T best = -std::numeric_limits<T>::infinity();
-                std::size_t at = std::size_t(-1);
-                for (std::size_t i = 0; i < w.kernel[0]; ++i) {
-                    const std::size_t ty = oy * w.stride[0] + i;
-                    if (ty < w.pad_before[0] || ty - w.pad_before[0] >= g.h) continue;
-                    for (std::size_t j = 0; j < w.kernel[1]; ++j) {
-                        const std::size_t tx = ox * w.stride[1] + j;
-                        if (tx < w.pad_before[1] || tx - w.pad_before[1] >= g.w) continue;
-                        const std::size_t here = (ty - w.pad_before[0]) * g.w + (tx - w.pad_before[1]);
-                        if (at == std::size_t(-1)) at = here;
-                        if (image[here] > best || std::isnan(image[here])) {
-                            best = image[here];
-                            at = here;
+                window_max<T> m;
+                if (inside) {
+                    const std::size_t corner = oy * w.stride[0] * g.w + ox * w.stride[1];
+                    for (std::size_t i = 0; i < w.kernel[0]; ++i)
+                        for (std::size_t j = 0; j < w.kernel[1]; ++j) m.see(image, corner + i * g.w + j);
+                } else {
+                    for (std::size_t i = 0; i < w.kernel[0]; ++i) {
+                        const std::size_t ty = oy * w.stride[0] + i;
+                        if (ty < w.pad_before[0] || ty - w.pad_before[0] >= g.h) continue;
+                        for (std::size_t j = 0; j < w.kernel[1]; ++j) {
+                            const std::size_t tx = ox * w.stride[1] + j;
+                            if (tx < w.pad_before[1] || tx - w.pad_before[1] >= g.w) continue;
+                            m.see(image, (ty - w.pad_before[0]) * g.w + (tx - w.pad_before[1]));
                         }
                     }
                 }
-                best_at[oy * g.ow + ox] = at;
+                at[oy * g.ow + ox] = m.at;
+                out_p[oy * g.ow + ox] = image[m.at];
             }
     }
-    const tensor<T> picked = gather(reshape(x, {g.n, g.c, g.h * g.w}), 2, winner);
-    return reshape(picked, {g.n, g.c, g.oh, g.ow});
+    return out;
 }
 
 template <class T>
@@ -301,6 +548,223 @@ template <class T> tensor<T> flatten(const tensor<T>& x) {
     return reshape(x, {s[0], rest});
 }
 
+// ---------------------------------------------------------- batch_norm2d
+// Inputs: x [N, C, H, W], then weight and bias [C] when affine, then (eval mode)
+// the running mean and variance [C]. op_data: [affine, training, then the bits of
+// each channel's mean and rstd]; scalar[0] = eps.
+// Per channel, over the m = N*H*W values: xhat = (x - mean) / sqrt(var + eps),
+// y = xhat * weight + bias. Training normalises with the batch's mean and biased
+// variance, recomputed in the backward from x (the same loop, so the same bits).
+namespace {
+
+// Sums of n values in 8 independent lanes, so the compiler vectorises them without
+// reassociating anything itself; results are the same on every run.
+template <class T, class F> T lane_sum(std::size_t n, F&& term) {
+    T lane[8] = {};
+    std::size_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (std::size_t j = 0; j < 8; ++j) lane[j] += term(k + j);
+    for (; k < n; ++k) lane[k % 8] += term(k);
+    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
+template <class T> struct channel_stats {
+    std::vector<T> mean, rstd;  // per channel; rstd = 1 / sqrt(var + eps)
+    std::vector<T> var;         // the biased variance (training)
+};
+
+// Batch statistics, two passes (mean, then squared deviations): each image row
+// summed in T (vectorised), the rows in double, so long channels do not drift.
+template <class T> void batch_stats(const xt::xarray<T>& x, T eps, channel_stats<T>& s) {
+    const std::size_t n = x.shape()[0], ch = x.shape()[1], hw = x.size() / (n * ch);
+    s.mean.assign(ch, T(0));
+    s.var.assign(ch, T(0));
+    s.rstd.assign(ch, T(0));
+    const T* xv = x.data();
+    for (std::size_t c = 0; c < ch; ++c) {
+        double sum = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const T* p = xv + (i * ch + c) * hw;
+            sum += lane_sum<T>(hw, [p](std::size_t k) { return p[k]; });
+        }
+        const T mean = T(sum / double(n * hw));
+        double sq = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const T* p = xv + (i * ch + c) * hw;
+            sq += lane_sum<T>(hw, [p, mean](std::size_t k) { return (p[k] - mean) * (p[k] - mean); });
+        }
+        const double var = sq / double(n * hw);
+        s.mean[c] = mean;
+        s.var[c] = T(var);
+        s.rstd[c] = T(1.0 / std::sqrt(var + double(eps)));
+    }
+}
+
+template <class T> void running_stats(const xt::xarray<T>& mean, const xt::xarray<T>& var, T eps, channel_stats<T>& s) {
+    const std::size_t ch = mean.size();
+    s.mean.assign(mean.data(), mean.data() + ch);
+    s.rstd.resize(ch);
+    for (std::size_t c = 0; c < ch; ++c) s.rstd[c] = T(1) / std::sqrt(var.data()[c] + eps);
+}
+
+thread_local channel_stats<float> stats_f;
+thread_local channel_stats<double> stats_d;
+template <class T> channel_stats<T>& scratch_stats() {
+    if constexpr (std::is_same_v<T, float>) return stats_f;
+    else return stats_d;
+}
+
+// The same normalisation as recorded tensor ops, for second derivatives.
+template <class T> tensor<T> xhat_graph(backward_ctx<T>& c, bool affine, bool training, T eps, tensor<T>& rstd) {
+    const tensor<T> x = c.tx(0);
+    const std::size_t ch = c.x(0).shape()[1];
+    if (training) {
+        const tensor<T> xc = x - mean(x, {0, 2, 3}, true);
+        rstd = T(1) / sqrt(mean(xc * xc, {0, 2, 3}, true) + eps);
+        return xc * rstd;
+    }
+    const std::size_t first = affine ? 3 : 1;
+    const tensor<T> m = reshape(c.tx(first), {ch, 1, 1});
+    rstd = T(1) / sqrt(reshape(c.tx(first + 1), {ch, 1, 1}) + eps);
+    return (x - m) * rstd;
+}
+
+// dxhat = gy w;  training: dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat));
+// eval: dx = rstd dxhat;  dw = sum gy xhat;  db = sum gy
+template <class T> void batch_norm_backward(backward_ctx<T>& c) {
+    const bool affine = c.self.op_data[0] != 0, training = c.self.op_data[1] != 0;
+    const T eps = c.self.scalar[0];
+    const xt::xarray<T>& xv = c.x(0);
+    const std::size_t n = xv.shape()[0], ch = xv.shape()[1], hw = xv.size() / (n * ch);
+    if (c.create_graph) {
+        tensor<T> rstd;
+        const tensor<T> xhat = xhat_graph(c, affine, training, eps, rstd);
+        const tensor<T> gy = c.tgy();
+        const tensor<T> dxhat = affine ? gy * reshape(c.tx(1), {ch, 1, 1}) : gy;
+        if (c.wants(0)) {
+            if (training)
+                c.add_graph(0, rstd * (dxhat - mean(dxhat, {0, 2, 3}, true) - xhat * mean(dxhat * xhat, {0, 2, 3}, true)));
+            else
+                c.add_graph(0, rstd * dxhat);
+        }
+        if (affine && c.wants(1)) c.add_graph(1, sum(gy * xhat, {0, 2, 3}));
+        if (affine && c.wants(2)) c.add_graph(2, sum(gy, {0, 2, 3}));
+        return;
+    }
+    channel_stats<T>& s = scratch_stats<T>();
+    s.mean.resize(ch);
+    s.rstd.resize(ch);
+    for (std::size_t k = 0; k < ch; ++k) {  // what the forward normalised with
+        std::memcpy(&s.mean[k], c.self.op_data + 2 + k, sizeof(T));
+        std::memcpy(&s.rstd[k], c.self.op_data + 2 + ch + k, sizeof(T));
+    }
+    const T* x = xv.data();
+    const T* gy = c.gy().data();
+    const T* w = affine ? c.x(1).data() : nullptr;
+    T *dx = nullptr, *dw = nullptr, *db = nullptr;
+    bool had_x = false, had_w = false, had_b = false;
+    if (c.wants(0)) dx = c.grad_data(c.input(0), had_x);
+    if (affine && c.wants(1)) dw = c.grad_data(c.input(1), had_w);
+    if (affine && c.wants(2)) db = c.grad_data(c.input(2), had_b);
+    const double m = double(n * hw);
+    for (std::size_t k = 0; k < ch; ++k) {
+        const T mu = s.mean[k], r = s.rstd[k];
+        double sum_gy = 0, sum_gy_xhat = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const T *p = x + (i * ch + k) * hw, *g = gy + (i * ch + k) * hw;
+            sum_gy += lane_sum<T>(hw, [g](std::size_t j) { return g[j]; });
+            sum_gy_xhat += lane_sum<T>(hw, [g, p, mu, r](std::size_t j) { return g[j] * ((p[j] - mu) * r); });
+        }
+        if (dw) dw[k] = (had_w ? dw[k] : T(0)) + T(sum_gy_xhat);
+        if (db) db[k] = (had_b ? db[k] : T(0)) + T(sum_gy);
+        if (!dx) continue;
+        const T scale = w ? w[k] : T(1);
+        // mean(dxhat) and mean(dxhat xhat) over the channel's m values
+        const T mean_d = training ? T(double(scale) * sum_gy / m) : T(0);
+        const T mean_dx = training ? T(double(scale) * sum_gy_xhat / m) : T(0);
+        for (std::size_t i = 0; i < n; ++i) {
+            const T *p = x + (i * ch + k) * hw, *g = gy + (i * ch + k) * hw;
+            T* d = dx + (i * ch + k) * hw;
+            for (std::size_t j = 0; j < hw; ++j) {
+                const T v = r * (scale * g[j] - mean_d - (p[j] - mu) * r * mean_dx);
+                d[j] = had_x ? d[j] + v : v;
+            }
+        }
+    }
+    if (dx) c.mark(c.input(0));
+    if (dw) c.mark(c.input(1));
+    if (db) c.mark(c.input(2));
+}
+
+}  // namespace
+
+template <class T>
+tensor<T> batch_norm2d(const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias, const tensor<T>& running_mean,
+                       const tensor<T>& running_var, bool training, double momentum, double eps) {
+    const shape_t xs = x.shape();
+    const bool affine = weight.defined();
+    auto per_channel = [&](const tensor<T>& t, const char* what) {
+        if (t.defined() && (t.shape().size() != 1 || xs.size() != 4 || t.shape()[0] != xs[1]))
+            throw shape_error("batch_norm2d: " + std::string(what) + " " + shape_str(t.shape()) +
+                              " must be [C] for the input's C channels; input " + shape_str(xs));
+    };
+    if (xs.size() != 4) throw shape_error("batch_norm2d: input must be [N, C, H, W], got " + shape_str(xs));
+    if (weight.defined() != bias.defined())
+        throw shape_error("batch_norm2d: give both weight and bias, or neither");
+    per_channel(weight, "weight");
+    per_channel(bias, "bias");
+    per_channel(running_mean, "running_mean");
+    per_channel(running_var, "running_var");
+    if (!training && !(running_mean.defined() && running_var.defined()))
+        throw shape_error("batch_norm2d: eval mode needs running_mean and running_var");
+    const std::size_t n = xs[0], ch = xs[1], hw = xs[2] * xs[3];
+    if (training && n * hw < 2)
+        throw shape_error("batch_norm2d: training mode needs more than 1 value per channel, got input " + shape_str(xs));
+    std::vector<const tensor<T>*> in{&x};
+    if (affine) in.insert(in.end(), {&weight, &bias});
+    if (!training) in.insert(in.end(), {&running_mean, &running_var});
+    tensor<T> out = make_result<T>("batch_norm2d", &batch_norm_backward<T>, in.data(), in.size(), 2 + 2 * ch);
+    node<T>* nd = out.node_ptr();
+    nd->scalar[0] = T(eps);
+    channel_stats<T>& s = scratch_stats<T>();
+    if (training) batch_stats(x.value(), T(eps), s);
+    else running_stats(running_mean.value(), running_var.value(), T(eps), s);
+    if (nd->op_data) {
+        static_assert(sizeof(T) <= sizeof(std::size_t), "statistics are kept in op_data slots");
+        nd->op_data[0] = affine;
+        nd->op_data[1] = training;
+        for (std::size_t k = 0; k < ch; ++k) {
+            nd->op_data[2 + k] = nd->op_data[2 + ch + k] = 0;
+            std::memcpy(nd->op_data + 2 + k, &s.mean[k], sizeof(T));
+            std::memcpy(nd->op_data + 2 + ch + k, &s.rstd[k], sizeof(T));
+        }
+    }
+    nd->value.resize(xs);
+    const T* xv = x.value().data();
+    T* y = nd->value.data();
+    for (std::size_t k = 0; k < ch; ++k) {
+        const T a = s.rstd[k] * (affine ? weight.value().data()[k] : T(1));
+        const T b = (affine ? bias.value().data()[k] : T(0)) - s.mean[k] * a;
+        for (std::size_t i = 0; i < n; ++i) {
+            const T* p = xv + (i * ch + k) * hw;
+            T* q = y + (i * ch + k) * hw;
+            for (std::size_t j = 0; j < hw; ++j) q[j] = p[j] * a + b;
+        }
+    }
+    if (training && running_mean.defined() && running_var.defined()) {
+        // Running statistics track the unbiased variance, as PyTorch.
+        const T mo = T(momentum), keep = T(1 - momentum), unbias = T(double(n * hw) / double(n * hw - 1));
+        tensor<T> mean_handle = running_mean, var_handle = running_var;  // handles: they share the buffers
+        T* rm = mean_handle.mutable_value().data();
+        T* rv = var_handle.mutable_value().data();
+        for (std::size_t k = 0; k < ch; ++k) {
+            rm[k] = keep * rm[k] + mo * s.mean[k];
+            rv[k] = keep * rv[k] + mo * (s.var[k] * unbias);
+        }
+    }
+    return out;
+}
+
 #define TAPEGRAD_CONV_OPS(T)                                                                                      \
     template tensor<T> unfold2d(const tensor<T>&, const window2d&);                                               \
     template tensor<T> fold2d(const tensor<T>&, std::size_t, std::size_t, const window2d&);                      \
@@ -310,7 +774,9 @@ template <class T> tensor<T> flatten(const tensor<T>& x) {
     template tensor<T> avg_pool2d(const tensor<T>&, std::array<std::size_t, 2>, std::array<std::size_t, 2>,       \
                                   std::array<std::size_t, 2>);                                                    \
     template tensor<T> adaptive_avg_pool2d_1x1(const tensor<T>&);                                                 \
-    template tensor<T> flatten(const tensor<T>&);
+    template tensor<T> flatten(const tensor<T>&);                                                                 \
+    template tensor<T> batch_norm2d(const tensor<T>&, const tensor<T>&, const tensor<T>&, const tensor<T>&,         \
+                                    const tensor<T>&, bool, double, double);
 TAPEGRAD_CONV_OPS(float)
 TAPEGRAD_CONV_OPS(double)
 

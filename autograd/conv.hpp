@@ -1,12 +1,11 @@
 #pragma once
 // Convolution and pooling on NCHW tensors, as torch.nn.functional's conv2d,
-// max_pool2d, avg_pool2d, adaptive_avg_pool2d(x, 1) and flatten.
+// max_pool2d, avg_pool2d, adaptive_avg_pool2d(x, 1), batch_norm and flatten.
 //
-// Each op is built from two linear primitives and ops that are already twice
-// differentiable: unfold2d (im2col: every kernel window as a column) and its
-// transpose fold2d (col2im: columns summed back into an image), each the other's
-// backward. conv2d is unfold2d, then one gemm per sample and group (BLAS);
-// max_pool2d gathers each window's maximum; avg_pool2d averages the unfolded windows.
+// conv2d is unfold2d (im2col: every kernel window as a column) then one gemm per
+// sample and group (BLAS) with the bias added in the same pass; fold2d (col2im) is
+// unfold2d's transpose and backward. max_pool2d picks each window's winner;
+// avg_pool2d averages the unfolded windows. batch_norm2d is one fused node.
 
 #include <array>
 #include <cstddef>
@@ -47,7 +46,7 @@ tensor<T> conv2d(const tensor<T>& x, const tensor<T>& weight, const tensor<T>& b
                  const conv2d_options& o = {});
 
 /// Maximum of each window (padding never wins: PyTorch pads with -inf). Ties go to
-/// the first maximum in row-major window order, NaN to the first NaN, as PyTorch's
+/// the first maximum in row-major window order, NaN to the last NaN, as PyTorch's
 /// CPU kernel; the gradient flows to that element alone. stride 0 means the kernel.
 template <class T>
 tensor<T> max_pool2d(const tensor<T>& x, std::array<std::size_t, 2> kernel, std::array<std::size_t, 2> stride = {0, 0},
@@ -60,6 +59,16 @@ tensor<T> avg_pool2d(const tensor<T>& x, std::array<std::size_t, 2> kernel, std:
 
 /// Mean over each channel's image: [N, C, H, W] -> [N, C, 1, 1].
 template <class T> tensor<T> adaptive_avg_pool2d_1x1(const tensor<T>& x);
+
+/// Batch normalisation of x [N, C, H, W] per channel, as torch.nn.functional.batch_norm:
+/// y = (x - mean) / sqrt(var + eps) * weight + bias. Training: the batch's mean and
+/// biased variance, and running_mean/running_var (when given) move by `momentum`
+/// towards the batch's mean and unbiased variance. Eval: the running statistics.
+/// weight and bias [C] are both given or both undefined (no affine part).
+template <class T>
+tensor<T> batch_norm2d(const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias,
+                       const tensor<T>& running_mean, const tensor<T>& running_var, bool training,
+                       double momentum = 0.1, double eps = 1e-5);
 
 /// [N, d1, d2, ...] -> [N, d1*d2*...] (torch.flatten(x, 1)).
 template <class T> tensor<T> flatten(const tensor<T>& x);

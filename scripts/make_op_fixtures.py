@@ -247,6 +247,30 @@ def conv_group(f):
          [rand(2, 1, 8, 8), rand(3, 1, 3, 3), rand(3), rand(4, 3, 3, 3)])
 
 
+def nn_conv_group(f):
+    """Issue #12: BatchNorm2d (training and eval) for nn/conv_layers; reseeded, so it is the same whichever groups run."""
+    GEN.manual_seed(20261202)
+    x = rand(3, 2, 4, 5)
+    w, b = rand(2, lo=0.5, hi=1.5), rand(2)
+    train = lambda a, g, c: F.batch_norm(a, None, None, g, c, training=True, eps=1e-5)
+    case(f, "bn2d_train", train, [x, w, b])
+    case(f, "bn2d_train_no_affine", lambda a: F.batch_norm(a, None, None, training=True, eps=1e-5), [x])
+    # +-1000 in one channel, a constant channel (variance 0: the output is 0, scaled by 1/sqrt(eps) in the gradient)
+    ext = rand(2, 2, 3, 3)
+    ext[:, 0] = t([[1000.0, -1000.0, 0.0], [0.0, 1000.0, -1000.0], [0.5, 0.0, -0.5]])
+    ext[:, 1] = 0.25
+    case(f, "bn2d_train_extremes", train, [ext, w, b])
+    rm, rv = rand(2), rand(2, lo=0.5, hi=2.0)
+    case(f, "bn2d_eval", lambda a, g, c, m, v: F.batch_norm(a, m, v, g, c, training=False, eps=1e-5),
+         [x, w, b, rm, rv], grads=[0, 1, 2])
+    # the running statistics after one training step from (0, 1), momentum 0.1: [mean..., var...]
+    def running(a):
+        m, v = torch.zeros(2), torch.ones(2)
+        F.batch_norm(a, m, v, training=True, momentum=0.1, eps=1e-5)
+        return torch.cat([m, v])
+    case(f, "bn2d_running", running, [x], grads=[])
+
+
 def write(group, fill):
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, group + ".txt")
@@ -258,6 +282,9 @@ def write(group, fill):
 
 if __name__ == "__main__":
     import sys
+    if sys.argv[1:] == ["nn_conv"]:  # python3 scripts/make_op_fixtures.py nn_conv
+        write("nn_conv", nn_conv_group)
+        sys.exit(0)
     if sys.argv[1:] == ["conv"]:  # only the conv group (python3 scripts/make_op_fixtures.py conv)
         write("conv", conv_group)
         sys.exit(0)
@@ -268,3 +295,4 @@ if __name__ == "__main__":
     write("losses", losses_group)
     write("matmul", matmul_group)
     write("conv", conv_group)
+    write("nn_conv", nn_conv_group)
