@@ -104,6 +104,7 @@ std::vector<any_case> all_cases() {
         auto p = std::make_shared<cnn_problem>(make_cnn(c));
         out.push_back({c.name, 1, true, 5, 0, [p](int e) -> std::unique_ptr<runner> {
                            if (e == 0) return make_tapegrad_cnn(*p);
+                           if (e == 1) return make_tapegrad_nn_cnn(*p);
                            if (e == 2) return make_handwritten_cnn(*p);
                            if (e == 5) return make_handwritten_cnn(*p, true);
                            if (e == 3) return make_torch_cnn(*p);

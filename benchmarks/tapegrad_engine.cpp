@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <memory>
 #include <random>
+#include <stdexcept>
+#include <string>
 
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
@@ -19,6 +21,7 @@
 #include "autograd/conv.hpp"
 #include "autograd/ops.hpp"
 #include "benchmarks/cases.hpp"
+#include "nn/conv_layers.hpp"
 #include "nn/layers.hpp"
 #include "optim/optimizer.hpp"
 
@@ -314,6 +317,10 @@ class tapegrad_cnn : public runner {
         b3_ = tf(to_array(p.b3, {c_.hidden}), true);
         w4_ = tf(to_array(p.w4, {c_.classes, c_.hidden}), true);
         b4_ = tf(to_array(p.b4, {c_.classes}), true);
+        for (std::size_t c : {c_.c1, c_.c2}) {  // running statistics, as torch.nn.BatchNorm2d keeps
+            run_mean_.emplace_back(xt::xarray<float>(xt::zeros<float>({c})));
+            run_var_.emplace_back(xt::xarray<float>(xt::ones<float>({c})));
+        }
         g1_ = tf(xt::xarray<float>(xt::ones<float>({c_.c1})), true);
         be1_ = tf(xt::xarray<float>(xt::zeros<float>({c_.c1})), true);
         g2_ = tf(xt::xarray<float>(xt::ones<float>({c_.c2})), true);
@@ -378,11 +385,11 @@ class tapegrad_cnn : public runner {
         pad1.padding = {1, 1};
         opt_->zero_grad();
         stage(0, [&](const tf& v) { return conv2d(v, w1_, b1_, pad1); });
-        stage(1, [&](const tf& v) { return batch_norm(v, g1_, be1_); });
+        stage(1, [&](const tf& v) { return batch_norm(v, g1_, be1_, 0); });
         stage(2, [&](const tf& v) { return relu(v); });
         stage(3, [&](const tf& v) { return max_pool2d(v, {2, 2}); });
         stage(4, [&](const tf& v) { return conv2d(v, w2_, b2_, pad1); });
-        stage(5, [&](const tf& v) { return batch_norm(v, g2_, be2_); });
+        stage(5, [&](const tf& v) { return batch_norm(v, g2_, be2_, 1); });
         stage(6, [&](const tf& v) { return relu(v); });
         stage(7, [&](const tf& v) { return max_pool2d(v, {2, 2}); });
         stage(8, [&](const tf& v) { return matmul(flatten(v), w3_, false, true) + b3_; });
@@ -417,7 +424,13 @@ class tapegrad_cnn : public runner {
 
   private:
     /// y = (x - mean) / sqrt(var + eps) * gamma + beta over axes 0, 2, 3 (training mode).
-    static tf batch_norm(const tf& x, const tf& gamma, const tf& beta) {
+    /// The fused batch_norm2d op (training mode, running statistics updated), or with
+    /// TAPEGRAD_BENCH_COMPOSITE_BN=1 the composite of core ops below.
+    tf batch_norm(const tf& x, const tf& gamma, const tf& beta, std::size_t layer) {
+        if (composite_bn_) return composite_batch_norm(x, gamma, beta);
+        return batch_norm2d(x, gamma, beta, run_mean_[layer], run_var_[layer], true, 0.1, bn_eps);
+    }
+    static tf composite_batch_norm(const tf& x, const tf& gamma, const tf& beta) {
         const std::size_t C = x.shape()[1];
         const tf d = x - mean(x, {0, 2, 3}, true);
         const tf inv_std = rsqrt(add_scalar(mean(d * d, {0, 2, 3}, true), bn_eps));
@@ -426,8 +439,8 @@ class tapegrad_cnn : public runner {
     tf logits(const tf& x) {
         conv2d_options pad1;
         pad1.padding = {1, 1};
-        tf h = max_pool2d(relu(batch_norm(conv2d(x, w1_, b1_, pad1), g1_, be1_)), {2, 2});
-        h = max_pool2d(relu(batch_norm(conv2d(h, w2_, b2_, pad1), g2_, be2_)), {2, 2});
+        tf h = max_pool2d(relu(batch_norm(conv2d(x, w1_, b1_, pad1), g1_, be1_, 0)), {2, 2});
+        h = max_pool2d(relu(batch_norm(conv2d(h, w2_, b2_, pad1), g2_, be2_, 1)), {2, 2});
         h = relu(matmul(flatten(h), w3_, false, true) + b3_);
         return matmul(h, w4_, false, true) + b4_;
     }
@@ -435,6 +448,8 @@ class tapegrad_cnn : public runner {
     cnn_case c_;
     std::vector<std::size_t> labels_;
     tf x_, w1_, b1_, g1_, be1_, w2_, b2_, g2_, be2_, w3_, b3_, w4_, b4_;
+    std::vector<tf> run_mean_, run_var_;
+    bool composite_bn_ = std::getenv("TAPEGRAD_BENCH_COMPOSITE_BN") != nullptr;
     std::unique_ptr<optim::optimizer<float>> opt_;
     step_memory mem_;
     bool want_mem_ = false;
@@ -448,6 +463,96 @@ std::unique_ptr<runner> make_tapegrad_opchain(const opchain_problem& p) {
     return std::make_unique<tapegrad_opchain>(p);
 }
 
+namespace {
+
+/// The same CNN through the nn layers (nn::conv2d, nn::batch_norm2d, nn::max_pool2d,
+/// nn::flatten, nn::linear in an nn::sequential) and optim, as a library user writes it.
+class tapegrad_nn_cnn : public runner {
+  public:
+    explicit tapegrad_nn_cnn(const cnn_problem& p) : c_(p.spec), labels_(p.labels) {
+        std::mt19937_64 rng(1);
+        conv2d_options pad1;
+        pad1.padding = {1, 1};
+        auto relu_layer = [] { return std::make_shared<nn::activation_module<float>>(nn::activation::relu); };
+        net_ = std::make_shared<nn::sequential<float>>(std::vector<std::shared_ptr<nn::module<float>>>{
+            std::make_shared<nn::conv2d<float>>(1, c_.c1, std::array<std::size_t, 2>{3, 3}, rng, pad1),
+            std::make_shared<nn::batch_norm2d<float>>(c_.c1, bn_eps),
+            relu_layer(),
+            std::make_shared<nn::max_pool2d<float>>(std::array<std::size_t, 2>{2, 2}),
+            std::make_shared<nn::conv2d<float>>(c_.c1, c_.c2, std::array<std::size_t, 2>{3, 3}, rng, pad1),
+            std::make_shared<nn::batch_norm2d<float>>(c_.c2, bn_eps),
+            relu_layer(),
+            std::make_shared<nn::max_pool2d<float>>(std::array<std::size_t, 2>{2, 2}),
+            std::make_shared<nn::flatten<float>>(),
+            std::make_shared<nn::linear<float>>(c_.flat(), c_.hidden, rng),
+            relu_layer(),
+            std::make_shared<nn::linear<float>>(c_.hidden, c_.classes, rng),
+        });
+        params_ = net_->parameters();
+        // conv1 w, b; bn1 gamma, beta; conv2 w, b; bn2 gamma, beta; linear 1 w, b; linear 2 w, b
+        const std::vector<float> ones1(c_.c1, 1.0f), zeros1(c_.c1, 0.0f), ones2(c_.c2, 1.0f), zeros2(c_.c2, 0.0f);
+        const std::vector<const std::vector<float>*> start{&p.w1, &p.b1, &ones1, &zeros1, &p.w2, &p.b2,
+                                                           &ones2, &zeros2, &p.w3, &p.b3, &p.w4, &p.b4};
+        if (params_.size() != start.size())
+            throw std::runtime_error("tapegrad_nn_cnn: expected 12 parameters, the network has " +
+                                     std::to_string(params_.size()));
+        for (std::size_t i = 0; i < start.size(); ++i) {
+            auto& v = params_[i].mutable_value();
+            if (v.size() != start[i]->size())
+                throw std::runtime_error("tapegrad_nn_cnn: parameter " + std::to_string(i) + " has " +
+                                         std::to_string(v.size()) + " elements, expected " +
+                                         std::to_string(start[i]->size()));
+            std::copy(start[i]->begin(), start[i]->end(), v.begin());
+        }
+        x_ = tf(to_array(p.x, {c_.batch, 1, c_.size, c_.size}));
+        if (c_.opt == opt_kind::adam) {
+            optim::adam_options o;
+            o.lr = adam_lr;
+            o.beta1 = adam_beta1;
+            o.beta2 = adam_beta2;
+            o.eps = adam_eps;
+            opt_ = std::make_unique<optim::adam<float>>(params_, o);
+        } else {
+            optim::sgd_options o;
+            o.lr = sgd_lr;
+            opt_ = std::make_unique<optim::sgd<float>>(params_, o);  // after backward, as the other CNN engines
+        }
+    }
+    float step() override {
+        opt_->zero_grad();
+        tf loss = cross_entropy(net_->forward(x_), labels_);
+        const float value = loss.item();
+        loss.backward();
+        if (want_mem_) mem_ = tape_memory();
+        opt_->step();
+        reset_tape<float>();
+        return value;
+    }
+    step_memory memory_step() override {
+        want_mem_ = true;
+        step();
+        want_mem_ = false;
+        return mem_;
+    }
+    std::vector<float> probe() override {
+        return {params_[0].value().data()[0], params_[4].value().data()[100], params_[6].value().data()[3],
+                params_[3].value().data()[5], params_[8].value().data()[1000], params_[11].value().data()[2]};
+    }
+
+  private:
+    cnn_case c_;
+    std::vector<std::size_t> labels_;
+    tf x_;
+    std::shared_ptr<nn::sequential<float>> net_;
+    std::vector<tf> params_;
+    std::unique_ptr<optim::optimizer<float>> opt_;
+    step_memory mem_;
+    bool want_mem_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<runner> make_tapegrad_nn_cnn(const cnn_problem& p) { return std::make_unique<tapegrad_nn_cnn>(p); }
 std::unique_ptr<runner> make_tapegrad_conv(const conv_problem& p) { return std::make_unique<tapegrad_conv>(p); }
 std::unique_ptr<runner> make_tapegrad_cnn(const cnn_problem& p) { return std::make_unique<tapegrad_cnn>(p); }
 
