@@ -19,6 +19,48 @@ namespace {
 
 using buf = std::vector<float>;
 
+// Reductions in 16 independent lanes, so the compiler vectorises them without
+// reassociating (no -ffast-math); the lanes are added at the end.
+constexpr std::size_t lanes = 16;
+inline float lane_total(const float* acc) {
+    float s = 0;
+    for (std::size_t j = 0; j < lanes; ++j) s += acc[j];
+    return s;
+}
+/// sum of p[0..n)
+inline float sum_of(const float* p, std::size_t n) {
+    float acc[lanes] = {};
+    std::size_t i = 0;
+    for (; i + lanes <= n; i += lanes)
+        for (std::size_t j = 0; j < lanes; ++j) acc[j] += p[i + j];
+    float s = lane_total(acc);
+    for (; i < n; ++i) s += p[i];
+    return s;
+}
+/// sum of a[i] * b[i] over [0, n)
+inline float dot_of(const float* a, const float* b, std::size_t n) {
+    float acc[lanes] = {};
+    std::size_t i = 0;
+    for (; i + lanes <= n; i += lanes)
+        for (std::size_t j = 0; j < lanes; ++j) acc[j] += a[i + j] * b[i + j];
+    float s = lane_total(acc);
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+/// sum of (p - m)^2 over p[0..n)
+inline float sq_dev_of(const float* p, float m, std::size_t n) {
+    float acc[lanes] = {};
+    std::size_t i = 0;
+    for (; i + lanes <= n; i += lanes)
+        for (std::size_t j = 0; j < lanes; ++j) {
+            const float d = p[i + j] - m;
+            acc[j] += d * d;
+        }
+    float s = lane_total(acc);
+    for (; i < n; ++i) s += (p[i] - m) * (p[i] - m);
+    return s;
+}
+
 /// A 3x3, stride 1, padding 1 convolution of C -> O channels on H x W images.
 /// Two schemes: one gemm per sample on cols [B, K, L] (`wide` false), or one gemm
 /// for the whole batch on cols [K, B*L] (`wide`: larger gemms, but the output and its
@@ -108,14 +150,8 @@ struct conv3x3 {
         for (std::size_t n = 0; n < B; ++n)
             for (std::size_t o = 0; o < O; ++o) {
                 const float* r = gy + (n * O + o) * l;
-                float s = 0;
-                if (wide) {
-                    float* dst = scratch + o * B * l + n * l;
-                    for (std::size_t q = 0; q < l; ++q) s += (dst[q] = r[q]);
-                } else {
-                    for (std::size_t q = 0; q < l; ++q) s += r[q];
-                }
-                db[o] += s;
+                if (wide) std::copy(r, r + l, scratch + o * B * l + n * l);
+                db[o] += sum_of(r, l);
             }
         if (wide) {
             blas::gemm(false, true, O, k, B * l, 1.0f, scratch, B * l, cols, B * l, 0.0f, dw, k);
@@ -206,20 +242,11 @@ struct bn_relu {
     void forward(const float* z, const float* gamma, const float* beta) {
         const double M = static_cast<double>(B * L);
         for (std::size_t c = 0; c < C; ++c) {
-            double s = 0;
-            for (std::size_t n = 0; n < B; ++n) {
-                const float* r = z + (n * C + c) * L;
-                for (std::size_t l = 0; l < L; ++l) s += r[l];
-            }
+            double s = 0;  // per plane in float lanes, across planes in double
+            for (std::size_t n = 0; n < B; ++n) s += sum_of(z + (n * C + c) * L, L);
             const float mean = static_cast<float>(s / M);
             double q = 0;
-            for (std::size_t n = 0; n < B; ++n) {
-                const float* r = z + (n * C + c) * L;
-                for (std::size_t l = 0; l < L; ++l) {
-                    const float d = r[l] - mean;
-                    q += d * d;
-                }
-            }
+            for (std::size_t n = 0; n < B; ++n) q += sq_dev_of(z + (n * C + c) * L, mean, L);
             const float var = static_cast<float>(q / M), is = 1.0f / std::sqrt(var + bn_eps);
             inv_std[c] = is;
             // running statistics as torch.nn.BatchNorm2d keeps them (momentum 0.1, unbiased variance)
@@ -242,23 +269,23 @@ struct bn_relu {
         const float M = static_cast<float>(B * L);
         for (std::size_t c = 0; c < C; ++c) {
             float sb = 0, sg = 0;
-            for (std::size_t n = 0; n < B; ++n) {
+            for (std::size_t n = 0; n < B; ++n) {  // dy = da where a > 0, into dz
                 const std::size_t off = (n * C + c) * L;
-                for (std::size_t l = 0; l < L; ++l) {
-                    const float dy = a[off + l] > 0.0f ? da[off + l] : 0.0f;
-                    sb += dy;
-                    sg += dy * xhat[off + l];
-                }
+                const float* an = a.data() + off;
+                const float* dn = da + off;
+                float* dy = dz + off;
+                for (std::size_t l = 0; l < L; ++l) dy[l] = an[l] > 0.0f ? dn[l] : 0.0f;
+                sb += sum_of(dy, L);
+                sg += dot_of(dy, xhat.data() + off, L);
             }
             dbeta[c] = sb;
             dgamma[c] = sg;
             const float k = gamma[c] * inv_std[c], mb = sb / M, mg = sg / M;
             for (std::size_t n = 0; n < B; ++n) {
                 const std::size_t off = (n * C + c) * L;
-                for (std::size_t l = 0; l < L; ++l) {
-                    const float dy = a[off + l] > 0.0f ? da[off + l] : 0.0f;
-                    dz[off + l] = k * (dy - mb - xhat[off + l] * mg);
-                }
+                float* d = dz + off;
+                const float* xn = xhat.data() + off;
+                for (std::size_t l = 0; l < L; ++l) d[l] = k * (d[l] - mb - xn[l] * mg);
             }
         }
     }
