@@ -38,7 +38,8 @@ struct geometry {
     std::size_t cols() const { return oh * ow; }
 };
 
-geometry make_geometry(const char* op, const shape_t& xs, const window2d& win) {
+// Shapes are read from values (inline storage): a training step allocates nothing.
+template <class S> geometry make_geometry(const char* op, const S& xs, const window2d& win) {
     if (xs.size() != 4)
         throw shape_error(std::string(op) + ": input must be [N, C, H, W], got " + shape_str(xs));
     geometry g{xs[0], xs[1], xs[2], xs[3], 0, 0, win};
@@ -83,7 +84,7 @@ template <class T> geometry load_geometry(const node<T>& n, std::size_t batch) {
     w.pad_before = {a[7], a[8]};
     w.pad_after = {a[9], a[10]};
     w.dilation = {a[11], a[12]};
-    return make_geometry("unfold2d", {batch, a[0], a[1], a[2]}, w);
+    return make_geometry("unfold2d", std::array<std::size_t, 4>{batch, a[0], a[1], a[2]}, w);
 }
 
 // The unfolded matrix row by row: for each sample, tap (c, i, j) and output row oy,
@@ -398,17 +399,17 @@ window2d pool_window(const char* op, std::array<std::size_t, 2> kernel, std::arr
 }  // namespace
 
 template <class T> tensor<T> unfold2d(const tensor<T>& x, const window2d& w) {
-    return unfold_op(x, make_geometry("unfold2d", x.shape(), w));
+    return unfold_op(x, make_geometry("unfold2d", x.value().shape(), w));
 }
 
 template <class T> tensor<T> fold2d(const tensor<T>& cols, std::size_t height, std::size_t width, const window2d& w) {
-    const shape_t cs = cols.shape();
+    const auto& cs = cols.value().shape();
     if (cs.size() != 3)
         throw shape_error("fold2d: columns must be [N, C*kh*kw, L], got " + shape_str(cs));
     const std::size_t taps = w.kernel[0] * w.kernel[1];
     if (taps == 0 || cs[1] % taps != 0)
         throw shape_error("fold2d: columns " + shape_str(cs) + " do not hold whole kernels " + pair_str(w.kernel));
-    const geometry g = make_geometry("fold2d", {cs[0], cs[1] / taps, height, width}, w);
+    const geometry g = make_geometry("fold2d", std::array<std::size_t, 4>{cs[0], cs[1] / taps, height, width}, w);
     if (cs[2] != g.cols())
         throw shape_error("fold2d: columns " + shape_str(cs) + " hold " + std::to_string(cs[2]) +
                           " windows, but a " + std::to_string(height) + "x" + std::to_string(width) +
@@ -418,18 +419,20 @@ template <class T> tensor<T> fold2d(const tensor<T>& cols, std::size_t height, s
 
 template <class T>
 tensor<T> conv2d(const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias, const conv2d_options& o) {
-    const shape_t xs = x.shape(), ws = weight.shape();
-    const std::string shapes = "input " + shape_str(xs) + ", weight " + shape_str(ws) +
-                               (bias.defined() ? ", bias " + shape_str(bias.shape()) : std::string());
+    const auto &xs = x.value().shape(), &ws = weight.value().shape();
+    auto shapes = [&] {  // for errors only: building it costs allocations
+        return "input " + shape_str(xs) + ", weight " + shape_str(ws) +
+               (bias.defined() ? ", bias " + shape_str(bias.value().shape()) : std::string());
+    };
     if (xs.size() != 4 || ws.size() != 4)
-        throw shape_error("conv2d: input must be [N, C, H, W] and weight [O, C/groups, kh, kw]; got " + shapes);
+        throw shape_error("conv2d: input must be [N, C, H, W] and weight [O, C/groups, kh, kw]; got " + shapes());
     const std::size_t groups = o.groups;
     if (groups == 0 || xs[1] % groups != 0 || ws[0] % groups != 0 || ws[1] * groups != xs[1])
         throw shape_error("conv2d: " + std::to_string(groups) + " group(s) need the input's " + std::to_string(xs[1]) +
                           " channels = weight.shape[1] * groups and the weight's " + std::to_string(ws[0]) +
-                          " filters divisible by groups; got " + shapes);
-    if (bias.defined() && (bias.shape().size() != 1 || bias.shape()[0] != ws[0]))
-        throw shape_error("conv2d: bias must be [" + std::to_string(ws[0]) + "] (one per filter); got " + shapes);
+                          " filters divisible by groups; got " + shapes());
+    if (bias.defined() && (bias.value().dimension() != 1 || bias.value().shape()[0] != ws[0]))
+        throw shape_error("conv2d: bias must be [" + std::to_string(ws[0]) + "] (one per filter); got " + shapes());
     window2d w;
     w.kernel = {ws[2], ws[3]};
     w.stride = o.stride;
@@ -470,7 +473,7 @@ template <class T> struct window_max {
 template <class T>
 tensor<T> max_pool2d(const tensor<T>& x, std::array<std::size_t, 2> kernel, std::array<std::size_t, 2> stride,
                      std::array<std::size_t, 2> padding) {
-    const geometry g = make_geometry("max_pool2d", x.shape(), pool_window("max_pool2d", kernel, stride, padding));
+    const geometry g = make_geometry("max_pool2d", x.value().shape(), pool_window("max_pool2d", kernel, stride, padding));
     const window2d& w = g.win;
     const std::size_t L = g.cols(), hw = g.h * g.w;
     tensor<T> out = make_result<T>("max_pool2d", &pick_backward<T>, {&x}, geometry_slots + g.n * g.c * L);
@@ -528,7 +531,7 @@ tensor<T> max_pool2d(const tensor<T>& x, std::array<std::size_t, 2> kernel, std:
 template <class T>
 tensor<T> avg_pool2d(const tensor<T>& x, std::array<std::size_t, 2> kernel, std::array<std::size_t, 2> stride,
                      std::array<std::size_t, 2> padding) {
-    const geometry g = make_geometry("avg_pool2d", x.shape(), pool_window("avg_pool2d", kernel, stride, padding));
+    const geometry g = make_geometry("avg_pool2d", x.value().shape(), pool_window("avg_pool2d", kernel, stride, padding));
     const tensor<T> cols = unfold_op(x, g);  // [N, C kh kw, L]: each channel's windows, kh kw rows each
     const tensor<T> windows = reshape(cols, {g.n, g.c, kernel[0] * kernel[1], g.cols()});
     return reshape(mean(windows, {2}), {g.n, g.c, g.oh, g.ow});
@@ -541,11 +544,13 @@ template <class T> tensor<T> adaptive_avg_pool2d_1x1(const tensor<T>& x) {
 }
 
 template <class T> tensor<T> flatten(const tensor<T>& x) {
-    const shape_t s = x.shape();
+    const auto& s = x.value().shape();
     if (s.empty()) throw shape_error("flatten: needs at least 1 dimension, got a 0-d tensor");
     std::size_t rest = 1;
     for (std::size_t d = 1; d < s.size(); ++d) rest *= s[d];
-    return reshape(x, {s[0], rest});
+    thread_local shape_t to(2);  // reshape takes a shape_t: keep one, so no call allocates
+    to = {s[0], rest};
+    return reshape(x, to);
 }
 
 // ---------------------------------------------------------- batch_norm2d
@@ -701,11 +706,11 @@ template <class T> void batch_norm_backward(backward_ctx<T>& c) {
 template <class T>
 tensor<T> batch_norm2d(const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias, const tensor<T>& running_mean,
                        const tensor<T>& running_var, bool training, double momentum, double eps) {
-    const shape_t xs = x.shape();
+    const auto& xs = x.value().shape();
     const bool affine = weight.defined();
     auto per_channel = [&](const tensor<T>& t, const char* what) {
-        if (t.defined() && (t.shape().size() != 1 || xs.size() != 4 || t.shape()[0] != xs[1]))
-            throw shape_error("batch_norm2d: " + std::string(what) + " " + shape_str(t.shape()) +
+        if (t.defined() && (t.value().dimension() != 1 || xs.size() != 4 || t.value().shape()[0] != xs[1]))
+            throw shape_error("batch_norm2d: " + std::string(what) + " " + shape_str(t.value().shape()) +
                               " must be [C] for the input's C channels; input " + shape_str(xs));
     };
     if (xs.size() != 4) throw shape_error("batch_norm2d: input must be [N, C, H, W], got " + shape_str(xs));
@@ -720,10 +725,11 @@ tensor<T> batch_norm2d(const tensor<T>& x, const tensor<T>& weight, const tensor
     const std::size_t n = xs[0], ch = xs[1], hw = xs[2] * xs[3];
     if (training && n * hw < 2)
         throw shape_error("batch_norm2d: training mode needs more than 1 value per channel, got input " + shape_str(xs));
-    std::vector<const tensor<T>*> in{&x};
-    if (affine) in.insert(in.end(), {&weight, &bias});
-    if (!training) in.insert(in.end(), {&running_mean, &running_var});
-    tensor<T> out = make_result<T>("batch_norm2d", &batch_norm_backward<T>, in.data(), in.size(), 2 + 2 * ch);
+    const tensor<T>* in[5] = {&x};
+    std::size_t n_in = 1;
+    if (affine) in[n_in++] = &weight, in[n_in++] = &bias;
+    if (!training) in[n_in++] = &running_mean, in[n_in++] = &running_var;
+    tensor<T> out = make_result<T>("batch_norm2d", &batch_norm_backward<T>, in, n_in, 2 + 2 * ch);
     node<T>* nd = out.node_ptr();
     nd->scalar[0] = T(eps);
     channel_stats<T>& s = scratch_stats<T>();

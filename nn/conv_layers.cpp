@@ -130,7 +130,7 @@ batch_norm2d<T>::batch_norm2d(std::size_t channels, double eps, double momentum,
 }
 
 template <class T> tensor<T> batch_norm2d<T>::forward(const tensor<T>& x) {
-    const auto s = x.shape();
+    const auto& s = x.value().shape();  // inline storage: no allocation
     if (s.size() != 4 || s[1] != channels_)
         throw shape_error(type_name() + ": input of shape " + shape_str(s) + " must be [N, " + num(channels_) +
                           ", H, W]");
@@ -157,7 +157,7 @@ template <class T> unflatten<T>::unflatten(std::vector<std::size_t> shape) : sha
 }
 
 template <class T> tensor<T> unflatten<T>::forward(const tensor<T>& x) {
-    const auto s = x.shape();
+    const auto& s = x.value().shape();
     if (s.size() != 2 || s[1] != features_)
         throw shape_error(type_name() + ": input of shape " + shape_str(s) + " must be [N, " + num(features_) +
                           "] to become [N, " + [&] {
@@ -165,7 +165,8 @@ template <class T> tensor<T> unflatten<T>::forward(const tensor<T>& x) {
                               for (auto v : shape_) d += ", " + num(v);
                               return d.substr(2);
                           }() + "]");
-    shape_t to{s[0]};
+    thread_local shape_t to;  // reused (reshape takes a shape_t): no allocation after the first call
+    to.assign(1, s[0]);
     to.insert(to.end(), shape_.begin(), shape_.end());
     return reshape(x, to);
 }
