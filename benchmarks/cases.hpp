@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -208,15 +209,15 @@ inline std::vector<std::string> cnn_stage_names() {
     return {"conv1", "batch_norm 1", "relu 1", "max_pool 1", "conv2", "batch_norm 2", "relu 2", "max_pool 2",
             "flatten + linear 1", "relu 3", "linear 2", "cross_entropy", "optimizer step", "reset_tape"};
 }
-/// Median per-stage forward and backward times of the tapegrad CNN step over
-/// `steps` timed steps (hooks on each stage's output mark its backward's start);
-/// `plain_step` gets the median of untimed steps interleaved with them; `allocations`
-/// (the process's allocation counter, or null) counts each forward stage's allocations.
-std::vector<op_time> tapegrad_cnn_breakdown(const cnn_problem& p, int steps, double* plain_step,
-                                            std::size_t (*allocations)() = nullptr);
-/// The same for the hand-written step (relu is fused into the batch norm and linear
-/// before it, so its stages are empty), times taken by clocks between the calls.
-std::vector<op_time> handwritten_cnn_breakdown(const cnn_problem& p, int steps);
+/// Runs one CNN step with each stage timed (see cnn_stage_names()) per call.
+using stage_timer = std::function<std::vector<op_time>()>;
+/// tapegrad's CNN step, stage by stage: forward by a clock around each stage, backward
+/// from a hook on the stage's output to one on its input; `allocations` (the process's
+/// allocation counter, or null) counts each forward stage's allocations.
+stage_timer tapegrad_cnn_timer(const cnn_problem& p, std::size_t (*allocations)() = nullptr);
+/// The hand-written step, timed between its calls (relu is fused into the batch norm
+/// and linear before it, so its stages are empty).
+stage_timer handwritten_cnn_timer(const cnn_problem& p);
 
 /// Whether the LibTorch engine was compiled in.
 bool have_torch();

@@ -250,18 +250,47 @@ int run_breakdown(const options& o) {
         set_threads(1);
         flush_denormals_scope ftz(true);
         const cnn_problem p = make_cnn(c);
-        double plain = 0;
-        const auto tg = tapegrad_cnn_breakdown(p, o.rounds, &plain, &allocation_count);
-        const auto hw = handwritten_cnn_breakdown(p, o.rounds);
+        // Interleaved, so load from elsewhere falls on both engines alike: per round an
+        // untimed and a timed step of each, in rotating order.
+        auto tg_timer = tapegrad_cnn_timer(p, &allocation_count);
+        auto hw_timer = handwritten_cnn_timer(p);
+        auto tg_plain = make_tapegrad_cnn(p), hw_plain = make_handwritten_cnn(p);
+        for (int i = 0; i < 5; ++i) tg_plain->step(), hw_plain->step();
+        std::vector<std::vector<op_time>> runs[2];
+        std::vector<double> plain_t[2];
+        for (int round = 0; round < o.rounds; ++round)
+            for (int k = 0; k < 2; ++k) {
+                const int e = (k + round) % 2;
+                auto t0 = clock_type::now();
+                (e == 0 ? tg_plain : hw_plain)->step();
+                plain_t[e].push_back(seconds_since(t0));
+                runs[e].push_back(e == 0 ? tg_timer() : hw_timer());
+            }
+        auto medians = [](const std::vector<std::vector<op_time>>& all) {
+            std::vector<op_time> out = all.front();
+            for (std::size_t k = 0; k < out.size(); ++k) {
+                std::vector<double> f, b, a;
+                for (const auto& r : all) f.push_back(r[k].forward), b.push_back(r[k].backward),
+                                          a.push_back(r[k].forward_allocs);
+                out[k].forward = median(f);
+                out[k].backward = median(b);
+                out[k].forward_allocs = median(a);
+            }
+            return out;
+        };
+        const auto tg = medians(runs[0]), hw = medians(runs[1]);
+        const double plain = median(plain_t[0]), hw_plain_t = median(plain_t[1]);
         double sum[2][2] = {{0, 0}, {0, 0}};
         for (std::size_t k = 0; k < tg.size(); ++k) {
             sum[0][0] += tg[k].forward, sum[0][1] += tg[k].backward;
             sum[1][0] += hw[k].forward, sum[1][1] += hw[k].backward;
         }
-        std::printf("%s, medians of %d steps per stage. tapegrad: untimed step %s, stages sum to %s (forward %s, "
-                    "backward + update %s); hand-written: stages sum to %s (forward %s, backward + update %s)\n",
+        std::printf("%s, medians of %d interleaved rounds. tapegrad: untimed step %s, stages sum to %s (forward %s, "
+                    "backward + update %s); hand-written: untimed step %s (tapegrad/hand %s), stages sum to %s "
+                    "(forward %s, backward + update %s)\n",
                     c.name.c_str(), o.rounds, fmt_time(plain).c_str(), fmt_time(sum[0][0] + sum[0][1]).c_str(),
-                    fmt_time(sum[0][0]).c_str(), fmt_time(sum[0][1]).c_str(), fmt_time(sum[1][0] + sum[1][1]).c_str(),
+                    fmt_time(sum[0][0]).c_str(), fmt_time(sum[0][1]).c_str(), fmt_time(hw_plain_t).c_str(),
+                    fmt_ratio(plain, hw_plain_t).c_str(), fmt_time(sum[1][0] + sum[1][1]).c_str(),
                     fmt_time(sum[1][0]).c_str(), fmt_time(sum[1][1]).c_str());
         auto cell = [](double t) { return t > 0 ? fmt_time(t) : std::string("-"); };
         std::printf("| stage | tapegrad forward | tapegrad backward | hand forward | hand backward | tapegrad/hand "
@@ -279,10 +308,8 @@ int run_breakdown(const options& o) {
                         fmt_ratio(tg[k].forward + tg[k].backward, hw[k].forward + hw[k].backward).c_str(),
                         100.0 * (tg[k].forward + tg[k].backward) / (sum[0][0] + sum[0][1]), allocs);
         }
-        auto net = make_tapegrad_cnn(p);
-        for (int i = 0; i < 5; ++i) net->step();
         const std::size_t a0 = allocation_count();
-        for (int i = 0; i < 10; ++i) net->step();
+        for (int i = 0; i < 10; ++i) tg_plain->step();
         std::printf("allocations per untimed step: %.1f, of which %.0f in the forward stages above, the rest in "
                     "backward, the optimizer and the reset\n",
                     (allocation_count() - a0) / 10.0, fwd_allocs);

@@ -523,23 +523,15 @@ std::unique_ptr<runner> make_handwritten_cnn(const cnn_problem& p, bool wide) {
     return std::make_unique<handwritten_cnn>(p, wide);
 }
 
-std::vector<op_time> handwritten_cnn_breakdown(const cnn_problem& p, int steps) {
-    handwritten_cnn net(p, false);
-    for (int i = 0; i < 5; ++i) net.step();
-    const auto names = cnn_stage_names();
-    std::vector<std::vector<double>> f(names.size()), b(names.size());
-    for (int i = 0; i < steps; ++i) {
-        std::vector<op_time> rows(names.size());
-        net.timed_step(rows);
-        for (std::size_t k = 0; k < rows.size(); ++k) f[k].push_back(rows[k].forward), b[k].push_back(rows[k].backward);
-    }
-    std::vector<op_time> out(names.size());
-    for (std::size_t k = 0; k < out.size(); ++k) {
-        std::sort(f[k].begin(), f[k].end());
-        std::sort(b[k].begin(), b[k].end());
-        out[k] = {names[k], f[k][f[k].size() / 2], b[k][b[k].size() / 2]};
-    }
-    return out;
+stage_timer handwritten_cnn_timer(const cnn_problem& p) {
+    auto net = std::make_shared<handwritten_cnn>(p, false);
+    for (int i = 0; i < 5; ++i) net->step();
+    return [net] {
+        std::vector<op_time> rows;
+        for (const auto& name : cnn_stage_names()) rows.push_back({name, 0, 0});
+        net->timed_step(rows);
+        return rows;
+    };
 }
 
 }  // namespace tapegrad::bench

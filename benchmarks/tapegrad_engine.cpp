@@ -556,33 +556,10 @@ std::unique_ptr<runner> make_tapegrad_nn_cnn(const cnn_problem& p) { return std:
 std::unique_ptr<runner> make_tapegrad_conv(const conv_problem& p) { return std::make_unique<tapegrad_conv>(p); }
 std::unique_ptr<runner> make_tapegrad_cnn(const cnn_problem& p) { return std::make_unique<tapegrad_cnn>(p); }
 
-std::vector<op_time> tapegrad_cnn_breakdown(const cnn_problem& p, int steps, double* plain_step,
-                                            std::size_t (*allocations)()) {
-    tapegrad_cnn net(p);
-    for (int i = 0; i < 5; ++i) net.step();  // warm buffers
-    std::vector<std::vector<op_time>> all;
-    std::vector<double> plain;
-    for (int i = 0; i < steps; ++i) {
-        const auto t0 = std::chrono::steady_clock::now();
-        net.step();
-        plain.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        all.push_back(net.timed_step(allocations));
-    }
-    std::sort(plain.begin(), plain.end());
-    if (plain_step) *plain_step = plain[plain.size() / 2];
-    std::vector<op_time> out = all.front();
-    for (std::size_t k = 0; k < out.size(); ++k) {  // per-stage medians
-        std::vector<double> f, b;
-        for (const auto& r : all) {
-            f.push_back(r[k].forward);
-            b.push_back(r[k].backward);
-        }
-        std::nth_element(f.begin(), f.begin() + f.size() / 2, f.end());
-        std::nth_element(b.begin(), b.begin() + b.size() / 2, b.end());
-        out[k].forward = f[f.size() / 2];
-        out[k].backward = b[b.size() / 2];
-    }
-    return out;
+stage_timer tapegrad_cnn_timer(const cnn_problem& p, std::size_t (*allocations)()) {
+    auto net = std::make_shared<tapegrad_cnn>(p);
+    for (int i = 0; i < 5; ++i) net->step();  // warm buffers
+    return [net, allocations] { return net->timed_step(allocations); };
 }
 
 }  // namespace tapegrad::bench
