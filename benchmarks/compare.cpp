@@ -450,6 +450,7 @@ int main(int argc, char** argv) {
         double allocs[n_engines] = {-1, -1, -1, -1, -1, -1};
         float first_loss[n_engines] = {};
         std::vector<float> probe[n_engines];  // parameters/gradients after the first step
+        float third_loss[n_engines] = {};      // loss of step 3 (cases with probes)
         step_memory mem, engine_mem[n_engines];
         double per_op = 0;
         int index = 0;
@@ -472,6 +473,10 @@ int main(int argc, char** argv) {
                 live.push_back(e);
                 r.first_loss[e] = eng[e]->step();  // same data and weights: these must agree
                 r.probe[e] = eng[e]->probe();
+                if (!r.probe[e].empty()) {  // two updates later the whole state still agrees
+                    eng[e]->step();
+                    r.third_loss[e] = eng[e]->step();
+                }
             }
         }
         // warm-up, and steps per block from the warm-up speed
@@ -569,6 +574,14 @@ int main(int argc, char** argv) {
             for (float v : r.probe[e]) std::printf(" %.7g", v);
             std::printf("   max rel diff %.2g  %s\n", worst, agree ? "agree" : "MISMATCH");
         }
+        std::printf("  %-20s loss at step 3:", "");
+        bool agree3 = true;
+        for (int e = 0; e < n_engines; ++e) {
+            if (r.probe[e].size() != r.probe[0].size()) continue;
+            std::printf(" %s %.6g", engine_names[e], r.third_loss[e]);
+            agree3 = agree3 && std::fabs(r.third_loss[e] - r.third_loss[0]) <= 1e-4f * std::fabs(r.third_loss[0]);
+        }
+        std::printf("  %s\n", agree3 ? "agree" : "MISMATCH");
     }
 
     std::printf("\nWorkspace per step (steady state): tapegrad's tape (values + gradients + arena, "
