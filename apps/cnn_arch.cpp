@@ -3,6 +3,7 @@
 #include "apps/cnn_arch.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <random>
 #include <sstream>
@@ -40,6 +41,10 @@ class token_reader {
   public:
     token_reader(const std::string& t, std::string where) : t_(t), where_(std::move(where)) {}
     bool at(const std::string& prefix) const { return t_.compare(pos_, prefix.size(), prefix) == 0; }
+    /// `prefix` followed by a digit ("c3", not "conv").
+    bool at_number(const std::string& prefix) const {
+        return at(prefix) && pos_ + prefix.size() < t_.size() && std::isdigit(static_cast<unsigned char>(t_[pos_ + prefix.size()]));
+    }
     bool done() const { return pos_ == t_.size(); }
     /// The digits after `prefix` (which must be next) as a whole number in [lo, hi].
     std::size_t number(const std::string& prefix, const std::string& what, std::uint64_t lo, std::uint64_t hi) {
@@ -94,13 +99,13 @@ std::vector<arch_token> parse_arch(const std::string& text, const std::string& l
         } else if (std::find(activation_tokens.begin(), activation_tokens.end(), t.text) != activation_tokens.end()) {
             t.k = k::activation;
             t.activation = t.text;
-        } else if (r.at("fc")) {
+        } else if (r.at_number("fc")) {
             t.k = k::linear;
             t.size = r.number("fc", "its features", 1, max_features);
-        } else if (r.at("mp") || r.at("ap")) {
+        } else if (r.at_number("mp") || r.at_number("ap")) {
             t.k = r.at("mp") ? k::max_pool : k::avg_pool;
             t.kernel = r.number(t.text.substr(0, 2), "its window", 1, max_window);
-        } else if (r.at("c")) {
+        } else if (r.at_number("c")) {
             t.k = k::conv;
             t.size = r.number("c", "its filters", 1, max_filters);
             t.kernel = r.at("k") ? r.number("k", "its kernel", 1, max_window) : 3;
