@@ -5,7 +5,7 @@ if(NOT TARGET tapegrad_app)
   return()
 endif()
 foreach(t test_trainer_report test_trainer test_cli_options test_checkpoint_atomic test_trainer_grad_norms
-        test_trainer_cnn)
+        test_trainer_cnn test_trainer_cnn_resume)
   if(TARGET ${t})
     target_link_libraries(${t} PRIVATE tapegrad_app)
   endif()
