@@ -27,8 +27,9 @@ inline const char* const default_cnn_arch = "c32,bn,relu,mp2,c64,bn,relu,mp2,fc1
 
 /// One token of an --arch list, as written.
 struct arch_token {
+    /// What the token is.
     enum class kind { conv, batch_norm, activation, max_pool, avg_pool, global_avg_pool, dropout, linear };
-    kind k = kind::conv;
+    kind k = kind::conv;       ///< the layer
     std::string text;          ///< "c32k5"
     std::size_t position = 0;  ///< 1-based place in the list
     std::size_t size = 0;      ///< conv filters or fc features
@@ -48,9 +49,10 @@ std::vector<arch_token> parse_arch(const std::string& text, const std::string& l
 
 /// One layer of a planned network with the shapes it sees (per example).
 struct planned_layer {
+    /// The nn module to build.
     enum class op { unflatten, conv, batch_norm2d, batch_norm1d, activation, max_pool, avg_pool, global_avg_pool,
                     dropout, flatten, linear };
-    op o = op::unflatten;
+    op o = op::unflatten;             ///< the module
     arch_token token;                 ///< the token it comes from (position 0: inserted by the trainer)
     std::string what;                 ///< "c32 (token 1): Conv2d 1 -> 32, 3x3, stride 1, padding 1"
     std::vector<std::size_t> input;   ///< [C, H, W] or [F]
