@@ -12,12 +12,13 @@ namespace tapegrad::app {
 /// Everything `tapegrad train` can be told. Defaults are the measured recipe
 /// for Fashion-MNIST (see docs/trainer.md).
 struct train_options {
-    std::string model = "mlp";                  ///< "seed" (the article's network) or "mlp"
+    std::string model = "mlp";                  ///< "seed" (the article's network), "mlp" or "cnn"
     std::size_t hidden = 100;                   ///< seed: hidden units (tanh)
     std::string loss = "ce";                    ///< "ce" or "mse" (mse on softmax probabilities, as the article)
     std::string backward = "tape";              ///< mse output layer's backward: "tape", "hand" (corrected delta3) or "article"
     std::vector<std::size_t> layers{256, 128};  ///< mlp: hidden layer sizes
     std::string activation = "relu";            ///< mlp: hidden activation
+    std::string arch;                           ///< cnn: layer list (apps/cnn_arch.hpp); empty: the default
     std::string optimizer = "adam";             ///< sgd | adam | adamw | rmsprop | adagrad
     double lr = 2e-3;                           ///< base learning rate
     double momentum = 0.9;                      ///< sgd momentum

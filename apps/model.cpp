@@ -2,7 +2,10 @@
 
 #include "apps/model.hpp"
 
+#include "apps/cnn_arch.hpp"
+
 #include <algorithm>
+#include <cmath>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -19,7 +22,12 @@ namespace tapegrad::app {
 
 std::string model_spec::describe() const {
     std::ostringstream os;
-    if (kind == "seed") {
+    if (kind == "cnn") {
+        const std::size_t side = static_cast<std::size_t>(std::llround(std::sqrt(static_cast<double>(inputs))));
+        if (side * side == inputs) os << "cnn 1x" << side << "x" << side << " ";
+        else os << "cnn " << inputs << " ";
+        os << (arch.empty() ? default_cnn_arch : arch) << " -> " << classes << ", " << loss;
+    } else if (kind == "seed") {
         os << "seed " << inputs << "-" << hidden << "-" << classes << " tanh, softmax, " << loss;
     } else {
         os << "mlp " << inputs;
@@ -31,6 +39,8 @@ std::string model_spec::describe() const {
 
 std::shared_ptr<nn::module<float>> make_classifier(const model_spec& spec, std::uint64_t seed) {
     if (spec.inputs == 0 || spec.classes == 0) throw std::invalid_argument("make_classifier: empty input or output");
+    if (spec.kind == "cnn") return make_cnn(spec.arch.empty() ? default_cnn_arch : spec.arch, spec.inputs,
+                                            spec.classes, seed);
     std::mt19937_64 rng(seed);
     std::vector<std::size_t> sizes{spec.inputs};
     nn::activation act;
@@ -41,7 +51,7 @@ std::shared_ptr<nn::module<float>> make_classifier(const model_spec& spec, std::
         sizes.insert(sizes.end(), spec.layers.begin(), spec.layers.end());
         act = nn::parse_activation(spec.activation);
     } else {
-        throw std::invalid_argument("unknown model '" + spec.kind + "': use seed or mlp");
+        throw std::invalid_argument("unknown model '" + spec.kind + "': use seed, mlp or cnn");
     }
     sizes.push_back(spec.classes);
     return nn::mlp<float>(sizes, act, rng);
@@ -61,6 +71,12 @@ tensor<float> classification_loss(const std::string& loss, const tensor<float>& 
 }
 
 namespace {
+/// The cnn's layers with their shapes (throws option_error on a layer that does not fit).
+std::vector<planned_layer> cnn_plan(const model_spec& spec) {
+    const std::size_t side = square_side(spec.inputs);
+    return plan_cnn(parse_arch(spec.arch.empty() ? default_cnn_arch : spec.arch), side, side, spec.classes);
+}
+
 std::vector<double> widths(const model_spec& spec) {
     std::vector<double> w{static_cast<double>(spec.inputs)};
     if (spec.kind == "seed") w.push_back(static_cast<double>(spec.hidden));
@@ -80,6 +96,11 @@ std::string gigabytes(double b) {
 }  // namespace
 
 double parameter_count(const model_spec& spec) {
+    if (spec.kind == "cnn") {
+        double n = 0;
+        for (const auto& l : cnn_plan(spec)) n += l.parameters;
+        return n;
+    }
     const std::vector<double> w = widths(spec);
     double n = 0;
     for (std::size_t i = 0; i + 1 < w.size(); ++i) n += (w[i] + 1) * w[i + 1];
@@ -90,10 +111,20 @@ double estimate_training_bytes(const model_spec& spec, std::size_t batch, const 
                                double momentum) {
     const double state = optimizer == "adam" || optimizer == "adamw" ? 2 : optimizer == "sgd" ? (momentum > 0 ? 1 : 0)
                                                                                               : 1;
+    const double rows = std::max(4.0 * static_cast<double>(batch), 1000.0);  // values and gradients of a batch
+    if (spec.kind == "cnn") {  // every layer's output, its gradient, and a conv's im2col columns (and their gradient)
+        double units = static_cast<double>(spec.inputs), params = 0;
+        for (const auto& l : cnn_plan(spec)) {
+            double out = 1;
+            for (auto d : l.output) out *= static_cast<double>(d);
+            units += out + 2 * l.workspace;
+            params += l.parameters;
+        }
+        return 4.0 * (params * (2 + state) + rows * units);
+    }
     const std::vector<double> w = widths(spec);
     double units = 0;  // every layer's outputs (and the activations between them)
     for (std::size_t i = 1; i < w.size(); ++i) units += 2 * w[i];
-    const double rows = std::max(4.0 * static_cast<double>(batch), 1000.0);  // values and gradients of a batch
     return 4.0 * (parameter_count(spec) * (2 + state) + rows * (units + w[0]));
 }
 
@@ -111,7 +142,9 @@ void check_memory(const model_spec& spec, std::size_t batch, const std::string& 
     os << "the model " << spec.describe() << " has " << parameter_count(spec) << " parameters and needs about "
        << gigabytes(need) << " to train (weights, gradients, " << optimizer
        << " state and a batch's activations), more than the " << gigabytes(available)
-       << " of memory here: use smaller --layers or --hidden";
+       << " of memory here: "
+       << (spec.kind == "cnn" ? "use a smaller --arch (fewer filters or fc units, or more pooling) or --batch-size"
+                              : "use smaller --layers or --hidden");
     throw std::runtime_error(os.str());
 }
 

@@ -20,22 +20,24 @@ namespace tapegrad::app {
 
 /// What network to build.
 struct model_spec {
-    std::string kind = "mlp";         ///< "seed" or "mlp"
+    std::string kind = "mlp";         ///< "seed", "mlp" or "cnn"
     std::size_t inputs = 0;           ///< input features
     std::size_t classes = 0;          ///< output classes
     std::size_t hidden = 100;         ///< seed: tanh hidden units
     std::vector<std::size_t> layers;  ///< mlp: hidden sizes
     std::string activation = "relu";  ///< mlp: hidden activation
+    std::string arch;                 ///< cnn: the --arch list (apps/cnn_arch.hpp); empty: default_cnn_arch
     std::string loss = "ce";          ///< "ce" or "mse"
 
-    /// "mlp 784-256-128-10 relu, ce" for logs.
+    /// "mlp 784-256-128-10 relu, ce" or "cnn 1x28x28 c32,bn,relu,mp2,... -> 10, ce" for logs.
     std::string describe() const;
 };
 
 /// The network of `spec` as an nn::sequential of linear layers and activation
 /// modules (parameters "0.weight", "0.bias", "2.weight", ...), initialised with
 /// PyTorch's default from an engine seeded with `seed`. The seed network is
-/// Linear -> Tanh -> Linear; its softmax belongs to the loss.
+/// Linear -> Tanh -> Linear; its softmax belongs to the loss. A cnn is
+/// make_cnn's network of `spec.arch` on square images of `spec.inputs` pixels.
 std::shared_ptr<nn::module<float>> make_classifier(const model_spec& spec, std::uint64_t seed);
 
 /// The loss of `spec.loss` on logits: cross-entropy, or MSE between
@@ -57,7 +59,8 @@ inline std::unique_ptr<optim::optimizer<float>> make_optimizer(const optimizer_s
 /// Memory that training `spec` with optimizer `optimizer` on batches of
 /// `batch` needs, roughly: weights, gradients, the optimizer's state, and the
 /// activations of a batch (and of an evaluation chunk of 1000) with their
-/// gradients. In double, so absurd sizes do not overflow.
+/// gradients; for a cnn, every layer's output from the planned shapes and the
+/// convolutions' im2col columns. In double, so absurd sizes do not overflow.
 double estimate_training_bytes(const model_spec& spec, std::size_t batch, const std::string& optimizer,
                                double momentum);
 

@@ -2,6 +2,8 @@
 
 #include "apps/options.hpp"
 
+#include "apps/cnn_arch.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -91,8 +93,9 @@ std::vector<train_setting> make_table() {
     using o_t = train_options;
     std::vector<train_setting> t;
     t.push_back(choice("model", "--model", true,
-                       "seed: softmax(W2 tanh(W1 x + b1) + b2) (the article's network); mlp: any layer sizes",
-                       {"seed", "mlp"}, &o_t::model));
+                       "seed: softmax(W2 tanh(W1 x + b1) + b2) (the article's network); mlp: any layer sizes; "
+                       "cnn: a convolutional network given by --arch",
+                       {"seed", "mlp", "cnn"}, &o_t::model));
     t.push_back(whole("hidden", "--hidden", true, "seed: hidden units", 1, max_width, &o_t::hidden));
     t.push_back(choice("loss", "--loss", true,
                        "ce: cross-entropy on the logits; mse: mean squared error of the softmax output against "
@@ -120,6 +123,19 @@ std::vector<train_setting> make_table() {
     }
     t.push_back(choice("activation", "--activation", true, "mlp: hidden activation",
                        {"relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "softplus"}, &o_t::activation));
+    {
+        setter set = [](train_options& o, const std::string& text, const std::string& label) {
+            if (!text.empty()) (void)parse_arch(text, label);  // syntax here; shapes once the image size is known
+            o.arch = text;
+        };
+        getter get = [](const train_options& o) { return o.arch; };
+        t.push_back({"arch", "--arch", true,
+                     "cnn: the layers, comma-separated (default " + std::string(default_cnn_arch) +
+                         "; --layers, --hidden and --activation are for the other models): c<N>[k<K>][s<S>][p<P>] "
+                         "conv, bn, relu/tanh/sigmoid/gelu/elu/leaky_relu/softplus, mp<K> max pool, ap<K> average "
+                         "pool, gap, d<P> dropout, fc<N> linear (docs/trainer.md)",
+                     set, get});
+    }
     t.push_back(choice("optimizer", "--optimizer", true, "optimizer", {"sgd", "adam", "adamw", "rmsprop", "adagrad"},
                        &o_t::optimizer));
     t.push_back(real("lr", "--lr", true, "base learning rate", 0, 10, true, &o_t::lr));
@@ -260,6 +276,9 @@ void validate_train_options(const train_options& o) {
         if (s.key == "batch_size" && o.batch_size == 0) continue;  // 0: the data set's default
         s.set(scratch, s.get(o), s.flag);
     }
+    if (!o.arch.empty() && o.model != "cnn")
+        throw option_error("--arch is for --model cnn, got --model " + o.model +
+                           ": add --model cnn, or use --layers for an mlp");
 }
 
 config_map to_config(const train_options& o) {

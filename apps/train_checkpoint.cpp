@@ -160,7 +160,8 @@ loaded_checkpoint checkpoint_from(std::vector<npz::entry> all, const std::string
                                  "' array (`tapegrad train` writes checkpoint.npz with the weights, the optimizer "
                                  "state and the run's settings in one file)");
     }
-    const config_map cfg = parse_config_text(entry_text(*config, path), path);
+    config_map cfg = parse_config_text(entry_text(*config, path), path);
+    cfg.emplace("arch", "");  // checkpoints from before --model cnn have no arch
     from_config(cfg, c.options, path, state_keys());
     auto need = [&](const std::string& key) -> const std::string& {
         auto it = cfg.find(key);

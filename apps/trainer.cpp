@@ -14,6 +14,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "apps/cnn_arch.hpp"
 #include "apps/durable_io.hpp"
 #include "apps/model.hpp"
 #include "apps/options.hpp"
@@ -146,6 +147,7 @@ model_spec spec_of(const train_options& o, std::size_t inputs, std::size_t class
     s.hidden = o.hidden;
     s.layers = o.layers;
     s.activation = o.activation;
+    s.arch = o.arch;
     s.loss = o.loss;
     return s;
 }
@@ -296,6 +298,12 @@ int train_loop(const train_options& cli) {
     const bool resuming = !cli.resume.empty();
     if (resuming) {
         resumed = read_checkpoint(cli.resume);
+        if (!cli.arch.empty() && cli.arch != resumed.options.arch)
+            throw option_error("--arch " + cli.arch + ": the checkpoint " + cli.resume + " is of " +
+                               (resumed.options.arch.empty() ? "--model " + resumed.options.model
+                                                             : "--arch " + resumed.options.arch) +
+                               ", and a resume continues the same network: leave --arch out, or start a new run "
+                               "without --resume");
         o = resumed.options;  // the run's own settings win: a resume must continue the same run
         o.epochs = cli.epochs;
         o.threads = cli.threads;
@@ -313,12 +321,16 @@ int train_loop(const train_options& cli) {
     }
     // Digits has 1318 training images: 128-image batches give too few steps in 10 epochs.
     if (o.batch_size == 0) o.batch_size = o.data == "digits" ? 32 : 128;
+    if (o.model == "cnn" && o.arch.empty()) o.arch = default_cnn_arch;  // saved as written, so a resume rebuilds it
     validate_train_options(o);  // the command line's rules, for callers that fill train_options directly
     if (o.name.empty()) o.name = default_name(o);
     if (o.out.empty()) o.out = (fs::path("runs") / o.name).string();
     blas::set_num_threads(o.threads);
     interrupt_scope interrupts;
     if (o.backward != "tape") {  // a hand backward is trusted only once it passes its gradcheck
+        if (o.model == "cnn")
+            throw option_error("--backward " + o.backward + " needs --model seed or mlp: the hand-derived backward is "
+                               "the article's output layer; train the cnn with --backward tape");
         if (o.loss != "mse")
             throw option_error("--backward " + o.backward + " needs --loss mse: the hand-derived backward is the "
                                "article's output layer, softmax followed by MSE");
@@ -464,6 +476,7 @@ int train_loop(const train_options& cli) {
             const std::size_t step = epoch * steps_per_epoch + step_in_epoch;
             lr = learning_rate(o, step, epoch, total_steps);
             opt->set_lr(lr);
+            if (o.model == "cnn") reseed_dropout(*model, o.seed, step);  // masks of (seed, step): resumes are exact
             const tensor<float> x(b.x);
             const tensor<float> loss = classification_loss(o.loss, model->forward(x), b.y, o.backward);
             const double value = loss.item();

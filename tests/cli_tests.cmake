@@ -4,7 +4,8 @@
 if(NOT TARGET tapegrad_app)
   return()
 endif()
-foreach(t test_trainer_report test_trainer test_cli_options test_checkpoint_atomic test_trainer_grad_norms)
+foreach(t test_trainer_report test_trainer test_cli_options test_checkpoint_atomic test_trainer_grad_norms
+        test_trainer_cnn test_trainer_cnn_resume)
   if(TARGET ${t})
     target_link_libraries(${t} PRIVATE tapegrad_app)
   endif()
@@ -16,6 +17,10 @@ foreach(mode accuracy determinism resume bad_input hand_backward)
            COMMAND ${CMAKE_COMMAND} -DTAPEGRAD=$<TARGET_FILE:tapegrad_cli> -DWORK=${CMAKE_CURRENT_BINARY_DIR}/cli_${mode}
                    -DMODE=${mode} -DMIN_ACC=0.9 -P ${_tg_check})
 endforeach()
+# --model cnn on digits (docs/trainer.md, "Convolutional networks"); 2 epochs of a tiny --arch.
+add_test(NAME cli_cnn
+         COMMAND ${CMAKE_COMMAND} -DTAPEGRAD=$<TARGET_FILE:tapegrad_cli> -DWORK=${CMAKE_CURRENT_BINARY_DIR}/cli_cnn
+                 -DMODE=cnn -DMIN_ACC=0.7 -P ${_tg_check})
 add_test(NAME cli_gradcheck COMMAND tapegrad_cli gradcheck)
 set_tests_properties(cli_gradcheck PROPERTIES PASS_REGULAR_EXPRESSION "gradcheck: all cases passed")
 add_test(NAME cli_bench COMMAND tapegrad_cli bench --layers 32 --batch-size 8 --steps 2 --repeats 1 --warmup 1)
