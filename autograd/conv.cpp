@@ -555,11 +555,11 @@ template <class T> tensor<T> flatten(const tensor<T>& x) {
 
 // ---------------------------------------------------------- batch_norm2d
 // Inputs: x [N, C, H, W], then weight and bias [C] when affine, then (eval mode)
-// the running mean and variance [C]. op_data: [affine, training, then the bits of
-// each channel's mean and rstd]; scalar[0] = eps.
+// the running mean and variance [C]. op_data: [affine, training, relu, then the
+// bits of each channel's mean and rstd]; scalar[0] = eps.
 // Per channel, over the m = N*H*W values: xhat = (x - mean) / sqrt(var + eps),
-// y = xhat * weight + bias. Training normalises with the batch's mean and biased
-// variance, recomputed in the backward from x (the same loop, so the same bits).
+// y = xhat * weight + bias, then y = max(y, 0) with the relu. Training normalises
+// with the batch's mean and biased variance.
 namespace {
 
 // Sums of n values in 8 independent lanes, so the compiler vectorises them without
@@ -634,17 +634,64 @@ template <class T> tensor<T> xhat_graph(backward_ctx<T>& c, bool affine, bool tr
     return (x - m) * rstd;
 }
 
-// dxhat = gy w;  training: dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat));
+template <class T> struct bn_backward_buffers {
+    const T *x = nullptr, *gy = nullptr, *y = nullptr, *w = nullptr;  // w: null without the affine part
+    T *dx = nullptr, *dw = nullptr, *db = nullptr;                    // null: not wanted
+    bool had_x = false, had_w = false, had_b = false;                 // add to a gradient already there
+};
+
+// The per-channel backward. With Relu the gradient reaching the normalisation is
+// gy where y > 0, else 0, read in place (no masked copy: one pass less).
+template <bool Relu, class T>
+void bn_backward_loops(const bn_backward_buffers<T>& b, const channel_stats<T>& s, std::size_t n, std::size_t ch,
+                       std::size_t hw, bool training) {
+    const double m = double(n * hw);
+    for (std::size_t k = 0; k < ch; ++k) {
+        const T mu = s.mean[k], r = s.rstd[k];
+        double sum_gy = 0, sum_gy_xhat = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::size_t at = (i * ch + k) * hw;
+            const T *p = b.x + at, *g = b.gy + at, *y = b.y + at;
+            auto grad = [g, y](std::size_t j) {
+                if constexpr (Relu) return y[j] > T(0) ? g[j] : T(0);
+                else return g[j];
+            };
+            sum_gy += lane_sum<T>(hw, grad);
+            sum_gy_xhat += lane_sum<T>(hw, [&grad, p, mu, r](std::size_t j) { return grad(j) * ((p[j] - mu) * r); });
+        }
+        if (b.dw) b.dw[k] = (b.had_w ? b.dw[k] : T(0)) + T(sum_gy_xhat);
+        if (b.db) b.db[k] = (b.had_b ? b.db[k] : T(0)) + T(sum_gy);
+        if (!b.dx) continue;
+        const T scale = b.w ? b.w[k] : T(1);
+        // mean(dxhat) and mean(dxhat xhat) over the channel's m values
+        const T mean_d = training ? T(double(scale) * sum_gy / m) : T(0);
+        const T mean_dx = training ? T(double(scale) * sum_gy_xhat / m) : T(0);
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::size_t at = (i * ch + k) * hw;
+            const T *p = b.x + at, *g = b.gy + at, *y = b.y + at;
+            T* d = b.dx + at;
+            for (std::size_t j = 0; j < hw; ++j) {
+                T gj = g[j];
+                if constexpr (Relu) gj = y[j] > T(0) ? gj : T(0);
+                const T v = r * (scale * gj - mean_d - (p[j] - mu) * r * mean_dx);
+                d[j] = b.had_x ? d[j] + v : v;
+            }
+        }
+    }
+}
+
+// relu: gy = 0 where y <= 0 (relu'(0) = 0);  dxhat = gy w;
+// training: dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat));
 // eval: dx = rstd dxhat;  dw = sum gy xhat;  db = sum gy
 template <class T> void batch_norm_backward(backward_ctx<T>& c) {
-    const bool affine = c.self.op_data[0] != 0, training = c.self.op_data[1] != 0;
+    const bool affine = c.self.op_data[0] != 0, training = c.self.op_data[1] != 0, relu = c.self.op_data[2] != 0;
     const T eps = c.self.scalar[0];
     const xt::xarray<T>& xv = c.x(0);
     const std::size_t n = xv.shape()[0], ch = xv.shape()[1], hw = xv.size() / (n * ch);
     if (c.create_graph) {
         tensor<T> rstd;
         const tensor<T> xhat = xhat_graph(c, affine, training, eps, rstd);
-        const tensor<T> gy = c.tgy();
+        const tensor<T> gy = relu ? where(c.ty() > T(0), c.tgy(), T(0)) : c.tgy();
         const tensor<T> dxhat = affine ? gy * reshape(c.tx(1), {ch, 1, 1}) : gy;
         if (c.wants(0)) {
             if (training)
@@ -660,76 +707,53 @@ template <class T> void batch_norm_backward(backward_ctx<T>& c) {
     s.mean.resize(ch);
     s.rstd.resize(ch);
     for (std::size_t k = 0; k < ch; ++k) {  // what the forward normalised with
-        std::memcpy(&s.mean[k], c.self.op_data + 2 + k, sizeof(T));
-        std::memcpy(&s.rstd[k], c.self.op_data + 2 + ch + k, sizeof(T));
+        std::memcpy(&s.mean[k], c.self.op_data + 3 + k, sizeof(T));
+        std::memcpy(&s.rstd[k], c.self.op_data + 3 + ch + k, sizeof(T));
     }
-    const T* x = xv.data();
-    const T* gy = c.gy().data();
-    const T* w = affine ? c.x(1).data() : nullptr;
-    T *dx = nullptr, *dw = nullptr, *db = nullptr;
-    bool had_x = false, had_w = false, had_b = false;
-    if (c.wants(0)) dx = c.grad_data(c.input(0), had_x);
-    if (affine && c.wants(1)) dw = c.grad_data(c.input(1), had_w);
-    if (affine && c.wants(2)) db = c.grad_data(c.input(2), had_b);
-    const double m = double(n * hw);
-    for (std::size_t k = 0; k < ch; ++k) {
-        const T mu = s.mean[k], r = s.rstd[k];
-        double sum_gy = 0, sum_gy_xhat = 0;
-        for (std::size_t i = 0; i < n; ++i) {
-            const T *p = x + (i * ch + k) * hw, *g = gy + (i * ch + k) * hw;
-            sum_gy += lane_sum<T>(hw, [g](std::size_t j) { return g[j]; });
-            sum_gy_xhat += lane_sum<T>(hw, [g, p, mu, r](std::size_t j) { return g[j] * ((p[j] - mu) * r); });
-        }
-        if (dw) dw[k] = (had_w ? dw[k] : T(0)) + T(sum_gy_xhat);
-        if (db) db[k] = (had_b ? db[k] : T(0)) + T(sum_gy);
-        if (!dx) continue;
-        const T scale = w ? w[k] : T(1);
-        // mean(dxhat) and mean(dxhat xhat) over the channel's m values
-        const T mean_d = training ? T(double(scale) * sum_gy / m) : T(0);
-        const T mean_dx = training ? T(double(scale) * sum_gy_xhat / m) : T(0);
-        for (std::size_t i = 0; i < n; ++i) {
-            const T *p = x + (i * ch + k) * hw, *g = gy + (i * ch + k) * hw;
-            T* d = dx + (i * ch + k) * hw;
-            for (std::size_t j = 0; j < hw; ++j) {
-                const T v = r * (scale * g[j] - mean_d - (p[j] - mu) * r * mean_dx);
-                d[j] = had_x ? d[j] + v : v;
-            }
-        }
-    }
+    bn_backward_buffers<T> b;
+    b.x = xv.data();
+    b.gy = c.gy().data();
+    b.y = c.y().data();
+    b.w = affine ? c.x(1).data() : nullptr;
+    T *&dx = b.dx, *&dw = b.dw, *&db = b.db;
+    if (c.wants(0)) dx = c.grad_data(c.input(0), b.had_x);
+    if (affine && c.wants(1)) dw = c.grad_data(c.input(1), b.had_w);
+    if (affine && c.wants(2)) db = c.grad_data(c.input(2), b.had_b);
+    if (relu) bn_backward_loops<true>(b, s, n, ch, hw, training);
+    else bn_backward_loops<false>(b, s, n, ch, hw, training);
     if (dx) c.mark(c.input(0));
     if (dw) c.mark(c.input(1));
     if (db) c.mark(c.input(2));
 }
 
-}  // namespace
-
 template <class T>
-tensor<T> batch_norm2d(const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias, const tensor<T>& running_mean,
-                       const tensor<T>& running_var, bool training, double momentum, double eps) {
+tensor<T> batch_norm2d_op(const char* op, const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias,
+                          const tensor<T>& running_mean, const tensor<T>& running_var, bool training, double momentum,
+                          double eps, bool relu) {
     const auto& xs = x.value().shape();
     const bool affine = weight.defined();
     auto per_channel = [&](const tensor<T>& t, const char* what) {
         if (t.defined() && (t.value().dimension() != 1 || xs.size() != 4 || t.value().shape()[0] != xs[1]))
-            throw shape_error("batch_norm2d: " + std::string(what) + " " + shape_str(t.value().shape()) +
+            throw shape_error(std::string(op) + ": " + what + " " + shape_str(t.value().shape()) +
                               " must be [C] for the input's C channels; input " + shape_str(xs));
     };
-    if (xs.size() != 4) throw shape_error("batch_norm2d: input must be [N, C, H, W], got " + shape_str(xs));
+    if (xs.size() != 4) throw shape_error(std::string(op) + ": input must be [N, C, H, W], got " + shape_str(xs));
     if (weight.defined() != bias.defined())
-        throw shape_error("batch_norm2d: give both weight and bias, or neither");
+        throw shape_error(std::string(op) + ": give both weight and bias, or neither");
     per_channel(weight, "weight");
     per_channel(bias, "bias");
     per_channel(running_mean, "running_mean");
     per_channel(running_var, "running_var");
     if (!training && !(running_mean.defined() && running_var.defined()))
-        throw shape_error("batch_norm2d: eval mode needs running_mean and running_var");
+        throw shape_error(std::string(op) + ": eval mode needs running_mean and running_var");
     const std::size_t n = xs[0], ch = xs[1], hw = xs[2] * xs[3];
     if (training && n * hw < 2)
-        throw shape_error("batch_norm2d: training mode needs more than 1 value per channel, got input " + shape_str(xs));
+        throw shape_error(std::string(op) + ": training mode needs more than 1 value per channel, got input " + shape_str(xs));
     const tensor<T>* in[5] = {&x};
     std::size_t n_in = 1;
     if (affine) in[n_in++] = &weight, in[n_in++] = &bias;
     if (!training) in[n_in++] = &running_mean, in[n_in++] = &running_var;
-    tensor<T> out = make_result<T>("batch_norm2d", &batch_norm_backward<T>, in, n_in, 2 + 2 * ch);
+    tensor<T> out = make_result<T>(op, &batch_norm_backward<T>, in, n_in, 3 + 2 * ch);
     node<T>* nd = out.node_ptr();
     nd->scalar[0] = T(eps);
     channel_stats<T>& s = scratch_stats<T>();
@@ -739,10 +763,11 @@ tensor<T> batch_norm2d(const tensor<T>& x, const tensor<T>& weight, const tensor
         static_assert(sizeof(T) <= sizeof(std::size_t), "statistics are kept in op_data slots");
         nd->op_data[0] = affine;
         nd->op_data[1] = training;
+        nd->op_data[2] = relu;
         for (std::size_t k = 0; k < ch; ++k) {
-            nd->op_data[2 + k] = nd->op_data[2 + ch + k] = 0;
-            std::memcpy(nd->op_data + 2 + k, &s.mean[k], sizeof(T));
-            std::memcpy(nd->op_data + 2 + ch + k, &s.rstd[k], sizeof(T));
+            nd->op_data[3 + k] = nd->op_data[3 + ch + k] = 0;
+            std::memcpy(nd->op_data + 3 + k, &s.mean[k], sizeof(T));
+            std::memcpy(nd->op_data + 3 + ch + k, &s.rstd[k], sizeof(T));
         }
     }
     nd->value.resize(xs);
@@ -754,7 +779,13 @@ tensor<T> batch_norm2d(const tensor<T>& x, const tensor<T>& weight, const tensor
         for (std::size_t i = 0; i < n; ++i) {
             const T* p = xv + (i * ch + k) * hw;
             T* q = y + (i * ch + k) * hw;
-            for (std::size_t j = 0; j < hw; ++j) q[j] = p[j] * a + b;
+            if (relu)
+                for (std::size_t j = 0; j < hw; ++j) {
+                    const T v = p[j] * a + b;
+                    q[j] = v > T(0) ? v : T(0);  // as relu: max(v, 0), NaN -> 0 like the SIMD max
+                }
+            else
+                for (std::size_t j = 0; j < hw; ++j) q[j] = p[j] * a + b;
         }
     }
     if (training && running_mean.defined() && running_var.defined()) {
@@ -771,6 +802,22 @@ tensor<T> batch_norm2d(const tensor<T>& x, const tensor<T>& weight, const tensor
     return out;
 }
 
+}  // namespace
+
+template <class T>
+tensor<T> batch_norm2d(const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias, const tensor<T>& running_mean,
+                       const tensor<T>& running_var, bool training, double momentum, double eps) {
+    return batch_norm2d_op("batch_norm2d", x, weight, bias, running_mean, running_var, training, momentum, eps, false);
+}
+
+template <class T>
+tensor<T> batch_norm2d_relu(const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias,
+                            const tensor<T>& running_mean, const tensor<T>& running_var, bool training,
+                            double momentum, double eps) {
+    return batch_norm2d_op("batch_norm2d_relu", x, weight, bias, running_mean, running_var, training, momentum, eps,
+                           true);
+}
+
 #define TAPEGRAD_CONV_OPS(T)                                                                                      \
     template tensor<T> unfold2d(const tensor<T>&, const window2d&);                                               \
     template tensor<T> fold2d(const tensor<T>&, std::size_t, std::size_t, const window2d&);                      \
@@ -782,7 +829,9 @@ tensor<T> batch_norm2d(const tensor<T>& x, const tensor<T>& weight, const tensor
     template tensor<T> adaptive_avg_pool2d_1x1(const tensor<T>&);                                                 \
     template tensor<T> flatten(const tensor<T>&);                                                                 \
     template tensor<T> batch_norm2d(const tensor<T>&, const tensor<T>&, const tensor<T>&, const tensor<T>&,         \
-                                    const tensor<T>&, bool, double, double);
+                                    const tensor<T>&, bool, double, double);                                      \
+    template tensor<T> batch_norm2d_relu(const tensor<T>&, const tensor<T>&, const tensor<T>&, const tensor<T>&,    \
+                                         const tensor<T>&, bool, double, double);
 TAPEGRAD_CONV_OPS(float)
 TAPEGRAD_CONV_OPS(double)
 

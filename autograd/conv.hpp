@@ -5,7 +5,8 @@
 // conv2d is unfold2d (im2col: every kernel window as a column) then one gemm per
 // sample and group (BLAS) with the bias added in the same pass; fold2d (col2im) is
 // unfold2d's transpose and backward. max_pool2d picks each window's winner;
-// avg_pool2d averages the unfolded windows. batch_norm2d is one fused node.
+// avg_pool2d averages the unfolded windows. batch_norm2d (with or without a
+// following relu) is one fused node.
 
 #include <array>
 #include <cstddef>
@@ -69,6 +70,15 @@ template <class T>
 tensor<T> batch_norm2d(const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias,
                        const tensor<T>& running_mean, const tensor<T>& running_var, bool training,
                        double momentum = 0.1, double eps = 1e-5);
+
+/// relu(batch_norm2d(...)) as one node, with one pass over the activations less each
+/// way (oneDNN's fused norm + relu). Values and running statistics are the same bits;
+/// gradients too in double, and within float rounding (a few ulps) in float.
+/// relu'(0) = 0, as torch. nn::sequential uses it for a BatchNorm2d followed by ReLU.
+template <class T>
+tensor<T> batch_norm2d_relu(const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias,
+                            const tensor<T>& running_mean, const tensor<T>& running_var, bool training,
+                            double momentum = 0.1, double eps = 1e-5);
 
 /// [N, d1, d2, ...] -> [N, d1*d2*...] (torch.flatten(x, 1)).
 template <class T> tensor<T> flatten(const tensor<T>& x);

@@ -302,8 +302,9 @@ class tapegrad_conv : public runner {
     bool want_mem_ = false;
 };
 
-/// The default CNN on core ops: conv2d, batch norm from mean/rsqrt (batch statistics,
-/// biased variance), relu, max_pool2d, flatten, matmul, cross_entropy; optim::adam / sgd.
+/// The default CNN on core ops: conv2d, batch norm + relu (one batch_norm2d_relu node:
+/// batch statistics, biased variance), max_pool2d, flatten, matmul, cross_entropy;
+/// optim::adam / sgd.
 class tapegrad_cnn : public runner {
   public:
     explicit tapegrad_cnn(const cnn_problem& p) : c_(p.spec), labels_(p.labels) {
@@ -385,12 +386,13 @@ class tapegrad_cnn : public runner {
         pad1.padding = {1, 1};
         opt_->zero_grad();
         stage(0, [&](const tf& v) { return conv2d(v, w1_, b1_, pad1); });
-        stage(1, [&](const tf& v) { return batch_norm(v, g1_, be1_, 0); });
-        stage(2, [&](const tf& v) { return relu(v); });
+        // With the fused node, stage 2 (relu) is empty: its time is in stage 1.
+        stage(1, [&](const tf& v) { return fused_relu_ ? batch_norm_relu(v, g1_, be1_, 0) : batch_norm(v, g1_, be1_, 0); });
+        stage(2, [&](const tf& v) { return fused_relu_ ? v : relu(v); });
         stage(3, [&](const tf& v) { return max_pool2d(v, {2, 2}); });
         stage(4, [&](const tf& v) { return conv2d(v, w2_, b2_, pad1); });
-        stage(5, [&](const tf& v) { return batch_norm(v, g2_, be2_, 1); });
-        stage(6, [&](const tf& v) { return relu(v); });
+        stage(5, [&](const tf& v) { return fused_relu_ ? batch_norm_relu(v, g2_, be2_, 1) : batch_norm(v, g2_, be2_, 1); });
+        stage(6, [&](const tf& v) { return fused_relu_ ? v : relu(v); });
         stage(7, [&](const tf& v) { return max_pool2d(v, {2, 2}); });
         stage(8, [&](const tf& v) { return matmul(flatten(v), w3_, false, true) + b3_; });
         stage(9, [&](const tf& v) { return relu(v); });
@@ -430,6 +432,12 @@ class tapegrad_cnn : public runner {
         if (composite_bn_) return composite_batch_norm(x, gamma, beta);
         return batch_norm2d(x, gamma, beta, run_mean_[layer], run_var_[layer], true, 0.1, bn_eps);
     }
+    /// relu(batch_norm(...)): one batch_norm2d_relu node, or with
+    /// TAPEGRAD_BENCH_UNFUSED_BN_RELU=1 (or the composite batch norm) two.
+    tf batch_norm_relu(const tf& x, const tf& gamma, const tf& beta, std::size_t layer) {
+        if (!fused_relu_) return relu(batch_norm(x, gamma, beta, layer));
+        return batch_norm2d_relu(x, gamma, beta, run_mean_[layer], run_var_[layer], true, 0.1, bn_eps);
+    }
     static tf composite_batch_norm(const tf& x, const tf& gamma, const tf& beta) {
         const std::size_t C = x.shape()[1];
         const tf d = x - mean(x, {0, 2, 3}, true);
@@ -439,8 +447,8 @@ class tapegrad_cnn : public runner {
     tf logits(const tf& x) {
         conv2d_options pad1;
         pad1.padding = {1, 1};
-        tf h = max_pool2d(relu(batch_norm(conv2d(x, w1_, b1_, pad1), g1_, be1_, 0)), {2, 2});
-        h = max_pool2d(relu(batch_norm(conv2d(h, w2_, b2_, pad1), g2_, be2_, 1)), {2, 2});
+        tf h = max_pool2d(batch_norm_relu(conv2d(x, w1_, b1_, pad1), g1_, be1_, 0), {2, 2});
+        h = max_pool2d(batch_norm_relu(conv2d(h, w2_, b2_, pad1), g2_, be2_, 1), {2, 2});
         h = relu(matmul(flatten(h), w3_, false, true) + b3_);
         return matmul(h, w4_, false, true) + b4_;
     }
@@ -450,6 +458,7 @@ class tapegrad_cnn : public runner {
     tf x_, w1_, b1_, g1_, be1_, w2_, b2_, g2_, be2_, w3_, b3_, w4_, b4_;
     std::vector<tf> run_mean_, run_var_;
     bool composite_bn_ = std::getenv("TAPEGRAD_BENCH_COMPOSITE_BN") != nullptr;
+    bool fused_relu_ = !composite_bn_ && std::getenv("TAPEGRAD_BENCH_UNFUSED_BN_RELU") == nullptr;
     std::unique_ptr<optim::optimizer<float>> opt_;
     step_memory mem_;
     bool want_mem_ = false;

@@ -129,7 +129,7 @@ batch_norm2d<T>::batch_norm2d(std::size_t channels, double eps, double momentum,
     running_var_ = &this->register_buffer("running_var", tensor<T>::ones({channels}));
 }
 
-template <class T> tensor<T> batch_norm2d<T>::forward(const tensor<T>& x) {
+template <class T> tensor<T> batch_norm2d<T>::apply(const tensor<T>& x, bool relu) {
     const auto& s = x.value().shape();  // inline storage: no allocation
     if (s.size() != 4 || s[1] != channels_)
         throw shape_error(type_name() + ": input of shape " + shape_str(s) + " must be [N, " + num(channels_) +
@@ -138,8 +138,9 @@ template <class T> tensor<T> batch_norm2d<T>::forward(const tensor<T>& x) {
         throw shape_error(type_name() + ": training mode needs more than 1 value per channel, got input " +
                           shape_str(s) + " (use eval() for a single 1x1 sample)");
     const tensor<T> none;
-    return tapegrad::batch_norm2d(x, weight_ ? *weight_ : none, bias_ ? *bias_ : none, *running_mean_,
-                                  *running_var_, this->is_training(), momentum_, eps_);
+    const auto op = relu ? &tapegrad::batch_norm2d_relu<T> : &tapegrad::batch_norm2d<T>;
+    return op(x, weight_ ? *weight_ : none, bias_ ? *bias_ : none, *running_mean_, *running_var_, this->is_training(),
+              momentum_, eps_);
 }
 
 template <class T> std::string batch_norm2d<T>::type_name() const {

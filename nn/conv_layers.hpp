@@ -93,7 +93,9 @@ template <class T> class batch_norm2d : public module<T> {
     /// BatchNorm over `channels` channels; weight starts at ones, bias at zeros.
     explicit batch_norm2d(std::size_t channels, double eps = 1e-5, double momentum = 0.1, bool affine = true);
     /// Normalise x [N, channels, H, W]; training mode needs N*H*W > 1.
-    tensor<T> forward(const tensor<T>& x) override;
+    tensor<T> forward(const tensor<T>& x) override { return apply(x, false); }
+    /// relu(forward(x)) as one node (tapegrad::batch_norm2d_relu).
+    tensor<T> forward_relu(const tensor<T>& x) override { return apply(x, true); }
     /// The running mean buffer [channels].
     tensor<T>& running_mean() { return *running_mean_; }
     /// The running variance buffer [channels].
@@ -102,6 +104,8 @@ template <class T> class batch_norm2d : public module<T> {
     std::string type_name() const override;
 
   private:
+    tensor<T> apply(const tensor<T>& x, bool relu);
+
     std::size_t channels_;
     double eps_, momentum_;
     tensor<T>* weight_ = nullptr;

@@ -117,8 +117,18 @@ template <class T> std::shared_ptr<module<T>> sequential<T>::operator[](std::siz
 }
 
 template <class T> tensor<T> sequential<T>::forward(const tensor<T>& x) {
+    const auto& mods = this->children();
     tensor<T> y = x;
-    for (const auto& c : this->children()) y = c.second->forward(y);
+    for (std::size_t i = 0; i < mods.size(); ++i) {
+        const auto* next = i + 1 < mods.size() ? dynamic_cast<const activation_module<T>*>(mods[i + 1].second.get())
+                                               : nullptr;
+        if (next && next->kind() == activation::relu) {
+            y = mods[i].second->forward_relu(y);
+            ++i;
+        } else {
+            y = mods[i].second->forward(y);
+        }
+    }
     return y;
 }
 

@@ -69,7 +69,8 @@ template <class T> class sequential : public module<T> {
     std::size_t size() const { return this->children().size(); }
     /// The i-th module; throws when out of range.
     std::shared_ptr<module<T>> operator[](std::size_t i) const;
-    /// Apply every module in order.
+    /// Apply every module in order; a module followed by a ReLU module runs both
+    /// through its forward_relu (one fused node where the module has one).
     tensor<T> forward(const tensor<T>& x) override;
     /// "Sequential".
     std::string type_name() const override { return "Sequential"; }

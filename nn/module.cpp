@@ -4,6 +4,8 @@
 
 #include <sstream>
 
+#include "autograd/ops.hpp"
+
 namespace tapegrad::nn {
 
 namespace {
@@ -101,6 +103,8 @@ template <class T> tensor<T>& module<T>::parameter(const std::string& dotted_nam
     for (auto& [n, t] : named_buffers()) valid += (valid.empty() ? "" : ", ") + n;
     throw std::out_of_range(type_name() + ": no parameter or buffer named '" + dotted_name + "'; valid names: " + valid);
 }
+
+template <class T> tensor<T> module<T>::forward_relu(const tensor<T>& x) { return relu(forward(x)); }
 
 template <class T> std::vector<tensor<T>> module<T>::parameters() const {
     std::vector<tensor<T>> out;
