@@ -30,8 +30,9 @@ template <class T> class module {
     virtual tensor<T> forward(const tensor<T>& x) = 0;
     /// Same as forward(x).
     tensor<T> operator()(const tensor<T>& x) { return forward(x); }
-    /// relu(forward(x)). Layers with a fused form override it with the same values and
-    /// gradients (BatchNorm2d); nn::sequential calls it for a layer followed by ReLU.
+    /// relu(forward(x)). Layers with a fused form override it with the same values
+    /// (gradients to float rounding; BatchNorm2d); nn::sequential calls it for a layer
+    /// followed by a ReLU module.
     virtual tensor<T> forward_relu(const tensor<T>& x);
 
     /// Every parameter of this module and its children, depth first in
