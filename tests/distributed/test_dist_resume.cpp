@@ -23,9 +23,10 @@ TEST_CASE("resume from a distributed checkpoint with the same ranks and with 1 r
     distributed::broadcast_module(ctx, *full);
     train_distributed(ctx, *full, opt_full, d, 8, 0, 3);
     // Checkpoint after step 3, written by rank 0 only; every rank can read it afterwards.
-    std::remove(model_file.c_str());
-    std::remove(optim_file.c_str());
+    // Only rank 0 removes old files: a slower rank removing them would race with its write.
     distributed::root_writes(ctx, [&] {
+        std::remove(model_file.c_str());
+        std::remove(optim_file.c_str());
         nn::save_npz(*full, model_file);
         opt_full.save_state(optim_file);
     });
