@@ -14,6 +14,7 @@
 #include <limits>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "autograd/detail/op_drivers.hpp"
@@ -146,7 +147,8 @@ template <class T> void unfold_into(const geometry& g, const T* x, T* cols) {
     });
 }
 
-template <class T> tensor<T> unfold_op(const tensor<T>& x, const geometry& g);
+template <class T>
+tensor<T> unfold_op(const tensor<T>& x, const geometry& g, bool fill = true, bool keep_on_tape = false);
 template <class T> tensor<T> fold_op(const tensor<T>& cols, const geometry& g);
 
 // y = unfold(x) (linear); dx = fold(gy), the transpose
@@ -164,12 +166,16 @@ template <class T> void unfold_backward(backward_ctx<T>& c) {
     c.mark(c.input(0));
 }
 
-template <class T> tensor<T> unfold_op(const tensor<T>& x, const geometry& g) {
-    tensor<T> out = make_result<T>("unfold2d", &unfold_backward<T>, {&x}, geometry_slots);
+// `fill` false leaves the matrix for conv_gemm_op to write sample by sample;
+// `keep_on_tape` (conv2d's own matrix, when conv2d is recorded) makes it a tape slot
+// even for a constant input, so conv1's matrix is not a new allocation each step.
+template <class T> tensor<T> unfold_op(const tensor<T>& x, const geometry& g, bool fill, bool keep_on_tape) {
+    tensor<T> out = keep_on_tape ? detail::make_tape_result<T>("unfold2d", &unfold_backward<T>, {&x}, geometry_slots)
+                                 : make_result<T>("unfold2d", &unfold_backward<T>, {&x}, geometry_slots);
     node<T>* n = out.node_ptr();
     store_geometry(n, g);
     n->value.resize({g.n, g.rows(), g.cols()});  // a tape slot keeps its buffer: no allocation in steady state
-    unfold_into(g, x.value().data(), n->value.data());
+    if (fill) unfold_into(g, x.value().data(), n->value.data());
     return out;
 }
 
@@ -205,6 +211,39 @@ template <class T> tensor<T> fold_op(const tensor<T>& cols, const geometry& g) {
     return out;
 }
 
+// Sums of n values in 32 independent lanes, so the compiler vectorises them without
+// reassociating anything itself (several vector registers: the adds do not wait on
+// each other); results are the same on every run.
+constexpr std::size_t sum_lanes = 32;
+template <class T> T add_lanes(T* lane) {  // pairwise, in a fixed order; overwrites the lanes
+    for (std::size_t width = sum_lanes / 2; width > 0; width /= 2)
+        for (std::size_t j = 0; j < width; ++j) lane[j] += lane[j + width];
+    return lane[0];
+}
+template <class T, class F> T lane_sum(std::size_t n, F&& term) {
+    T lane[sum_lanes] = {};
+    std::size_t k = 0;
+    for (; k + sum_lanes <= n; k += sum_lanes)
+        for (std::size_t j = 0; j < sum_lanes; ++j) lane[j] += term(k + j);
+    for (; k < n; ++k) lane[k % sum_lanes] += term(k);
+    return add_lanes(lane);
+}
+/// Two such sums in one pass over the data.
+template <class T, class F, class G> std::pair<T, T> lane_sum2(std::size_t n, F&& f, G&& g) {
+    T a[sum_lanes] = {}, b[sum_lanes] = {};
+    std::size_t k = 0;
+    for (; k + sum_lanes <= n; k += sum_lanes)
+        for (std::size_t j = 0; j < sum_lanes; ++j) {
+            a[j] += f(k + j);
+            b[j] += g(k + j);
+        }
+    for (; k < n; ++k) {
+        a[k % sum_lanes] += f(k);
+        b[k % sum_lanes] += g(k);
+    }
+    return {add_lanes(a), add_lanes(b)};
+}
+
 // ---------------------------------------------------------------- conv gemm
 // y[n, g*Og + o, l] = sum_k W[g*Og + o, k] cols[n, g*K + k, l] (+ b[g*Og + o]): the
 // product of each group's filters [Og, K] with the sample's unfolded columns [K, L],
@@ -221,7 +260,8 @@ template <class T> gemm_dims conv_dims(const xt::xarray<T>& cols, const xt::xarr
 }
 
 template <class T> tensor<T> conv_gemm_op(const tensor<T>& cols, const tensor<T>& weight, const tensor<T>& bias,
-                                          std::size_t oh, std::size_t ow);
+                                          std::size_t oh, std::size_t ow, const tensor<T>* unfold_from = nullptr,
+                                          const geometry* g = nullptr);
 
 // dcols_n,g = W_g^T gy_n,g;  dW_g = sum_n gy_n,g cols_n,g^T;  db = sum_{n,l} gy
 template <class T> void conv_gemm_backward(backward_ctx<T>& c) {
@@ -244,24 +284,23 @@ template <class T> void conv_gemm_backward(backward_ctx<T>& c) {
     const T* gy = c.gy().data();
     const T* cols = c.x(0).data();
     const T* w = c.x(1).data();
-    if (c.wants(0)) {
-        bool had;
-        T* dcols = c.grad_data(c.input(0), had);
-        for (std::size_t n = 0; n < d.n; ++n)
-            for (std::size_t g = 0; g < d.groups; ++g)
-                blas::gemm(true, false, K, L, og, T(1), w + g * og * K, K, gy + (n * out + g * og) * L, L,
-                           had ? T(1) : T(0), dcols + (n * d.groups * K + g * K) * L, L);
-        c.mark(c.input(0));
-    }
-    if (c.wants(1)) {
-        bool had;
-        T* dw = c.grad_data(c.input(1), had);
-        for (std::size_t n = 0; n < d.n; ++n)
-            for (std::size_t g = 0; g < d.groups; ++g)
-                blas::gemm(false, true, og, K, L, T(1), gy + (n * out + g * og) * L, L,
-                           cols + (n * d.groups * K + g * K) * L, L, had || n > 0 ? T(1) : T(0), dw + g * og * K, K);
-        c.mark(c.input(1));
-    }
+    // Sample by sample, so both gemms read gy_n while it is in cache.
+    bool had_cols = false, had_w = false;
+    T* dcols = c.wants(0) ? c.grad_data(c.input(0), had_cols) : nullptr;
+    T* dw = c.wants(1) ? c.grad_data(c.input(1), had_w) : nullptr;
+    for (std::size_t n = 0; n < d.n; ++n)
+        for (std::size_t g = 0; g < d.groups; ++g) {
+            const T* gy_ng = gy + (n * out + g * og) * L;
+            const std::size_t cols_ng = (n * d.groups * K + g * K) * L;
+            if (dw)
+                blas::gemm(false, true, og, K, L, T(1), gy_ng, L, cols + cols_ng, L, had_w || n > 0 ? T(1) : T(0),
+                           dw + g * og * K, K);
+            if (dcols)
+                blas::gemm(true, false, K, L, og, T(1), w + g * og * K, K, gy_ng, L, had_cols ? T(1) : T(0),
+                           dcols + cols_ng, L);
+        }
+    if (dcols) c.mark(c.input(0));
+    if (dw) c.mark(c.input(1));
     if (has_bias && c.wants(2)) {
         bool had;
         T* db = c.grad_data(c.input(2), had);
@@ -269,16 +308,17 @@ template <class T> void conv_gemm_backward(backward_ctx<T>& c) {
         for (std::size_t n = 0; n < d.n; ++n)
             for (std::size_t o = 0; o < out; ++o) {
                 const T* row = gy + (n * out + o) * L;
-                T s = 0;
-                for (std::size_t l = 0; l < L; ++l) s += row[l];
-                db[o] += s;
+                db[o] += lane_sum<T>(L, [row](std::size_t l) { return row[l]; });
             }
         c.mark(c.input(2));
     }
 }
 
+// With `unfold_from`, each sample's columns are unfolded (unfold_geometry) just before
+// its gemm reads them, while they are still in cache.
 template <class T> tensor<T> conv_gemm_op(const tensor<T>& cols, const tensor<T>& weight, const tensor<T>& bias,
-                                          std::size_t oh, std::size_t ow) {
+                                          std::size_t oh, std::size_t ow, const tensor<T>* unfold_from,
+                                          const geometry* unfold_geometry) {
     tensor<T> out = bias.defined() ? make_result<T>("conv2d", &conv_gemm_backward<T>, {&cols, &weight, &bias})
                                    : make_result<T>("conv2d", &conv_gemm_backward<T>, {&cols, &weight});
     const gemm_dims d = conv_dims(cols.value(), weight.value());
@@ -288,7 +328,13 @@ template <class T> tensor<T> conv_gemm_op(const tensor<T>& cols, const tensor<T>
     const T* cv = cols.value().data();
     const T* w = weight.value().data();
     T* yv = y.data();
+    geometry one_sample = unfold_geometry ? *unfold_geometry : geometry{};
+    one_sample.n = 1;
     for (std::size_t n = 0; n < d.n; ++n) {
+        if (unfold_from) {
+            const std::size_t image = one_sample.c * one_sample.h * one_sample.w, K_all = d.groups * K;
+            unfold_into(one_sample, unfold_from->value().data() + n * image, cols.node_ptr()->value.data() + n * K_all * L);
+        }
         for (std::size_t g = 0; g < d.groups; ++g)
             blas::gemm(false, false, og, L, K, T(1), w + g * og * K, K, cv + (n * d.groups * K + g * K) * L, L, T(0),
                        yv + (n * o_all + g * og) * L, L);
@@ -449,7 +495,9 @@ tensor<T> conv2d(const tensor<T>& x, const tensor<T>& weight, const tensor<T>& b
         w.pad_before = w.pad_after = o.padding;
     }
     const geometry g = make_geometry("conv2d", xs, w);
-    return conv_gemm_op(unfold_op(x, g), weight, bias, g.oh, g.ow);
+    const bool recorded = grad_enabled() && (x.requires_grad() || weight.requires_grad() ||
+                                             (bias.defined() && bias.requires_grad()));
+    return conv_gemm_op(unfold_op(x, g, false, recorded), weight, bias, g.oh, g.ow, &x, &g);
 }
 
 namespace {
@@ -562,17 +610,6 @@ template <class T> tensor<T> flatten(const tensor<T>& x) {
 // with the batch's mean and biased variance.
 namespace {
 
-// Sums of n values in 8 independent lanes, so the compiler vectorises them without
-// reassociating anything itself; results are the same on every run.
-template <class T, class F> T lane_sum(std::size_t n, F&& term) {
-    T lane[8] = {};
-    std::size_t k = 0;
-    for (; k + 8 <= n; k += 8)
-        for (std::size_t j = 0; j < 8; ++j) lane[j] += term(k + j);
-    for (; k < n; ++k) lane[k % 8] += term(k);
-    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-}
-
 template <class T> struct channel_stats {
     std::vector<T> mean, rstd;  // per channel; rstd = 1 / sqrt(var + eps)
     std::vector<T> var;         // the biased variance (training)
@@ -656,8 +693,9 @@ void bn_backward_loops(const bn_backward_buffers<T>& b, const channel_stats<T>& 
                 if constexpr (Relu) return y[j] > T(0) ? g[j] : T(0);
                 else return g[j];
             };
-            sum_gy += lane_sum<T>(hw, grad);
-            sum_gy_xhat += lane_sum<T>(hw, [&grad, p, mu, r](std::size_t j) { return grad(j) * ((p[j] - mu) * r); });
+            const auto sums = lane_sum2<T>(hw, grad, [&grad, p, mu, r](std::size_t j) { return grad(j) * ((p[j] - mu) * r); });
+            sum_gy += sums.first;
+            sum_gy_xhat += sums.second;
         }
         if (b.dw) b.dw[k] = (b.had_w ? b.dw[k] : T(0)) + T(sum_gy_xhat);
         if (b.db) b.db[k] = (b.had_b ? b.db[k] : T(0)) + T(sum_gy);

@@ -154,17 +154,10 @@ template <class T> tape_stats tape<T>::stats() const {
 // ------------------------------------------------------------- make_result
 namespace detail {
 
+namespace {
 template <class T>
-tensor<T> make_result(const char* op, backward_fn<T> backward, const tensor<T>* const* inputs, std::size_t n_inputs,
+tensor<T> push_result(const char* op, backward_fn<T> backward, const tensor<T>* const* inputs, std::size_t n_inputs,
                       std::size_t n_op_data) {
-    bool record = false;
-    if (grad_enabled())
-        for (std::size_t i = 0; i < n_inputs && !record; ++i) record = inputs[i]->node_ptr()->requires_grad;
-    if (!record) {
-        auto leaf = std::make_shared<node<T>>();
-        leaf->op = op;
-        return tensor<T>::from_leaf(std::move(leaf));
-    }
     tape<T>& tp = tape<T>::current();
     node<T>* n = tp.push(op, backward);
     n->inputs = tp.data().template alloc<node<T>*>(n_inputs);
@@ -185,12 +178,39 @@ tensor<T> make_result(const char* op, backward_fn<T> backward, const tensor<T>* 
     }
     return tensor<T>::from_tape(n);
 }
+}  // namespace
+
+template <class T>
+tensor<T> make_result(const char* op, backward_fn<T> backward, const tensor<T>* const* inputs, std::size_t n_inputs,
+                      std::size_t n_op_data) {
+    bool record = false;
+    if (grad_enabled())
+        for (std::size_t i = 0; i < n_inputs && !record; ++i) record = inputs[i]->node_ptr()->requires_grad;
+    if (!record) {
+        auto leaf = std::make_shared<node<T>>();
+        leaf->op = op;
+        return tensor<T>::from_leaf(std::move(leaf));
+    }
+    return push_result(op, backward, inputs, n_inputs, n_op_data);
+}
+
+template <class T>
+tensor<T> make_tape_result(const char* op, backward_fn<T> backward, std::initializer_list<const tensor<T>*> inputs,
+                           std::size_t n_op_data) {
+    tensor<T> out = push_result(op, backward, inputs.begin(), inputs.size(), n_op_data);
+    bool any = false;
+    for (const tensor<T>* t : inputs) any = any || t->node_ptr()->requires_grad;
+    out.node_ptr()->requires_grad = any;  // false: the reverse pass never reaches it
+    return out;
+}
 
 }  // namespace detail
 
 #define TAPEGRAD_INSTANTIATE(T) \
     template class tape<T>; \
-    template tensor<T> detail::make_result<T>(const char*, backward_fn<T>, const tensor<T>* const*, std::size_t, std::size_t);
+    template tensor<T> detail::make_result<T>(const char*, backward_fn<T>, const tensor<T>* const*, std::size_t, std::size_t); \
+    template tensor<T> detail::make_tape_result<T>(const char*, backward_fn<T>, std::initializer_list<const tensor<T>*>, \
+                                                   std::size_t);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 

@@ -73,6 +73,14 @@ tensor<T> make_result(const char* op, backward_fn<T> backward, std::initializer_
     return make_result<T>(op, backward, inputs.begin(), inputs.size(), n_op_data);
 }
 
+/// As make_result, but always a tape node (requires_grad false when no input needs
+/// a gradient), so its value buffer is a tape slot's, reused across resets. Only for
+/// intermediates an op keeps for its own backward and never hands out: the node
+/// lives until the tape is reset. Call it only when the op's own result is recorded.
+template <class T>
+tensor<T> make_tape_result(const char* op, backward_fn<T> backward, std::initializer_list<const tensor<T>*> inputs,
+                           std::size_t n_op_data = 0);
+
 /// Writable value of a result node (ops fill it right after make_result).
 template <class T> xt::xarray<T>& out_value(const tensor<T>& t) { return t.node_ptr()->value; }
 
