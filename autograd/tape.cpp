@@ -1,11 +1,14 @@
 // The tape's storage: the per-thread tape pool, node slots, keeping leaves alive,
-// rewind/reset and the counters; and make_result, which records an op's node.
+// rewind/reset and the counters; and make_result, which records an op's node (or
+// hands out a pooled leaf when nothing is recorded).
 // The reverse pass is in reverse_pass.cpp.
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <vector>
 
 #include "autograd/detail/record.hpp"
 
@@ -180,17 +183,80 @@ tensor<T> push_result(const char* op, backward_fn<T> backward, const tensor<T>* 
 }
 }  // namespace
 
+// Results of ops that record nothing (inference under no_grad, ops on constants) are
+// leaves. Building one cost a node (three xarrays) and a value buffer, both freed
+// with the last handle: 3-4x a recorded op on small tensors. Instead each thread keeps
+// a few freed leaves with their value buffers: the next such result takes one, and a
+// value of the same size as before is written in place, with no allocation.
+namespace {
+constexpr std::size_t pooled_leaves = 32;                  // per thread and scalar type
+constexpr std::size_t pooled_value_bytes = std::size_t(1) << 20;  // larger buffers are freed
+
+template <class T> bool& leaf_pool_closed() {  // trivially destructible: readable during thread exit
+    thread_local bool closed = false;
+    return closed;
+}
+template <class T> struct leaf_pool {
+    std::vector<node<T>*> free;
+    leaf_pool() { free.reserve(pooled_leaves); }
+    ~leaf_pool() {
+        leaf_pool_closed<T>() = true;
+        for (node<T>* n : free) delete n;
+    }
+};
+template <class T> leaf_pool<T>& this_thread_leaf_pool() {
+    thread_local leaf_pool<T> pool;
+    return pool;
+}
+
+// A leaf can go back to the pool if nothing but its value was ever used: a result
+// that became a parameter (requires_grad, gradients, hooks) is simply freed.
+template <class T> bool plain_leaf(const node<T>& n) {
+    return !n.requires_grad && !n.grad_defined && n.grad.size() == 0 && n.pass_grad.size() == 0 && !n.hooks &&
+           !n.custom && !n.grad_graph.defined() && !n.fused_sgd && n.fused_steps == 0 &&
+           n.value.size() * sizeof(T) <= pooled_value_bytes;
+}
+
+template <class T> struct recycle_leaf {
+    void operator()(node<T>* n) const noexcept {
+        if (!leaf_pool_closed<T>() && plain_leaf(*n)) {
+            leaf_pool<T>& pool = this_thread_leaf_pool<T>();
+            if (pool.free.size() < pooled_leaves) {
+                // what a tape or a pass may have stamped while the leaf was an input
+                n->kept_in.store(0, std::memory_order_relaxed);
+                n->uses.store(0, std::memory_order_relaxed);
+                n->writer.store(nullptr, std::memory_order_relaxed);
+                n->pass = 0;
+                n->scalar[0] = n->scalar[1] = T(0);
+                pool.free.push_back(n);  // within the reserved capacity: no allocation
+                return;
+            }
+        }
+        delete n;
+    }
+};
+
+template <class T> std::shared_ptr<node<T>> new_result_leaf(const char* op) {
+    node<T>* n = nullptr;
+    leaf_pool<T>& pool = this_thread_leaf_pool<T>();
+    if (!pool.free.empty()) {
+        n = pool.free.back();
+        pool.free.pop_back();
+    } else {
+        n = new node<T>();
+    }
+    n->op = op;
+    return std::shared_ptr<node<T>>(n, recycle_leaf<T>{});  // on bad_alloc the deleter takes n back
+}
+}  // namespace
+
 template <class T>
 tensor<T> make_result(const char* op, backward_fn<T> backward, const tensor<T>* const* inputs, std::size_t n_inputs,
                       std::size_t n_op_data) {
     bool record = false;
     if (grad_enabled())
         for (std::size_t i = 0; i < n_inputs && !record; ++i) record = inputs[i]->node_ptr()->requires_grad;
-    if (!record) {
-        auto leaf = std::make_shared<node<T>>();
-        leaf->op = op;
-        return tensor<T>::from_leaf(std::move(leaf));
-    }
+    if (!record) return tensor<T>::from_leaf(new_result_leaf<T>(op));
     return push_result(op, backward, inputs, n_inputs, n_op_data);
 }
 
