@@ -236,6 +236,53 @@ template <class T> struct recycle_leaf {
     }
 };
 
+// The shared_ptr control blocks of pooled leaves, recycled the same way: with them a
+// result that reuses a leaf allocates nothing at all.
+template <class U> struct control_block_pool {
+    std::vector<void*> free;
+    control_block_pool() { free.reserve(pooled_leaves); }
+    ~control_block_pool() {
+        closed() = true;
+        for (void* p : free) ::operator delete(p);
+    }
+    static bool& closed() {
+        thread_local bool c = false;
+        return c;
+    }
+    static control_block_pool& here() {
+        thread_local control_block_pool pool;
+        return pool;
+    }
+};
+template <class U> struct control_block_allocator {
+    using value_type = U;
+    control_block_allocator() = default;
+    template <class V> control_block_allocator(const control_block_allocator<V>&) noexcept {}
+    U* allocate(std::size_t n) {
+        if (n == 1 && !control_block_pool<U>::closed()) {
+            auto& pool = control_block_pool<U>::here();
+            if (!pool.free.empty()) {
+                void* p = pool.free.back();
+                pool.free.pop_back();
+                return static_cast<U*>(p);
+            }
+        }
+        return static_cast<U*>(::operator new(n * sizeof(U)));
+    }
+    void deallocate(U* p, std::size_t n) noexcept {
+        if (n == 1 && !control_block_pool<U>::closed()) {
+            auto& pool = control_block_pool<U>::here();
+            if (pool.free.size() < pooled_leaves) {
+                pool.free.push_back(p);
+                return;
+            }
+        }
+        ::operator delete(p);
+    }
+    template <class V> bool operator==(const control_block_allocator<V>&) const noexcept { return true; }
+    template <class V> bool operator!=(const control_block_allocator<V>&) const noexcept { return false; }
+};
+
 template <class T> std::shared_ptr<node<T>> new_result_leaf(const char* op) {
     node<T>* n = nullptr;
     leaf_pool<T>& pool = this_thread_leaf_pool<T>();
@@ -246,7 +293,8 @@ template <class T> std::shared_ptr<node<T>> new_result_leaf(const char* op) {
         n = new node<T>();
     }
     n->op = op;
-    return std::shared_ptr<node<T>>(n, recycle_leaf<T>{});  // on bad_alloc the deleter takes n back
+    // on bad_alloc the deleter takes n back
+    return std::shared_ptr<node<T>>(n, recycle_leaf<T>{}, control_block_allocator<node<T>>{});
 }
 }  // namespace
 
