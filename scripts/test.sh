@@ -29,12 +29,13 @@ supp="$PWD/tests/lsan.supp"
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 TAPEGRAD_SANITIZED=1 ctest --output-on-failure -j "$jobs")
 
 stage "ThreadSanitizer build of the library and the thread tests"
-# Only test_threads: the rest of the suite is single-threaded and ran above. OpenBLAS
+# Only the thread tests (test_threads, and test_inference_leaves for the per-thread leaf
+# pools): the rest of the suite is single-threaded and ran above. OpenBLAS
 # is not instrumented, so it runs single-threaded here.
 cmake -S . -B build/tsan "${sanitizer_flags[@]}" -DTAPEGRAD_TSAN=ON >/dev/null
-cmake --build build/tsan -j "$jobs" --target test_threads
+cmake --build build/tsan -j "$jobs" --target test_threads test_inference_leaves
 (cd build/tsan && OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-   ctest -R '^test_threads$' --output-on-failure)
+   ctest -R '^(test_threads|test_inference_leaves)$' --output-on-failure)
 
 stage "libFuzzer harnesses (clang): committed corpora, then 60 s of fresh fuzzing each"
 # scripts/fuzz.sh documents longer runs (--seconds, --runs).

@@ -3,6 +3,7 @@
 // freed result's node and value buffer serve the next one. These tests pin down
 // that reuse never leaks a previous life into a new result.
 
+#include <mutex>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -86,16 +87,43 @@ TEST_CASE("results of constants used by a recorded op, across resets") {
     }
 }
 
-TEST_CASE("results made on one thread and freed on another") {
+TEST_CASE("results made on one thread and freed on another, while both make more") {
     const tensor<double> x(uniform({8}, -1, 1, 831));
-    std::vector<tensor<double>> made;
+    std::mutex m;
+    std::vector<tensor<double>> handed;  // worker -> main
+    bool done = false;
     std::thread worker([&] {
         no_grad guard;
-        for (int i = 0; i < 50; ++i) made.push_back(x + double(i));
+        for (int i = 0; i < 400; ++i) {
+            tensor<double> r = x + double(i);
+            tensor<double> scratch = r * 2.0;  // made and freed on the worker
+            CHECK(scratch.value() == (x.value() + double(i)) * 2.0);  // doctest's CHECK is thread-safe
+            std::lock_guard<std::mutex> lock(m);
+            handed.push_back(r);
+        }
+        std::lock_guard<std::mutex> lock(m);
+        done = true;
     });
-    worker.join();
-    for (int i = 0; i < 50; ++i) CHECK(made[i].value() == x.value() + double(i));
-    made.clear();  // freed here, into this thread's pool
     no_grad guard;
-    for (int i = 0; i < 50; ++i) CHECK((x - double(i)).value() == x.value() - double(i));
+    int checked = 0;
+    for (;;) {
+        std::vector<tensor<double>> batch;
+        bool finished;
+        {
+            std::lock_guard<std::mutex> lock(m);
+            batch.swap(handed);
+            finished = done;
+        }
+        for (const auto& r : batch) {
+            const tensor<double> mine = r - double(checked);  // a result of main's own pool
+            const xt::xarray<double> expected = (x.value() + double(checked)) - double(checked);
+            CHECK(r.value() == x.value() + double(checked));
+            CHECK(mine.value() == expected);
+            ++checked;
+        }
+        batch.clear();  // the worker's results freed here, into main's pool
+        if (finished) break;  // done was set after the last push, so that swap took it
+    }
+    worker.join();
+    CHECK(checked == 400);
 }
