@@ -261,7 +261,7 @@ template <class T> gemm_dims conv_dims(const xt::xarray<T>& cols, const xt::xarr
 
 template <class T> tensor<T> conv_gemm_op(const tensor<T>& cols, const tensor<T>& weight, const tensor<T>& bias,
                                           std::size_t oh, std::size_t ow, const tensor<T>* unfold_from = nullptr,
-                                          const geometry* g = nullptr);
+                                          const geometry* unfold_geometry = nullptr);
 
 // dcols_n,g = W_g^T gy_n,g;  dW_g = sum_n gy_n,g cols_n,g^T;  db = sum_{n,l} gy
 template <class T> void conv_gemm_backward(backward_ctx<T>& c) {
@@ -314,8 +314,9 @@ template <class T> void conv_gemm_backward(backward_ctx<T>& c) {
     }
 }
 
-// With `unfold_from`, each sample's columns are unfolded (unfold_geometry) just before
-// its gemm reads them, while they are still in cache.
+// With `unfold_from`, each sample's columns are unfolded (unfold_geometry) into `cols`,
+// the unfold node made just before (unfold_op with fill false), right before its gemm
+// reads them, while they are still in cache.
 template <class T> tensor<T> conv_gemm_op(const tensor<T>& cols, const tensor<T>& weight, const tensor<T>& bias,
                                           std::size_t oh, std::size_t ow, const tensor<T>* unfold_from,
                                           const geometry* unfold_geometry) {
@@ -332,8 +333,9 @@ template <class T> tensor<T> conv_gemm_op(const tensor<T>& cols, const tensor<T>
     one_sample.n = 1;
     for (std::size_t n = 0; n < d.n; ++n) {
         if (unfold_from) {
-            const std::size_t image = one_sample.c * one_sample.h * one_sample.w, K_all = d.groups * K;
-            unfold_into(one_sample, unfold_from->value().data() + n * image, cols.node_ptr()->value.data() + n * K_all * L);
+            const std::size_t image = one_sample.c * one_sample.h * one_sample.w, rows = d.groups * K;
+            T* sample_cols = cols.node_ptr()->value.data() + n * rows * L;
+            unfold_into(one_sample, unfold_from->value().data() + n * image, sample_cols);
         }
         for (std::size_t g = 0; g < d.groups; ++g)
             blas::gemm(false, false, og, L, K, T(1), w + g * og * K, K, cv + (n * d.groups * K + g * K) * L, L, T(0),
@@ -693,7 +695,8 @@ void bn_backward_loops(const bn_backward_buffers<T>& b, const channel_stats<T>& 
                 if constexpr (Relu) return y[j] > T(0) ? g[j] : T(0);
                 else return g[j];
             };
-            const auto sums = lane_sum2<T>(hw, grad, [&grad, p, mu, r](std::size_t j) { return grad(j) * ((p[j] - mu) * r); });
+            auto grad_xhat = [&grad, p, mu, r](std::size_t j) { return grad(j) * ((p[j] - mu) * r); };
+            const auto sums = lane_sum2<T>(hw, grad, grad_xhat);
             sum_gy += sums.first;
             sum_gy_xhat += sums.second;
         }

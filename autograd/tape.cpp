@@ -204,9 +204,15 @@ template <class T> struct leaf_pool {
         for (node<T>* n : free) delete n;
     }
 };
-template <class T> leaf_pool<T>& this_thread_leaf_pool() {
-    thread_local leaf_pool<T> pool;
-    return pool;
+// This thread's pool; null while the thread exits, or if making the pool failed.
+template <class T> leaf_pool<T>* this_thread_leaf_pool() noexcept {
+    if (leaf_pool_closed<T>()) return nullptr;
+    try {
+        thread_local leaf_pool<T> pool;
+        return &pool;
+    } catch (...) {
+        return nullptr;
+    }
 }
 
 // A leaf can go back to the pool if nothing but its value was ever used: a result
@@ -219,18 +225,16 @@ template <class T> bool plain_leaf(const node<T>& n) {
 
 template <class T> struct recycle_leaf {
     void operator()(node<T>* n) const noexcept {
-        if (!leaf_pool_closed<T>() && plain_leaf(*n)) {
-            leaf_pool<T>& pool = this_thread_leaf_pool<T>();
-            if (pool.free.size() < pooled_leaves) {
-                // what a tape or a pass may have stamped while the leaf was an input
-                n->kept_in.store(0, std::memory_order_relaxed);
-                n->uses.store(0, std::memory_order_relaxed);
-                n->writer.store(nullptr, std::memory_order_relaxed);
-                n->pass = 0;
-                n->scalar[0] = n->scalar[1] = T(0);
-                pool.free.push_back(n);  // within the reserved capacity: no allocation
-                return;
-            }
+        leaf_pool<T>* pool = plain_leaf(*n) ? this_thread_leaf_pool<T>() : nullptr;
+        if (pool && pool->free.size() < pooled_leaves) {
+            // what a tape or a pass may have stamped while the leaf was an input
+            n->kept_in.store(0, std::memory_order_relaxed);
+            n->uses.store(0, std::memory_order_relaxed);
+            n->writer.store(nullptr, std::memory_order_relaxed);
+            n->pass = 0;
+            n->scalar[0] = n->scalar[1] = T(0);
+            pool->free.push_back(n);  // within the reserved capacity: no allocation
+            return;
         }
         delete n;
     }
@@ -249,9 +253,14 @@ template <class U> struct control_block_pool {
         thread_local bool c = false;
         return c;
     }
-    static control_block_pool& here() {
-        thread_local control_block_pool pool;
-        return pool;
+    static control_block_pool* here() noexcept {  // null as this_thread_leaf_pool
+        if (closed()) return nullptr;
+        try {
+            thread_local control_block_pool pool;
+            return &pool;
+        } catch (...) {
+            return nullptr;
+        }
     }
 };
 template <class U> struct control_block_allocator {
@@ -259,23 +268,19 @@ template <class U> struct control_block_allocator {
     control_block_allocator() = default;
     template <class V> control_block_allocator(const control_block_allocator<V>&) noexcept {}
     U* allocate(std::size_t n) {
-        if (n == 1 && !control_block_pool<U>::closed()) {
-            auto& pool = control_block_pool<U>::here();
-            if (!pool.free.empty()) {
-                void* p = pool.free.back();
-                pool.free.pop_back();
-                return static_cast<U*>(p);
-            }
+        control_block_pool<U>* pool = n == 1 ? control_block_pool<U>::here() : nullptr;
+        if (pool && !pool->free.empty()) {
+            void* p = pool->free.back();
+            pool->free.pop_back();
+            return static_cast<U*>(p);
         }
         return static_cast<U*>(::operator new(n * sizeof(U)));
     }
     void deallocate(U* p, std::size_t n) noexcept {
-        if (n == 1 && !control_block_pool<U>::closed()) {
-            auto& pool = control_block_pool<U>::here();
-            if (pool.free.size() < pooled_leaves) {
-                pool.free.push_back(p);
-                return;
-            }
+        control_block_pool<U>* pool = n == 1 ? control_block_pool<U>::here() : nullptr;
+        if (pool && pool->free.size() < pooled_leaves) {
+            pool->free.push_back(p);
+            return;
         }
         ::operator delete(p);
     }
@@ -285,10 +290,10 @@ template <class U> struct control_block_allocator {
 
 template <class T> std::shared_ptr<node<T>> new_result_leaf(const char* op) {
     node<T>* n = nullptr;
-    leaf_pool<T>& pool = this_thread_leaf_pool<T>();
-    if (!pool.free.empty()) {
-        n = pool.free.back();
-        pool.free.pop_back();
+    leaf_pool<T>* pool = this_thread_leaf_pool<T>();
+    if (pool && !pool->free.empty()) {
+        n = pool->free.back();
+        pool->free.pop_back();
     } else {
         n = new node<T>();
     }
@@ -323,8 +328,8 @@ tensor<T> make_tape_result(const char* op, backward_fn<T> backward, std::initial
 #define TAPEGRAD_INSTANTIATE(T) \
     template class tape<T>; \
     template tensor<T> detail::make_result<T>(const char*, backward_fn<T>, const tensor<T>* const*, std::size_t, std::size_t); \
-    template tensor<T> detail::make_tape_result<T>(const char*, backward_fn<T>, std::initializer_list<const tensor<T>*>, \
-                                                   std::size_t);
+    template tensor<T> detail::make_tape_result<T>(const char*, backward_fn<T>, \
+                                                   std::initializer_list<const tensor<T>*>, std::size_t);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 
