@@ -45,6 +45,7 @@ struct train_options {
     bool distributed = false;                   ///< data parallel over the ranks of mpirun (needs MPI)
     std::size_t bucket_kb = 4096;               ///< distributed: all-reduce bucket size in KiB
     bool log_grad_norms = false;                ///< add per-parameter gradient-norm columns to metrics.csv
+    std::vector<std::string> given;             ///< keys of the settings given on the command line (checked on resume)
 };
 
 /// Learning rate at global step `step` (0-based) of epoch `epoch` for a run of

@@ -117,7 +117,10 @@ int main(int argc, char** argv) {
         if (*train) {
             // In table order, so --model is known before --layers is read.
             for (const auto& s : train_settings())
-                if (given[s.key]->count() > 0) s.set(t, raw[s.key], s.flag);
+                if (given[s.key]->count() > 0) {
+                    s.set(t, raw[s.key], s.flag);
+                    t.given.push_back(s.key);
+                }
             return run_train(t);
         }
         if (*eval) {

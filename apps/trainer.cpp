@@ -304,7 +304,19 @@ int train_loop(const train_options& cli) {
                                                              : "--arch " + resumed.options.arch) +
                                ", and a resume continues the same network: leave --arch out, or start a new run "
                                "without --resume");
-        o = resumed.options;  // the run's own settings win: a resume must continue the same run
+        // A saved setting given again must match: the run's own settings win, and
+        // replacing a different --lr (say) without a word would mislead.
+        for (const auto& s : train_settings()) {
+            if (!s.saved || s.key == "arch" ||
+                std::find(cli.given.begin(), cli.given.end(), s.key) == cli.given.end())
+                continue;
+            const std::string mine = s.get(cli), theirs = s.get(resumed.options);
+            if (mine != theirs)
+                throw option_error(s.flag + " " + mine + ": the checkpoint " + cli.resume + " was trained with " +
+                                   s.flag + " " + theirs + ", and a resume continues that run with its settings: "
+                                   "leave " + s.flag + " out, or start a new run without --resume");
+        }
+        o = resumed.options;
         o.epochs = cli.epochs;
         o.threads = cli.threads;
         o.out = cli.out.empty() ? fs::path(cli.resume).parent_path().string() : cli.out;

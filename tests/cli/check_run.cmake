@@ -123,6 +123,19 @@ elseif(MODE STREQUAL "resume")
       message(FATAL_ERROR "resumed and uninterrupted runs end with different ${f}")
     endif()
   endforeach()
+  # A saved setting given again on resume must be the run's own: another --lr is refused,
+  # naming both values, and the same --lr is accepted.
+  execute_process(COMMAND ${TAPEGRAD} train --resume ${WORK}/part/checkpoint.npz --epochs 5 --lr 0.5 --threads 1
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 0 OR NOT err MATCHES "--lr 0.5: the checkpoint .*part/checkpoint.npz was trained with --lr 0.01, and a resume continues that run")
+    message(FATAL_ERROR "resume with another --lr was not refused clearly (${rc}):\n${out}\n${err}")
+  endif()
+  run_tapegrad(again train --resume ${WORK}/part/checkpoint.npz --epochs 5 --lr 0.01 --optimizer adam --threads 1
+               --progress lines)
+  if(NOT again MATCHES "resuming from .* after epoch 4")
+    message(FATAL_ERROR "resume with the run's own --lr and --optimizer did not continue:\n${again}")
+  endif()
+  message("ok: resume refuses another --lr and accepts the run's own settings")
 
 elseif(MODE STREQUAL "bad_input")
   execute_process(COMMAND ${TAPEGRAD} train --data fashion --data-dir ${WORK}/nowhere --epochs 1 --out ${WORK}/x
