@@ -2,6 +2,7 @@
 
 #include "apps/durable_io.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -140,6 +141,33 @@ void write_file_atomically(const std::string& path, const std::string& bytes, co
         std::remove(tmp.c_str());
         throw;
     }
+}
+
+namespace {
+// Fixed storage, so the signal handler reads no heap memory; `scratch_count` is
+// published after the paths are written and cleared before they are dropped.
+constexpr std::size_t scratch_path_bytes = 4096;
+char scratch_paths[2][scratch_path_bytes];
+std::atomic<int> scratch_count{0};
+static_assert(std::atomic<int>::is_always_lock_free, "read from a signal handler");
+}  // namespace
+
+scratch_files_scope::scratch_files_scope(const std::string& a, const std::string& b) {
+    scratch_count.store(0);
+    int n = 0;
+    for (const std::string* p : {&a, &b})
+        if (!p->empty() && p->size() < scratch_path_bytes) {
+            std::memcpy(scratch_paths[n], p->c_str(), p->size() + 1);
+            ++n;
+        }
+    scratch_count.store(n);
+}
+
+scratch_files_scope::~scratch_files_scope() { scratch_count.store(0); }
+
+void remove_scratch_files() noexcept {
+    const int n = scratch_count.load();
+    for (int i = 0; i < n; ++i) ::unlink(scratch_paths[i]);
 }
 
 void write_file_checked(const std::string& path, const std::string& bytes) {

@@ -60,6 +60,22 @@ void write_file_atomically(const std::string& path, const std::string& bytes, co
 /// not_durable_error when the failure comes after the rename.
 void commit_file(const std::string& tmp, const std::string& path, const std::string& what, std::size_t count);
 
+/// While alive, registers the temporaries of a commit in progress, so that a
+/// process ending at once (a second Ctrl-C) can remove them first with
+/// remove_scratch_files(). Paths longer than the space kept for them are not
+/// registered. One scope at a time; scopes do not nest.
+class scratch_files_scope {
+  public:
+    explicit scratch_files_scope(const std::string& a, const std::string& b = std::string());
+    ~scratch_files_scope();
+    scratch_files_scope(const scratch_files_scope&) = delete;
+    scratch_files_scope& operator=(const scratch_files_scope&) = delete;
+};
+
+/// Unlink the files of the live scratch_files_scope, if any. Async-signal-safe:
+/// for a signal handler that is about to _exit.
+void remove_scratch_files() noexcept;
+
 /// Write `bytes` to `path` in place (derived files such as plots), checking
 /// every write and the close. Throws write_error naming `path`.
 void write_file_checked(const std::string& path, const std::string& bytes);

@@ -115,6 +115,7 @@ void write_checkpoint(const std::string& path, const nn::module<float>& model, c
     entries.push_back(npz::make_entry(scale_key, float_array(norm.scale())));
 
     const std::string partial = path + ".partial";
+    const scratch_files_scope scratch(partial, partial + ".tmp");  // npz::write goes through partial.tmp
     try {
         npz::write(partial, entries);  // checks every write and the close
         fault_point("checkpoint:written", st.epochs_done);

@@ -195,12 +195,16 @@ std::vector<std::vector<double>> resumed_grad_norms(const std::string& csv, cons
 // The first SIGINT or SIGTERM asks the training loop to stop after the current
 // step and commit a checkpoint; a second ends the process at once. That is
 // safe at any moment: every file is committed by a rename, so the last
-// committed checkpoint and metrics stay intact.
+// committed checkpoint and metrics stay intact; a checkpoint's temporaries
+// are removed on the way out.
 
 volatile std::sig_atomic_t interrupt_requests = 0;
 
 extern "C" void on_interrupt(int) {
-    if (interrupt_requests) ::_exit(130);
+    if (interrupt_requests) {
+        remove_scratch_files();  // a checkpoint being written: its temporaries go too
+        ::_exit(130);
+    }
     interrupt_requests = 1;
     static const char msg[] =
         "\ntapegrad: interrupted: finishing this step and saving a checkpoint (interrupt again to quit at once)\n";

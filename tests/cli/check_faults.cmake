@@ -5,7 +5,7 @@
 #   bad_options   every bad option value: exit 2 and a message naming the option and its allowed values
 #   crash_points  the process killed (SIGKILL) at every point of epoch 2's commit; resume == uninterrupted run
 #   interrupt     SIGINT mid-epoch: exit 130, how to resume; a second SIGINT during the checkpoint write exits
-#                 at once leaving the last committed checkpoint; resume == uninterrupted run
+#                 at once leaving the last committed checkpoint and no temporaries; resume == uninterrupted run
 #   full_disk     a 48 KiB tmpfs (or, where it cannot be mounted, an injected ENOSPC) fills up in epoch 2:
 #                 a clear error; resume == uninterrupted run. metrics.csv linked to /dev/full: an error, no hang
 
@@ -156,7 +156,11 @@ elseif(MODE STREQUAL "interrupt")
   if(NOT rc EQUAL 130 OR out MATCHES "continue with" OR NOT before STREQUAL after)
     message(FATAL_ERROR "second SIGINT: exit ${rc}, checkpoint changed: ${before} -> ${after}, stdout:\n${out}")
   endif()
-  message("ok: a second SIGINT during the write: exit 130 at once, epoch 1's checkpoint intact")
+  file(GLOB debris ${WORK}/twice/*.partial ${WORK}/twice/*.partial.tmp)
+  if(debris)
+    message(FATAL_ERROR "second SIGINT: the unfinished checkpoint was left behind: ${debris}")
+  endif()
+  message("ok: a second SIGINT during the write: exit 130 at once, epoch 1's checkpoint intact, no temporaries left")
   resume_equals_full(${WORK}/twice "a second SIGINT during the checkpoint write")
 
 elseif(MODE STREQUAL "full_disk")
