@@ -119,30 +119,6 @@ void commit_file(const std::string& tmp, const std::string& path, const std::str
     }
 }
 
-void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& what,
-                           std::size_t count) {
-    const std::string tmp = path + ".tmp";
-    try {
-        const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0) fail(path, "creating " + tmp, errno);
-        try {
-            const std::size_t half = bytes.size() / 2;
-            write_all(fd, bytes.data(), half, path);
-            fault_point(what + ":writing", count);
-            write_all(fd, bytes.data() + half, bytes.size() - half, path);
-        } catch (...) {
-            ::close(fd);
-            throw;
-        }
-        if (::close(fd) != 0) fail(path, "closing", errno);
-        fault_point(what + ":written", count);
-        commit_file(tmp, path, what, count);
-    } catch (...) {
-        std::remove(tmp.c_str());
-        throw;
-    }
-}
-
 namespace {
 // Fixed storage, so the signal handler reads no heap memory; `scratch_count` is
 // published after the paths are written and cleared before they are dropped.
@@ -168,6 +144,31 @@ scratch_files_scope::~scratch_files_scope() { scratch_count.store(0); }
 void remove_scratch_files() noexcept {
     const int n = scratch_count.load();
     for (int i = 0; i < n; ++i) ::unlink(scratch_paths[i]);
+}
+
+void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& what,
+                           std::size_t count) {
+    const std::string tmp = path + ".tmp";
+    const scratch_files_scope scratch(tmp);
+    try {
+        const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) fail(path, "creating " + tmp, errno);
+        try {
+            const std::size_t half = bytes.size() / 2;
+            write_all(fd, bytes.data(), half, path);
+            fault_point(what + ":writing", count);
+            write_all(fd, bytes.data() + half, bytes.size() - half, path);
+        } catch (...) {
+            ::close(fd);
+            throw;
+        }
+        if (::close(fd) != 0) fail(path, "closing", errno);
+        fault_point(what + ":written", count);
+        commit_file(tmp, path, what, count);
+    } catch (...) {
+        std::remove(tmp.c_str());
+        throw;
+    }
 }
 
 void write_file_checked(const std::string& path, const std::string& bytes) {
