@@ -17,6 +17,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -111,6 +112,7 @@ template <class T, class S, class P> struct custom_def {
 template <class T, class S, class P> struct custom_slot final : custom_state {
     std::shared_ptr<const custom_def<T, S, P>> def;
     S saved{};
+    std::optional<P> params;  // recorded nodes: the call's parameters, for a compiled step's replay
     static const void* key() {
         static const char k = 0;
         return &k;
@@ -154,6 +156,23 @@ template <class T, class S, class P> void custom_backward(backward_ctx<T>& c) {
         }
         c.add_to(in, spares[i]);
     }
+}
+
+/// Whether a compiled step can replay op calls with parameters P: they are copied at the trace.
+template <class P> constexpr bool replayable_params = std::is_copy_constructible<P>::value && std::is_copy_assignable<P>::value;
+
+// Replay kernel of a custom op: its forward again, with the parameters of the recorded call.
+template <class T, class S, class P> void custom_forward(node<T>& n, node<T>* const* in) {
+    auto* slot = static_cast<custom_slot<T, S, P>*>(n.custom.get());
+    thread_local std::vector<tensor<T>> handles;
+    thread_local std::vector<const tensor<T>*> ptrs;
+    handles.clear();
+    ptrs.clear();
+    for (std::size_t i = 0; i < n.n_inputs; ++i) handles.push_back(backward_ctx<T>::handle(in[i]));
+    for (const tensor<T>& h : handles) ptrs.push_back(&h);
+    forward_args<T, S, P> a{true, ptrs.data(), n.n_inputs, &n.value, &slot->saved, &*slot->params};
+    slot->def->forward(a);
+    handles.clear();  // drop the handles' hold on leaves
 }
 
 }  // namespace detail
@@ -297,6 +316,12 @@ tensor<T> custom_op<T, S, P>::apply(const tensor<T>* const* inputs, std::size_t 
     if (!nd->custom || nd->custom->type_key != slot_t::key()) nd->custom = std::make_unique<slot_t>();
     auto* slot = static_cast<slot_t*>(nd->custom.get());
     if (slot->def != def_) slot->def = def_;
+    if constexpr (detail::replayable_params<P>) {
+        if (nd->on_tape) {
+            slot->params = params;
+            nd->forward = &detail::custom_forward<T, S, P>;
+        }
+    }
     forward_args<T, S, P> a{nd->on_tape, inputs, n, &nd->value, &slot->saved, &params};
     d.forward(a);
     return out;

@@ -7,6 +7,7 @@
 
 #include <xtensor/xbuilder.hpp>
 
+#include "autograd/detail/trace.hpp"
 #include "autograd/hooks.hpp"
 #include "autograd/tensor.hpp"
 
@@ -83,6 +84,9 @@ template <class T> xt::xarray<T>& tensor<T>::mutable_value() {
     if (node_->on_tape)
         throw std::logic_error(std::string("tapegrad: mutable_value() on the result of op '") + node_->op +
                                "'; only leaves can be changed in place (use detach() for a modifiable copy)");
+    if (detail::tracer<T>* t = detail::active_tracer<T>())
+        t->not_replayable("a leaf's value was written in C++ (mutable_value) inside the compiled function; wrap "
+                          "the write in tapegrad::replayed<T>(...) or use an optimizer");
     return node_->value;
 }
 
@@ -140,16 +144,24 @@ template <class T> const xt::xarray<T>& tensor<T>::grad() const {
 }
 
 template <class T> xt::xarray<T>& tensor<T>::mutable_grad() {
+    if (detail::tracer<T>* t = detail::active_tracer<T>())
+        t->not_replayable("a gradient was written in C++ (mutable_grad) inside the compiled function; wrap the "
+                          "write in tapegrad::replayed<T>(...)");
     return const_cast<xt::xarray<T>&>(grad());
 }
 
 template <class T> void tensor<T>::zero_grad() {
     check_alive();
-    if (node_->on_tape) {
-        if (node_->hooks) node_->hooks->retained_defined = false;
-    } else {
-        node_->grad_defined = false;
-    }
+    auto forget = [](node<T>* n) {
+        if (n->on_tape) {
+            if (n->hooks) n->hooks->retained_defined = false;
+        } else {
+            n->grad_defined = false;
+        }
+    };
+    if (detail::tracer<T>* t = detail::active_tracer<T>())  // repeated on every replay
+        t->on_host([forget, n = node_, keep = owner_] { forget(n); }, nullptr, true);
+    forget(node_);
 }
 
 namespace {

@@ -12,6 +12,7 @@
 
 #include "autograd/detail/lines.hpp"
 #include "autograd/detail/op_drivers.hpp"
+#include "autograd/detail/trace.hpp"
 #include "autograd/function.hpp"
 #include "autograd/one_hot.hpp"
 
@@ -248,6 +249,14 @@ template <class T> const custom_op<T, ce_saved<T>, ce_params<T>>& cross_entropy_
             } else {
                 probs.resize({cols});
             }
+            if (labels.size() != rows)  // a compiled step's replay reaches here without check_labels
+                throw shape_error("cross_entropy: " + std::to_string(labels.size()) + " labels for scores of shape " +
+                                  shape_str(xv.shape()));
+            for (std::size_t i = 0; i < rows; ++i)
+                if (labels[i] >= cols)
+                    throw std::out_of_range("cross_entropy: label " + std::to_string(labels[i]) + " at row " +
+                                            std::to_string(i) + " is out of range for " + std::to_string(cols) +
+                                            " classes (labels must be in 0.." + std::to_string(cols - 1) + ")");
             T total = 0;
             for (std::size_t i = 0; i < rows; ++i) {
                 const T* x = xv.data() + i * cols;
@@ -284,6 +293,7 @@ template <class T> const custom_op<T, ce_saved<T>, ce_params<T>>& cross_entropy_
 
 template <class T> tensor<T> fused_cross_entropy(const tensor<T>& logits, const std::vector<std::size_t>& labels, T scale) {
     const tensor<T>* in[1] = {&logits};
+    detail::check_traced_labels<T>(&labels, "cross_entropy");  // the replay reads them through the pointer
     return cross_entropy_op<T>().apply(in, 1, ce_params<T>{&labels, scale});
 }
 

@@ -1,6 +1,7 @@
 // matmul through BLAS gemm, in one file: the shape checks, the forward (2-D and
 // 3-D with a shared or batched B; 1-D vectors; N-D stacks with broadcast batch
-// axes), the fused-SGD step some weight gradients take, and the backward rules,
+// axes), their replay kernels, the SGD step a compiled step fuses into a weight
+// gradient, and the backward rules,
 // whose create_graph branch records the same formulas as matmuls (second order).
 
 #include <algorithm>
@@ -119,23 +120,45 @@ template <class T> void matmul_backward(backward_ctx<T>& c);
 template <class T> void matmul_nd_backward(backward_ctx<T>& c);
 
 // ---------------------------------------------------------- forward, N-D
-template <class T> tensor<T> matmul_nd(const tensor<T>& a, const tensor<T>& b, bool ta, bool tb) {
-    const auto& av = a.value();
-    const auto& bv = b.value();
+// y[p] = op(A[a_at p]) op(B[b_at p]), one gemm per output batch
+template <class T> void matmul_nd_forward(node<T>& n, node<T>* const* in) {
+    const bool ta = n.scalar[0] != T(0), tb = n.scalar[1] != T(0);
+    const auto& av = in[0]->value;
+    const auto& bv = in[1]->value;
     const nd_dims d = nd_check(av, bv, ta, tb);
+    shape_t ys = d.batch;
+    ys.push_back(d.m);
+    ys.push_back(d.n);
+    n.value.resize(ys);
+    const std::size_t sa = d.ar * d.ac, sb = d.br * d.bc, sy = d.m * d.n;
+    for (std::size_t p = 0; p < d.a_at.size(); ++p)
+        blas::gemm(ta, tb, d.m, d.n, d.k, T(1), av.data() + d.a_at[p] * sa, d.ac, bv.data() + d.b_at[p] * sb, d.bc, T(0),
+                   n.value.data() + p * sy, d.n);
+}
+
+template <class T> tensor<T> matmul_nd(const tensor<T>& a, const tensor<T>& b, bool ta, bool tb) {
+    nd_check(a.value(), b.value(), ta, tb);  // throws before anything is recorded
     tensor<T> out = make_result<T>("matmul", &matmul_nd_backward<T>, {&a, &b});
     node<T>* n = out.node_ptr();
     n->scalar[0] = ta ? T(1) : T(0);
     n->scalar[1] = tb ? T(1) : T(0);
-    shape_t ys = d.batch;
-    ys.push_back(d.m);
-    ys.push_back(d.n);
-    n->value.resize(ys);
-    const std::size_t sa = d.ar * d.ac, sb = d.br * d.bc, sy = d.m * d.n;
-    for (std::size_t p = 0; p < d.a_at.size(); ++p)
-        blas::gemm(ta, tb, d.m, d.n, d.k, T(1), av.data() + d.a_at[p] * sa, d.ac, bv.data() + d.b_at[p] * sb, d.bc, T(0),
-                   n->value.data() + p * sy, d.n);
+    n->forward = &matmul_nd_forward<T>;
+    node<T>* const in[2] = {a.node_ptr(), b.node_ptr()};
+    matmul_nd_forward(*n, in);
     return out;
+}
+
+// y = op(A) op(B) for 2-D x 2-D, 3-D x 2-D (shared B) and 3-D x 3-D (batched B)
+template <class T> void matmul_forward(node<T>& n, node<T>* const* in) {
+    const bool ta = n.scalar[0] != T(0), tb = n.scalar[1] != T(0);
+    const auto& av = in[0]->value;
+    const auto& bv = in[1]->value;
+    const mm_dims d = mm_check(av, bv, ta, tb);
+    if (av.dimension() == 3) n.value.resize({d.batch, d.m, d.n});
+    else n.value.resize({d.m, d.n});
+    for (std::size_t p = 0; p < d.batch; ++p)
+        blas::gemm(ta, tb, d.m, d.n, d.k, T(1), av.data() + p * d.ar * d.ac, d.ac,
+                   bv.data() + (d.batched_b ? p * d.br * d.bc : 0), d.bc, T(0), n.value.data() + p * d.m * d.n, d.n);
 }
 
 
@@ -167,36 +190,37 @@ template <class T> tensor<T> matmul(const tensor<T>& a, const tensor<T>& b, bool
         return reshape(y, s);
     }
     if (!classic_shapes(a.value(), b.value())) return matmul_nd(a, b, ta, tb);
-    const auto& av = a.value();
-    const auto& bv = b.value();
-    const mm_dims d = mm_check(av, bv, ta, tb);
+    mm_check(a.value(), b.value(), ta, tb);  // throws before anything is recorded
     tensor<T> out = make_result<T>("matmul", &matmul_backward<T>, {&a, &b});
     node<T>* n = out.node_ptr();
     n->scalar[0] = ta ? T(1) : T(0);
     n->scalar[1] = tb ? T(1) : T(0);
-    if (av.dimension() == 3) n->value.resize({d.batch, d.m, d.n});
-    else n->value.resize({d.m, d.n});
-    for (std::size_t p = 0; p < d.batch; ++p)
-        blas::gemm(ta, tb, d.m, d.n, d.k, T(1), av.data() + p * d.ar * d.ac, d.ac,
-                   bv.data() + (d.batched_b ? p * d.br * d.bc : 0), d.bc, T(0), n->value.data() + p * d.m * d.n, d.n);
+    n->forward = &matmul_forward<T>;
+    node<T>* const in[2] = {a.node_ptr(), b.node_ptr()};
+    matmul_forward(*n, in);
     return out;
 }
 
+namespace detail {
+template <class T> bool fusable_matmul(const node<T>& n) { return n.forward == &matmul_forward<T>; }
+template bool fusable_matmul(const node<float>&);
+template bool fusable_matmul(const node<double>&);
+}  // namespace detail
+
 namespace {
 
-// ---------------------------------------- fused SGD in the weight-gradient gemm
-// (set_fused_sgd, autograd/node.hpp): the gemm that computes dL/dw writes
-// w = decay * w - lr * dL/dw in place instead of a gradient.
-// Whether input i takes its fused SGD step here (set_fused_sgd) instead of getting
-// a gradient: only in backward(), and only if this matmul is the leaf's one recorded
-// use and nothing was accumulated on it, so no other rule can read its new value.
+// ---------------------------------------- SGD fused into the weight-gradient gemm
+// A compiled step's fuse_sgd pass (autograd/compile.cpp) hands this matmul a weight
+// whose only reader it is: in backward() the gemm that computes dL/dw writes
+// w = decay * w - lr * dL/dw in place, unless w already holds a gradient or has hooks.
 template <class T> bool fuses_step(const backward_ctx<T>& c, std::size_t i) {
+    const fused_sgd_step<T>* f = c.self.fused_step;
     node<T>* n = c.input(i);
-    return c.into_leaf_grad && !n->on_tape && !n->hooks && n->fused_sgd && n->uses == 1 && n->requires_grad && !c.defined(n);
+    return f && f->weight == n && c.into_leaf_grad && !n->hooks && n->requires_grad && !c.defined(n);
 }
 
 // Where input i's gemms write, with their alpha and first beta: the gradient buffer
-// (beta 1 if it holds a gradient, else 0), or the fused leaf's value itself
+// (beta 1 if it holds a gradient, else 0), or the fused weight's value itself
 // (w = decay * w - lr * g: alpha -lr, beta decay).
 template <class T> struct mm_out {
     T* data;
@@ -206,9 +230,9 @@ template <class T> struct mm_out {
 template <class T> mm_out<T> mm_target(backward_ctx<T>& c, std::size_t i, bool fused) {
     node<T>* in = c.input(i);
     if (fused) {
-        ++in->fused_steps;
-        in->fused_by = c.self.serial;
-        return {in->value.data(), -in->fused_lr, in->fused_decay};
+        fused_sgd_step<T>& f = *c.self.fused_step;
+        *f.taken = 1;
+        return {in->value.data(), -f.lr, f.decay};
     }
     bool had;
     T* g = c.grad_data(in, had);
@@ -221,16 +245,6 @@ template <class T> mm_out<T> mm_target(backward_ctx<T>& c, std::size_t i, bool f
 // transposed back when its operand was used transposed.
 template <class T> void matmul_backward(backward_ctx<T>& c) {
     const bool ta = c.self.scalar[0] != T(0), tb = c.self.scalar[1] != T(0);
-    // A matmul recorded before its weight's fused step (that step's own, or older)
-    // would read the stepped weight in a second pass; later matmuls saw the new value.
-    for (std::size_t i = 0; i < 2; ++i) {
-        const node<T>* in = c.input(i);
-        if (!in->on_tape && in->fused_by != 0 && c.self.serial <= in->fused_by)
-            throw std::logic_error(
-                "tapegrad: backward() reached a matmul whose weight already took its fused SGD step in an earlier "
-                "backward() of this tape, so the recorded forward no longer matches it; reset the tape between "
-                "backward passes, or turn fused SGD off (sgd_options::fused_backward = false) to accumulate");
-    }
     if (c.create_graph) {
         tensor<T> a = c.tx(0), b = c.tx(1), gy = c.tgy();
         if (c.wants(0)) {

@@ -61,6 +61,17 @@ template <class T> void sum_backward(backward_ctx<T>& c) {
     }
 }
 
+// replay: the recorded reduction (axes in op_data, scale in scalar[0]) into the recorded shape
+template <class T> void sum_forward(node<T>& n, node<T>* const* in) {
+    const auto& xv = in[0]->value;
+    const xshape out(n.value.shape().begin(), n.value.shape().end());
+    detail::sum_to<T>(xv, n.value, keep_shape(xv.shape(), n.op_data), false);
+    const T scale = n.scalar[0];
+    if (scale != T(1))
+        for (auto& v : n.value) v *= scale;
+    n.value.reshape(out);
+}
+
 template <class T>
 tensor<T> sum_op(const char* op, const tensor<T>& x, const std::vector<int>& axes, bool keepdims, bool average) {
     const auto& xv = x.value();
@@ -68,7 +79,10 @@ tensor<T> sum_op(const char* op, const tensor<T>& x, const std::vector<int>& axe
     const xshape keep = keep_shape(xv.shape(), mask);
     tensor<T> out = make_result<T>(op, &sum_backward<T>, {&x}, xv.dimension());
     node<T>* n = out.node_ptr();
-    if (n->op_data) std::copy(mask.begin(), mask.end(), n->op_data);
+    if (n->op_data) {
+        std::copy(mask.begin(), mask.end(), n->op_data);
+        n->forward = &sum_forward<T>;
+    }
     std::size_t count = 1;
     for (std::size_t i = 0; i < mask.size(); ++i)
         if (mask[i]) count *= xv.shape()[i];
@@ -230,13 +244,12 @@ tensor<T> along_axis(const char* op, backward_fn<T> bw, const tensor<T>& x, int 
 
 }  // namespace
 
-template <class T> tensor<T> logsumexp(const tensor<T>& x, int axis, bool keepdims) {
-    const auto& xv = x.value();
-    std::size_t ax;
-    tensor<T> out = along_axis<T>("logsumexp", &logsumexp_backward<T>, x, axis, ax);
+namespace {
+template <class T> void logsumexp_fill(node<T>& n, const node<T>* in, std::size_t ax, bool keepdims) {
+    const auto& xv = in->value;
     xshape keep(xv.shape().begin(), xv.shape().end());
     keep[ax] = 1;
-    auto& v = out.node_ptr()->value;
+    auto& v = n.value;
     v.resize(keep);
     const line_layout L(xv.shape(), ax);
     xt::xarray<T>& scratch = tape<T>::current().scratch();  // the exponentials, each line in its own place
@@ -248,14 +261,16 @@ template <class T> tensor<T> logsumexp(const tensor<T>& x, int axis, bool keepdi
         keep.erase(keep.begin() + static_cast<std::ptrdiff_t>(ax));
         v.reshape(keep);
     }
-    return out;
+}
+// replay: keepdims is read from the recorded result's rank
+template <class T> void logsumexp_forward(node<T>& n, node<T>* const* in) {
+    logsumexp_fill(n, in[0], n.op_data[0], n.value.dimension() == in[0]->value.dimension());
 }
 
-template <class T> tensor<T> softmax(const tensor<T>& x, int axis) {
-    const auto& xv = x.value();
-    std::size_t ax;
-    tensor<T> out = along_axis<T>("softmax", &softmax_backward<T>, x, axis, ax);
-    auto& v = out.node_ptr()->value;
+// y = exp(x - lse(x)) along axis ax
+template <class T> void softmax_fill(node<T>& n, const node<T>* in, std::size_t ax) {
+    const auto& xv = in->value;
+    auto& v = n.value;
     v.resize(xv.shape());
     const line_layout L(xv.shape(), ax);
     for_each_line(L, [&](std::size_t, std::size_t o, auto s) {
@@ -264,14 +279,12 @@ template <class T> tensor<T> softmax(const tensor<T>& x, int axis) {
         const T inv = T(1) / detail::exp_shifted(xl, detail::safe_max(xl, L.len, s), yl, L.len, s);
         for (std::size_t k = 0; k < L.len; ++k) yl[k * s] *= inv;
     });
-    return out;
 }
 
-template <class T> tensor<T> log_softmax(const tensor<T>& x, int axis) {
-    const auto& xv = x.value();
-    std::size_t ax;
-    tensor<T> out = along_axis<T>("log_softmax", &log_softmax_backward<T>, x, axis, ax);
-    auto& v = out.node_ptr()->value;
+// y = x - lse(x) along axis ax
+template <class T> void log_softmax_fill(node<T>& n, const node<T>* in, std::size_t ax) {
+    const auto& xv = in->value;
+    auto& v = n.value;
     v.resize(xv.shape());
     const line_layout L(xv.shape(), ax);
     for_each_line(L, [&](std::size_t, std::size_t o, auto s) {
@@ -280,6 +293,42 @@ template <class T> tensor<T> log_softmax(const tensor<T>& x, int axis) {
         const T lse = detail::lse_line(xl, yl, L.len, s);  // y holds the exponentials until overwritten
         for (std::size_t k = 0; k < L.len; ++k) yl[k * s] = xl[k * s] - lse;
     });
+}
+
+// replay kernels: the axis is in op_data[0]
+template <class T> void softmax_forward(node<T>& n, node<T>* const* in) { softmax_fill(n, in[0], n.op_data[0]); }
+template <class T> void log_softmax_forward(node<T>& n, node<T>* const* in) {
+    log_softmax_fill(n, in[0], n.op_data[0]);
+}
+
+/// Record a softmax-like op along `axis`; a recorded node gets its replay kernel.
+template <class T>
+tensor<T> along_axis_op(const char* op, backward_fn<T> bw, forward_fn<T> forward, const tensor<T>& x, int axis,
+                        std::size_t& ax) {
+    tensor<T> out = along_axis<T>(op, bw, x, axis, ax);
+    if (out.node_ptr()->op_data) out.node_ptr()->forward = forward;
+    return out;
+}
+}  // namespace
+
+template <class T> tensor<T> logsumexp(const tensor<T>& x, int axis, bool keepdims) {
+    std::size_t ax;
+    tensor<T> out = along_axis_op<T>("logsumexp", &logsumexp_backward<T>, &logsumexp_forward<T>, x, axis, ax);
+    logsumexp_fill(*out.node_ptr(), x.node_ptr(), ax, keepdims);
+    return out;
+}
+
+template <class T> tensor<T> softmax(const tensor<T>& x, int axis) {
+    std::size_t ax;
+    tensor<T> out = along_axis_op<T>("softmax", &softmax_backward<T>, &softmax_forward<T>, x, axis, ax);
+    softmax_fill(*out.node_ptr(), x.node_ptr(), ax);
+    return out;
+}
+
+template <class T> tensor<T> log_softmax(const tensor<T>& x, int axis) {
+    std::size_t ax;
+    tensor<T> out = along_axis_op<T>("log_softmax", &log_softmax_backward<T>, &log_softmax_forward<T>, x, axis, ax);
+    log_softmax_fill(*out.node_ptr(), x.node_ptr(), ax);
     return out;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "autograd/detail/record.hpp"
+#include "autograd/detail/trace.hpp"
 #include "autograd/hooks.hpp"
 #include "autograd/ops.hpp"
 
@@ -37,6 +38,7 @@ template <class T> struct tape<T>::pass_scope {
 template <class T>
 void tape<T>::run(node<T>* root, const tensor<T>* seed_graph, const array_type* seed, bool into_leaf_grad,
                   bool create_graph) {
+    detail::pause_trace<T> quiet;  // rules and hooks run as outside a trace
     const std::uint64_t pass = pass_ = ++g_pass;
     last_recorded_ = create_graph;
     backward_ctx<T> root_ctx{*this, *root, pass, into_leaf_grad, create_graph};
@@ -136,6 +138,9 @@ template <class T> void check_seed(const char* who, const tensor<T>& out, const 
 
 template <class T> void tape<T>::backward(const tensor<T>& output, const array_type* seed) {
     check_seed("backward", output, seed);
+    node<T>* root = output.node_ptr();
+    if (root->on_tape && root->home != this) return root->home->backward(output, seed);  // a compiled step's tape
+    if (detail::tracer<T>* t = detail::active_tracer<T>()) t->on_backward(root, seed);
     pass_scope scope(*this);
     run(output.node_ptr(), nullptr, seed, true, false);
 }
@@ -150,6 +155,16 @@ template <class T>
 std::vector<tensor<T>> tape<T>::gradient(const tensor<T>& output, const std::vector<tensor<T>>& wrt,
                                          const tensor<T>& seed, gradient_options opts) {
     check_seed("gradient", output, seed.defined() ? &seed.value() : nullptr);
+    node<T>* root = output.node_ptr();
+    if (root->on_tape && root->home != this) {  // a compiled step's result, on the step's own tape
+        if (opts.create_graph)
+            throw std::logic_error(
+                "tapegrad: gradient() with create_graph of a compiled step's result: its reverse pass would record "
+                "on another tape; take second derivatives of the eager function instead");
+        return root->home->gradient(output, wrt, seed, opts);
+    }
+    if (detail::tracer<T>* t = detail::active_tracer<T>())
+        t->not_replayable("tape::gradient() ran inside the compiled function; call backward() there instead");
     for (const auto& w : wrt) w.value();  // throws for undefined, stale or other threads' handles
     pass_scope scope(*this);
     run(output.node_ptr(), seed.defined() ? &seed : nullptr, seed.defined() ? &seed.value() : nullptr, false,

@@ -89,6 +89,11 @@ template <class T> void reshape_backward(backward_ctx<T>& c) {
     if (c.create_graph) c.add_graph(0, reshape(c.tgy(), to_shape(xs)));
     else c.add(0, xt::adapt(c.gy().data(), c.gy().size(), xt::no_ownership(), xs));
 }
+// replay: the values, in the recorded shape
+template <class T> void reshape_forward(node<T>& n, node<T>* const* in) {
+    const auto& xv = in[0]->value;
+    std::copy(xv.data(), xv.data() + xv.size(), n.value.data());
+}
 }  // namespace
 
 template <class T> tensor<T> reshape(const tensor<T>& x, const shape_t& shape) {
@@ -98,6 +103,7 @@ template <class T> tensor<T> reshape(const tensor<T>& x, const shape_t& shape) {
         throw shape_error("reshape: cannot reshape " + shape_str(xv.shape()) + " (" + std::to_string(xv.size()) +
                           " elements) into " + shape_str(shape) + " (" + std::to_string(count) + " elements)");
     tensor<T> out = make_result<T>("reshape", &reshape_backward<T>, {&x});
+    out.node_ptr()->forward = &reshape_forward<T>;
     auto& v = out_value(out);
     v.resize(shape);
     std::copy(xv.data(), xv.data() + xv.size(), v.data());

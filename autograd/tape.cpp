@@ -35,7 +35,13 @@ template <class T> tape_pool<T>& pool_of() {
 }
 }  // namespace
 
+template <class T> tape<T>*& tape<T>::redirect() {
+    thread_local tape<T>* t = nullptr;
+    return t;
+}
+
 template <class T> tape<T>& tape<T>::current() {
+    if (tape<T>* r = redirect()) return *r;  // a compiled step's own tape, while it traces or replays
     struct lease_t {
         tape<T>* t;
         lease_t() {
@@ -104,7 +110,14 @@ template <class T> node<T>* tape<T>::push(const char* op, backward_fn<T> backwar
     n.op_data = nullptr;
     n.n_op_data = 0;
     n.scalar[0] = n.scalar[1] = T(0);
+    n.forward = nullptr;
+    n.forward_range = nullptr;
+    n.fused_step = nullptr;
     return &n;
+}
+
+template <class T> void tape<T>::restamp() {
+    for (std::size_t i = 0; i < size_; ++i) slot(i).serial = next_serial_++;
 }
 
 template <class T> void tape<T>::keep(const std::shared_ptr<node<T>>& leaf) {
@@ -168,12 +181,7 @@ tensor<T> push_result(const char* op, backward_fn<T> backward, const tensor<T>* 
     for (std::size_t i = 0; i < n_inputs; ++i) {
         node<T>* in = inputs[i]->node_ptr();
         n->inputs[i] = in;
-        if (!in->on_tape && inputs[i]->owner()) {
-            const std::uint64_t kept_before = in->kept_in.load(std::memory_order_relaxed);
-            tp.keep(inputs[i]->owner());
-            const bool again = in->kept_in.load(std::memory_order_relaxed) == kept_before;  // first use this generation: 1
-            in->uses.store(again ? in->uses.load(std::memory_order_relaxed) + 1 : 1, std::memory_order_relaxed);
-        }
+        if (!in->on_tape && inputs[i]->owner()) tp.keep(inputs[i]->owner());
     }
     if (n_op_data) {
         n->op_data = tp.data().template alloc<std::size_t>(n_op_data);
@@ -219,7 +227,7 @@ template <class T> leaf_pool<T>* this_thread_leaf_pool() noexcept {
 // that became a parameter (requires_grad, gradients, hooks) is simply freed.
 template <class T> bool plain_leaf(const node<T>& n) {
     return !n.requires_grad && !n.grad_defined && n.grad.size() == 0 && n.pass_grad.size() == 0 && !n.hooks &&
-           !n.custom && !n.grad_graph.defined() && !n.fused_sgd && n.fused_steps == 0 &&
+           !n.custom && !n.grad_graph.defined() &&
            n.value.size() * sizeof(T) <= pooled_value_bytes;
 }
 
@@ -229,7 +237,6 @@ template <class T> struct recycle_leaf {
         if (pool && pool->free.size() < pooled_leaves) {
             // what a tape or a pass may have stamped while the leaf was an input
             n->kept_in.store(0, std::memory_order_relaxed);
-            n->uses.store(0, std::memory_order_relaxed);
             n->writer.store(nullptr, std::memory_order_relaxed);
             n->pass = 0;
             n->scalar[0] = n->scalar[1] = T(0);
@@ -309,8 +316,13 @@ tensor<T> make_result(const char* op, backward_fn<T> backward, const tensor<T>* 
     bool record = false;
     if (grad_enabled())
         for (std::size_t i = 0; i < n_inputs && !record; ++i) record = inputs[i]->node_ptr()->requires_grad;
-    if (!record) return tensor<T>::from_leaf(new_result_leaf<T>(op));
-    return push_result(op, backward, inputs, n_inputs, n_op_data);
+    if (record) return push_result(op, backward, inputs, n_inputs, n_op_data);
+    if (recording_forced()) {  // a compiled step's trace records every op, as a constant when no gradient flows
+        tensor<T> out = push_result(op, backward, inputs, n_inputs, n_op_data);
+        out.node_ptr()->requires_grad = false;
+        return out;
+    }
+    return tensor<T>::from_leaf(new_result_leaf<T>(op));
 }
 
 template <class T>

@@ -82,6 +82,15 @@ template <class T> class tape {
     /// Memory and node counters.
     tape_stats stats() const;
 
+    /// Internal: give every recorded node a new serial, so handles to the old values
+    /// go stale (a compiled step's replay rewrote them).
+    void restamp();
+    /// Internal: node i of the tape.
+    node<T>& at(std::size_t i) { return slot(i); }
+    /// Internal: while set, current() returns this tape on the calling thread (a
+    /// compiled step's own tape during its trace and replay).
+    static tape*& redirect();
+
     /// Internal: a fresh node slot at the end of the tape.
     node<T>* push(const char* op, backward_fn<T> backward);
     /// Internal: keep a leaf alive until the next reset.

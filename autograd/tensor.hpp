@@ -22,7 +22,7 @@
 
 #include "autograd/shape.hpp"    // shape_t, shape_error, shape_str
 #include "autograd/handle.hpp"   // tensor<T>: the handle users hold
-#include "autograd/node.hpp"     // node<T>: one tape entry or leaf; set_fused_sgd
+#include "autograd/node.hpp"     // node<T>: one tape entry or leaf
 #include "autograd/arena.hpp"    // arena: per-node op data
 #include "autograd/tape.hpp"     // tape<T>, tape_stats, gradient_options, reset_tape
 #include "autograd/scopes.hpp"   // grad_enabled, no_grad, enable_grad, gradient_tape

@@ -66,8 +66,8 @@ struct options {
 };
 
 const char* engine_names[] = {"tapegrad", "tapegrad-nn", "handwritten", "libtorch", "handwritten-unfused",
-                              "handwritten-wide"};
-constexpr int n_engines = 6;
+                              "handwritten-wide", "tapegrad-compiled"};
+constexpr int n_engines = 7;
 
 /// A case of either kind, as the runner sees it.
 struct any_case {
@@ -85,6 +85,7 @@ std::vector<any_case> all_cases() {
         auto p = std::make_shared<opchain_problem>(make_opchain(c));
         out.push_back({c.name, 1, true, 200, static_cast<double>(c.ops), [p](int e) -> std::unique_ptr<runner> {
                            if (e == 0) return make_tapegrad_opchain(*p);
+                           if (e == 6) return make_tapegrad_opchain(*p, true);
                            if (e == 2) return make_handwritten_opchain(*p);
                            if (e == 3) return make_torch_opchain(*p);
                            return nullptr;
@@ -121,8 +122,10 @@ std::vector<any_case> all_cases() {
                                case 1: return make_tapegrad_nn(*p);
                                case 2: return make_handwritten(*p);
                                case 3: return make_torch(*p);
-                               default:  // only SGD differs when not fused
+                               case 6: return make_tapegrad_compiled(*p);
+                               case 4:  // only SGD differs when not fused
                                    return p->spec.opt == opt_kind::sgd ? make_handwritten_unfused(*p) : nullptr;
+                               default: return nullptr;
                            }
                        }});
     }
@@ -447,7 +450,7 @@ int main(int argc, char** argv) {
     struct row {
         std::string name;
         double t[n_engines] = {};
-        double allocs[n_engines] = {-1, -1, -1, -1, -1, -1};
+        double allocs[n_engines] = {-1, -1, -1, -1, -1, -1, -1};
         float first_loss[n_engines] = {};
         std::vector<float> probe[n_engines];  // parameters/gradients after the first step
         float third_loss[n_engines] = {};      // loss of step 3 (cases with probes)
@@ -480,7 +483,7 @@ int main(int argc, char** argv) {
             }
         }
         // warm-up, and steps per block from the warm-up speed
-        std::size_t block[n_engines] = {1, 1, 1, 1, 1, 1};
+        std::size_t block[n_engines] = {1, 1, 1, 1, 1, 1, 1};
         for (int e : live) {
             auto t0 = clock_type::now();
             std::size_t n = 0;
@@ -524,15 +527,17 @@ int main(int argc, char** argv) {
     std::printf("Time per training step (opchain: per op), median:\n");
     bool any_wide = false;
     for (const auto& r : rows) any_wide = any_wide || r.t[5] > 0;
-    std::printf("| case | tapegrad | tapegrad nn/optim | hand-written | LibTorch | tapegrad/hand | tapegrad/LibTorch "
-                "| hand, SGD unfused | tapegrad/unfused |%s\n",
+    std::printf("| case | tapegrad | tapegrad nn/optim | compiled | hand-written | LibTorch | tapegrad/hand "
+                "| compiled/hand | compiled/LibTorch | tapegrad/LibTorch | hand, SGD unfused | tapegrad/unfused |%s\n",
                 any_wide ? " hand, one gemm per batch | tapegrad/hand-wide |" : "");
-    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|%s\n", any_wide ? "---:|---:|" : "");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s\n", any_wide ? "---:|---:|" : "");
     for (const auto& r : rows) {
         auto cell = [&](int e) { return r.t[e] > 0 ? fmt_time(r.t[e]) : std::string("-"); };
-        std::printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |", r.name.c_str(), cell(0).c_str(),
-                    cell(1).c_str(), cell(2).c_str(), cell(3).c_str(), fmt_ratio(r.t[0], r.t[2]).c_str(),
-                    fmt_ratio(r.t[0], r.t[3]).c_str(), cell(4).c_str(), fmt_ratio(r.t[0], r.t[4]).c_str());
+        std::printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", r.name.c_str(), cell(0).c_str(),
+                    cell(1).c_str(), cell(6).c_str(), cell(2).c_str(), cell(3).c_str(),
+                    fmt_ratio(r.t[0], r.t[2]).c_str(), fmt_ratio(r.t[6], r.t[2]).c_str(),
+                    fmt_ratio(r.t[6], r.t[3]).c_str(), fmt_ratio(r.t[0], r.t[3]).c_str(), cell(4).c_str(),
+                    fmt_ratio(r.t[0], r.t[4]).c_str());
         if (any_wide) std::printf(" %s | %s |", cell(5).c_str(), fmt_ratio(r.t[0], r.t[5]).c_str());
         std::printf("\n");
     }
@@ -603,9 +608,9 @@ int main(int argc, char** argv) {
     }
 
     std::printf("\nMemory per step (steady state):\n");
-    std::printf("| case | tape nodes | tape bytes | allocs tapegrad | allocs nn/optim | allocs hand | allocs LibTorch |"
-                "%s\n", o.rss ? " peak RSS above idle, MB: tapegrad / hand / LibTorch |" : "");
-    std::printf("|---|---:|---:|---:|---:|---:|---:|%s\n", o.rss ? "---:|" : "");
+    std::printf("| case | tape nodes | tape bytes | allocs tapegrad | allocs nn/optim | allocs compiled | allocs hand | "
+                "allocs LibTorch |%s\n", o.rss ? " peak RSS above idle, MB: tapegrad / hand / LibTorch |" : "");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|%s\n", o.rss ? "---:|" : "");
     double base_rss = o.rss ? child_rss_mb("/proc/self/exe", -1, "none") : 0;
     for (const auto& r : rows) {
         auto a = [&](int e) {
@@ -624,8 +629,8 @@ int main(int argc, char** argv) {
             std::snprintf(buf, sizeof buf, " %.1f / %.1f / %.1f |", m[0], m[1], m[2]);
             rss = buf;
         }
-        std::printf("| %s | %zu | %zu | %s | %s | %s | %s |%s\n", r.name.c_str(), r.mem.tape_nodes, r.mem.tape_bytes,
-                    a(0).c_str(), a(1).c_str(), a(2).c_str(), a(3).c_str(), rss.c_str());
+        std::printf("| %s | %zu | %zu | %s | %s | %s | %s | %s |%s\n", r.name.c_str(), r.mem.tape_nodes,
+                    r.mem.tape_bytes, a(0).c_str(), a(1).c_str(), a(6).c_str(), a(2).c_str(), a(3).c_str(), rss.c_str());
     }
     if (o.rss)
         std::printf("(peak RSS of a child process running 50 steps of one engine, minus that of the same process "

@@ -1,8 +1,7 @@
 // tapegrad's side of the comparison: the model written directly with core ops
-// (and, separately, with nn::mlp + optim), one full step per call.
-// SGD runs inside backward() (set_fused_sgd, optim::sgd's fused_backward), as the
-// hand-written step fuses it into the weight-gradient gemm; set the environment
-// variable TAPEGRAD_BENCH_UNFUSED=1 to time the unfused step instead.
+// (and, separately, with nn::mlp + optim, eager or as a compiled step), one full
+// step per call. Eager SGD takes its step in optim::sgd::step(); the compiled step
+// fuses it into the weight-gradient gemm, as the hand-written step does.
 
 #include <algorithm>
 #include <chrono>
@@ -18,6 +17,7 @@
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xnoalias.hpp>
 
+#include "autograd/compile.hpp"
 #include "autograd/conv.hpp"
 #include "autograd/ops.hpp"
 #include "benchmarks/cases.hpp"
@@ -36,9 +36,6 @@ xt::xarray<float> to_array(const std::vector<float>& v, const shape_t& shape) {
     std::copy(v.begin(), v.end(), a.begin());
     return a;
 }
-
-/// Whether the SGD cases step the weights inside backward() (not with TAPEGRAD_BENCH_UNFUSED set).
-bool fused_sgd_wanted() { return std::getenv("TAPEGRAD_BENCH_UNFUSED") == nullptr; }
 
 step_memory tape_memory() {
     const auto s = tape<float>::current().stats();
@@ -129,8 +126,6 @@ class tapegrad_mlp : public tapegrad_mlp_base {
             w_.emplace_back(to_array(p.w[l], {s[l + 1], s[l]}), true);
             b_.emplace_back(to_array(p.b[l], {s[l + 1]}), true);
         }
-        if (c_.opt == opt_kind::sgd && fused_sgd_wanted())
-            for (auto& w : w_) set_fused_sgd(w, sgd_lr);
         if (c_.opt == opt_kind::adam) {  // the library's Adam on the core-op model's leaves
             std::vector<tf> params(w_.begin(), w_.end());
             params.insert(params.end(), b_.begin(), b_.end());
@@ -163,7 +158,7 @@ class tapegrad_mlp : public tapegrad_mlp_base {
         }
         for (auto* group : {&w_, &b_})
             for (auto& t : *group) {
-                if (!t.has_grad()) continue;  // stepped inside backward()
+                if (!t.has_grad()) continue;
                 xt::noalias(t.mutable_value()) -= sgd_lr * t.grad();
                 t.zero_grad();
             }
@@ -176,7 +171,7 @@ class tapegrad_mlp : public tapegrad_mlp_base {
 /// Same step through the nn/optim layers (what a user of the library writes).
 class tapegrad_nn_mlp : public tapegrad_mlp_base {
   public:
-    explicit tapegrad_nn_mlp(const mlp_problem& p) : tapegrad_mlp_base(p) {
+    tapegrad_nn_mlp(const mlp_problem& p, bool compiled) : tapegrad_mlp_base(p), compiled_(compiled) {
         std::mt19937_64 rng(1);
         net_ = nn::mlp<float>(c_.sizes, c_.act == act_kind::relu ? nn::activation::relu : nn::activation::tanh,
                               rng);
@@ -188,7 +183,6 @@ class tapegrad_nn_mlp : public tapegrad_mlp_base {
         if (c_.opt == opt_kind::sgd) {
             optim::sgd_options o;
             o.lr = sgd_lr;
-            o.fused_backward = fused_sgd_wanted();
             opt_ = std::make_unique<optim::sgd<float>>(params, o);
         } else {
             optim::adam_options o;
@@ -198,27 +192,36 @@ class tapegrad_nn_mlp : public tapegrad_mlp_base {
     }
 
     float step() override {
-        opt_->zero_grad();
-        tf out = net_->forward(x_);
-        tf loss = c_.loss == loss_kind::cross_entropy ? cross_entropy(out, labels_) : mse(softmax(out, -1), onehot_);
-        const float value = loss.item();
-        loss.backward();
+        if (compiled_) return step_(x_, onehot_, labels_).item();
+        const float value = eager_step(x_, onehot_, labels_).item();
         if (want_mem_) mem_ = tape_memory();
-        opt_->step();
         reset_tape<float>();
         return value;
     }
 
   private:
     tf logits(const tf& in) override { return net_->forward(in); }
+    tf eager_step(const tf& x, const tf& onehot, const std::vector<std::size_t>& labels) {
+        opt_->zero_grad();
+        tf out = net_->forward(x);
+        tf loss = c_.loss == loss_kind::cross_entropy ? cross_entropy(out, labels) : mse(softmax(out, -1), onehot);
+        loss.backward();
+        opt_->step();
+        return loss;
+    }
 
     std::shared_ptr<nn::sequential<float>> net_;
     std::unique_ptr<optim::optimizer<float>> opt_;
+    bool compiled_;
+    compiled<float, tf, tf, std::vector<std::size_t>> step_ =
+        compile([this](const tf& x, const tf& onehot, const std::vector<std::size_t>& labels) {
+            return eager_step(x, onehot, labels);
+        });
 };
 
 class tapegrad_opchain : public runner {
   public:
-    explicit tapegrad_opchain(const opchain_problem& p) : spec_(p.spec) {
+    tapegrad_opchain(const opchain_problem& p, bool compiled) : spec_(p.spec), compiled_(compiled) {
         const shape_t s{1, spec_.width};
         x_ = tf(to_array(p.x, s), true);
         a_ = tf(to_array(p.a, s));
@@ -227,7 +230,20 @@ class tapegrad_opchain : public runner {
     }
 
     float step() override {
-        tf y = x_;
+        if (compiled_) {
+            tf out = step_(x_);
+            return spec_.backward ? x_.grad().data()[0] : out.value().data()[0];
+        }
+        tf out = chain(x_);
+        const float check = spec_.backward ? x_.grad().data()[0] : out.value().data()[0];
+        if (want_mem_) mem_ = tape_memory();
+        reset_tape<float>();
+        return check;
+    }
+    /// The chain and, for fwd+bwd, its backward; returns sum(y) or y.
+    tf chain(const tf& x) {
+        if (spec_.backward) x_.zero_grad();
+        tf y = x;
         for (std::size_t i = 0; i < spec_.ops; ++i) {
             switch (chain_op_at(i)) {
                 case chain_op::mul: y = y * a_; break;
@@ -237,18 +253,10 @@ class tapegrad_opchain : public runner {
                 case chain_op::sigmoid: y = sigmoid(y); break;
             }
         }
-        float check;
-        if (spec_.backward) {
-            tf s = sum(y);
-            s.backward();
-            check = x_.grad().data()[0];
-            x_.zero_grad();
-        } else {
-            check = y.value().data()[0];
-        }
-        if (want_mem_) mem_ = tape_memory();
-        reset_tape<float>();
-        return check;
+        if (!spec_.backward) return y;
+        tf s = sum(y);
+        s.backward();
+        return s;
     }
     step_memory memory_step() override {
         want_mem_ = true;
@@ -262,6 +270,8 @@ class tapegrad_opchain : public runner {
     tf x_, a_, b_, c_;
     step_memory mem_;
     bool want_mem_ = false;
+    bool compiled_;
+    compiled<float, tf> step_ = compile([this](const tf& x) { return chain(x); });
 };
 
 /// One conv layer on core ops: y = conv2d(x, W, b, padding 1), loss = sum(y), backward.
@@ -467,9 +477,12 @@ class tapegrad_cnn : public runner {
 }  // namespace
 
 std::unique_ptr<runner> make_tapegrad(const mlp_problem& p) { return std::make_unique<tapegrad_mlp>(p); }
-std::unique_ptr<runner> make_tapegrad_nn(const mlp_problem& p) { return std::make_unique<tapegrad_nn_mlp>(p); }
-std::unique_ptr<runner> make_tapegrad_opchain(const opchain_problem& p) {
-    return std::make_unique<tapegrad_opchain>(p);
+std::unique_ptr<runner> make_tapegrad_nn(const mlp_problem& p) { return std::make_unique<tapegrad_nn_mlp>(p, false); }
+std::unique_ptr<runner> make_tapegrad_compiled(const mlp_problem& p) {
+    return std::make_unique<tapegrad_nn_mlp>(p, true);
+}
+std::unique_ptr<runner> make_tapegrad_opchain(const opchain_problem& p, bool compiled) {
+    return std::make_unique<tapegrad_opchain>(p, compiled);
 }
 
 namespace {

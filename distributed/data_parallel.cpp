@@ -1,5 +1,7 @@
 #include "distributed/data_parallel.hpp"
 
+#include "autograd/detail/trace.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <stdexcept>
@@ -100,10 +102,6 @@ gradient_reducer<T>::gradient_reducer(const context& ctx, std::vector<tensor<T>>
         const tensor<T>& p = params_[i];
         if (!p.defined() || !p.is_leaf() || !p.requires_grad())
             ctx.fail("gradient_reducer", "parameter " + std::to_string(i) + " is not a leaf that requires grad");
-        if (p.node_ptr()->fused_sgd)
-            ctx.fail("gradient_reducer", "parameter " + std::to_string(i) +
-                                             " uses fused SGD (sgd_options::fused_backward), which updates it inside "
-                                             "backward before gradients can be averaged: turn fused_backward off");
         sig.push_back(std::to_string(i) + " " + shape_str(p.shape()));
     }
     // Same check as check_same_shapes, over this list.
@@ -128,6 +126,8 @@ gradient_reducer<T>::gradient_reducer(const context& ctx, std::vector<tensor<T>>
 }
 
 template <class T> void gradient_reducer<T>::average(double weight) {
+    if (detail::tracer<T>* t = detail::active_tracer<T>())  // its weight and exchange change per step
+        t->not_replayable("gradient_reducer::average ran inside the compiled function; distributed steps run eagerly");
     const T w = static_cast<T>(weight);
     if (ctx_->size() == 1) {  // nothing to exchange: scale in place, skip the copies
         for (tensor<T>& p : params_) {

@@ -66,8 +66,8 @@ struct reducer_stats {
 template <class T> class gradient_reducer {
   public:
     /// `params`: leaves that require grad, the same list on every rank (the
-    /// shapes are checked collectively here). Fused SGD (set_fused_sgd) is refused:
-    /// it updates weights inside backward, before the gradients are averaged.
+    /// shapes are checked collectively here). Inside a compiled step
+    /// (autograd/compile.hpp) average() makes the step run eagerly on every call.
     gradient_reducer(const context& ctx, std::vector<tensor<T>> params, reducer_options o = {});
 
     /// grad = sum over ranks of weight_r * grad_r. With weight = this rank's

@@ -3,6 +3,7 @@
 
 #include "nn/layers.hpp"
 
+#include "autograd/detail/trace.hpp"
 #include "autograd/format.hpp"
 
 #include <cmath>
@@ -175,6 +176,8 @@ template <class T> dropout<T>::dropout(double p, std::uint64_t seed) : p_(p), rn
 
 template <class T> tensor<T> dropout<T>::forward(const tensor<T>& x) {
     if (!this->is_training() || p_ == 0) return x;
+    if (detail::tracer<T>* t = detail::active_tracer<T>())  // its mask is drawn in C++, a new one every call
+        t->not_replayable("Dropout in training mode draws its mask in C++; a step with it runs eagerly");
     xt::xarray<T> mask = xt::empty<T>(x.value().shape());
     const T keep_scale = T(1.0 / (1.0 - p_));
     std::uniform_real_distribution<double> u(0.0, 1.0);

@@ -45,7 +45,7 @@ template <class T> std::vector<std::pair<std::string, xt::xarray<T>*>> adam<T>::
 // m = b1 m + (1 - b1) d;  v = b2 v + (1 - b2) d^2;  (amsgrad: vmax = max(vmax, v), used for v)
 // p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 // with d = g + wd p (Adam), or p *= 1 - lr wd first and d = g (AdamW).
-template <class T> void adam<T>::step() {
+template <class T> void adam<T>::update() {
     const double lr = this->lr_;
     const T b1 = T(o_.beta1), b2 = T(o_.beta2), c1 = T(1 - o_.beta1), c2 = T(1 - o_.beta2), eps = T(o_.eps);
     const bool l2 = !decoupled_ && o_.weight_decay != 0, decay = decoupled_ && o_.weight_decay != 0;
@@ -117,7 +117,7 @@ template <class T> std::vector<std::pair<std::string, xt::xarray<T>*>> rmsprop<T
 
 // sq = a sq + (1 - a) d^2;  centered: ga = a ga + (1 - a) d, avg = sqrt(sq - ga^2) + eps,
 // else avg = sqrt(sq) + eps;  momentum: buf = mu buf + d / avg, p -= lr buf;  else p -= lr d / avg
-template <class T> void rmsprop<T>::step() {
+template <class T> void rmsprop<T>::update() {
     const T lr = T(this->lr_), a = T(o_.alpha), c = T(1 - o_.alpha), eps = T(o_.eps), mu = T(o_.momentum);
     const T wd = T(o_.weight_decay);
     const bool l2 = o_.weight_decay != 0;
@@ -173,7 +173,7 @@ template <class T> std::vector<std::pair<std::string, xt::xarray<T>*>> adagrad<T
 }
 
 // clr = lr / (1 + (t - 1) lr_decay);  sum += d^2;  p -= clr d / (sqrt(sum) + eps)
-template <class T> void adagrad<T>::step() {
+template <class T> void adagrad<T>::update() {
     const T eps = T(o_.eps), wd = T(o_.weight_decay);
     const bool l2 = o_.weight_decay != 0;
     for (std::size_t i = 0; i < this->params_.size(); ++i) {

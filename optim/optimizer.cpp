@@ -12,6 +12,7 @@
 
 #include "io/npz.hpp"
 #include "autograd/format.hpp"
+#include "autograd/compile.hpp"
 #include "autograd/kernels/simd.hpp"
 
 namespace tapegrad::optim {
@@ -40,7 +41,13 @@ template <class T> void optimizer<T>::fail(const std::string& what, double v, co
 }
 
 template <class T> void optimizer<T>::zero_grad() {
-    for (auto& p : params_) p.zero_grad();
+    detail::replayed_zero_grad<T>([this] {
+        for (auto& p : params_) p.zero_grad();
+    });
+}
+
+template <class T> void optimizer<T>::step() {
+    detail::replayed_sgd<T>([this] { update(); }, fusion());
 }
 
 template <class T> void optimizer<T>::set_lr(double lr) {
@@ -139,18 +146,13 @@ sgd<T>::sgd(std::vector<tensor<T>> params, sgd_options o) : optimizer<T>(std::mo
                                     num(o.momentum) + ", dampening " + num(o.dampening) + ")");
     if (o.momentum != 0)
         for (auto& p : this->params_) buf_.push_back(xt::zeros<T>(p.value().shape()));
+    for (auto& p : this->params_) fusion_.params.push_back(p.node_ptr());
+    fusion_.taken.assign(this->params_.size(), 0);
+    fusion_.weight_decay = o.weight_decay;
     lr_changed();
 }
 
-template <class T> sgd<T>::~sgd() {
-    if (fused())
-        for (auto& p : this->params_) clear_fused_sgd(p);
-}
-
-template <class T> void sgd<T>::lr_changed() {
-    if (fused())
-        for (auto& p : this->params_) set_fused_sgd(p, T(this->lr_), T(o_.weight_decay));
-}
+template <class T> void sgd<T>::lr_changed() { fusion_.lr = this->lr_; }
 
 template <class T> std::vector<std::pair<std::string, xt::xarray<T>*>> sgd<T>::buffers(std::size_t i) {
     if (o_.momentum == 0) return {};
@@ -160,14 +162,16 @@ template <class T> std::vector<std::pair<std::string, xt::xarray<T>*>> sgd<T>::b
 // PyTorch 1.13 (_single_tensor_sgd):
 //   d = g + wd * p;  buf = d on the first step, else momentum * buf + (1 - dampening) * d
 //   d = nesterov ? d + momentum * buf : buf;  p -= lr * d
-template <class T> void sgd<T>::step() {
+template <class T> void sgd<T>::update() {
     const T lr = T(this->lr_), wd = T(o_.weight_decay), mom = T(o_.momentum), damp1 = T(1 - o_.dampening);
     const bool l2 = o_.weight_decay != 0, nesterov = o_.nesterov;
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
         auto& p = this->params_[i];
-        std::uint32_t& fused_steps = p.node_ptr()->fused_steps;  // taken inside backward()
-        this->steps_[i] += fused_steps;
-        fused_steps = 0;
+        if (fusion_.taken[i]) {  // a compiled step took it inside the weight-gradient gemm
+            fusion_.taken[i] = 0;
+            ++this->steps_[i];
+            continue;
+        }
         if (!p.has_grad()) continue;
         T* w = p.mutable_value().data();
         const T* g = p.grad().data();

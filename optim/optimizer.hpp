@@ -14,6 +14,7 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "autograd/detail/trace.hpp"
 #include "autograd/tensor.hpp"
 
 namespace tapegrad::npz {
@@ -34,8 +35,9 @@ template <class T> class optimizer {
     optimizer& operator=(const optimizer&) = delete;
 
     /// One update from each parameter's .grad(); parameters without a grad are skipped.
-    virtual void step() = 0;
-    /// Forget every parameter's gradient.
+    /// Inside a compiled step (autograd/compile.hpp) every replay repeats it.
+    void step();
+    /// Forget every parameter's gradient (repeated by a compiled step's replays too).
     void zero_grad();
     /// The learning rate of the next step.
     double lr() const { return lr_; }
@@ -68,6 +70,10 @@ template <class T> class optimizer {
     std::vector<std::pair<std::string, const xt::xarray<T>*>> state(std::size_t i) const;
 
   protected:
+    /// The update itself (what step() runs).
+    virtual void update() = 0;
+    /// Plain SGD a compiled step may fuse into its gemms (null for every other optimizer).
+    virtual detail::sgd_fusion<T>* fusion() { return nullptr; }
     /// Called after the learning rate changed (set_lr, load_state).
     virtual void lr_changed() {}
     /// The named state buffers of parameter i (same order every call).
@@ -85,12 +91,6 @@ template <class T> class optimizer {
 struct sgd_options {
     double lr = 0.01, momentum = 0, dampening = 0, weight_decay = 0;
     bool nesterov = false;  ///< needs momentum > 0 and dampening == 0
-    /// Apply the step inside backward() where it can (set_fused_sgd): a weight whose
-    /// only use is one matmul is updated by the weight-gradient gemm itself and gets
-    /// no .grad(); step() updates the other parameters. Plain SGD and weight decay
-    /// only: with momentum it is ignored. Call step() once per backward() (no
-    /// gradient accumulation), and expect no .grad() on fused weights (no clipping).
-    bool fused_backward = false;
 };
 /// torch.optim.Adam options.
 struct adam_options {
@@ -117,23 +117,21 @@ template <class T> class sgd : public optimizer<T> {
   public:
     /// Validates the options (std::invalid_argument naming the bad one).
     sgd(std::vector<tensor<T>> params, sgd_options o = {});
-    /// Turns fused SGD off again on the parameters.
-    ~sgd() override;
-    /// One in-place update of every parameter that has a gradient (parameters
-    /// already stepped inside backward() only count the step).
-    void step() override;
     /// The options in use.
     const sgd_options& options() const { return o_; }
-    /// Whether backward() applies the steps it can (fused_backward without momentum).
-    bool fused() const { return o_.fused_backward && o_.momentum == 0; }
 
   protected:
+    /// One in-place update of every parameter that has a gradient (parameters a
+    /// compiled step already stepped inside its gemm only count the step).
+    void update() override;
+    detail::sgd_fusion<T>* fusion() override { return o_.momentum == 0 ? &fusion_ : nullptr; }
     void lr_changed() override;
     std::vector<std::pair<std::string, xt::xarray<T>*>> buffers(std::size_t i) override;
 
   private:
     sgd_options o_;
     std::vector<xt::xarray<T>> buf_;
+    detail::sgd_fusion<T> fusion_;
 };
 
 /// Adam (and AMSGrad), L2 weight decay added to the gradient, or AdamW's
@@ -142,12 +140,12 @@ template <class T> class adam : public optimizer<T> {
   public:
     /// Validates the options (std::invalid_argument naming the bad one).
     adam(std::vector<tensor<T>> params, adam_options o = {});
-    /// One in-place update of every parameter that has a gradient.
-    void step() override;
     /// The options in use.
     const adam_options& options() const { return o_; }
 
   protected:
+    /// One in-place update of every parameter that has a gradient.
+    void update() override;
     /// For adamw: decoupled = true, name "adamw".
     adam(std::vector<tensor<T>> params, adam_options o, bool decoupled, const char* name);
     std::vector<std::pair<std::string, xt::xarray<T>*>> buffers(std::size_t i) override;
@@ -171,12 +169,12 @@ template <class T> class rmsprop : public optimizer<T> {
   public:
     /// Validates the options (std::invalid_argument naming the bad one).
     rmsprop(std::vector<tensor<T>> params, rmsprop_options o = {});
-    /// One in-place update of every parameter that has a gradient.
-    void step() override;
     /// The options in use.
     const rmsprop_options& options() const { return o_; }
 
   protected:
+    /// One in-place update of every parameter that has a gradient.
+    void update() override;
     std::vector<std::pair<std::string, xt::xarray<T>*>> buffers(std::size_t i) override;
 
   private:
@@ -189,12 +187,12 @@ template <class T> class adagrad : public optimizer<T> {
   public:
     /// Validates the options (std::invalid_argument naming the bad one).
     adagrad(std::vector<tensor<T>> params, adagrad_options o = {});
-    /// One in-place update of every parameter that has a gradient.
-    void step() override;
     /// The options in use.
     const adagrad_options& options() const { return o_; }
 
   protected:
+    /// One in-place update of every parameter that has a gradient.
+    void update() override;
     std::vector<std::pair<std::string, xt::xarray<T>*>> buffers(std::size_t i) override;
 
   private:

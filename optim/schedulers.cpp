@@ -4,6 +4,8 @@
 
 #include "optim/schedulers.hpp"
 
+#include "autograd/compile.hpp"
+
 #include "autograd/format.hpp"
 
 #include <cmath>
@@ -26,8 +28,10 @@ template <class T> void scheduler<T>::initial_step() {
 }
 
 template <class T> void scheduler<T>::step() {
-    ++last_epoch_;
-    opt_.set_lr(next_lr());
+    replayed<T>([this] {  // inside a compiled step, every replay steps the schedule too
+        ++last_epoch_;
+        opt_.set_lr(next_lr());
+    });
 }
 
 template <class T> step_lr<T>::step_lr(optimizer<T>& opt, int step_size, double gamma)

@@ -282,30 +282,6 @@ TEST_CASE_FIXTURE(fixture, "hooks under create_graph: the replaced gradient stay
     check_close(ha, xt::eval(24.0 * xv));
 }
 
-TEST_CASE_FIXTURE(fixture, "fused SGD leaves a hooked parameter to step(), which applies the hooked gradient") {
-    const arr v0 = uniform({3, 4}, -1, 1, 13);
-    tensor<double> x(x0), w(w0, true), v(v0, true);
-    const double lr = 0.1;
-    optim::sgd_options o;
-    o.lr = lr;
-    o.fused_backward = true;
-    optim::sgd<double> opt({w, v}, o);
-    REQUIRE(opt.fused());
-    w.register_hook([](const tensor<double>& g) { return mul_scalar(g, 0.5); });
-    opt.zero_grad();
-    // Each weight is read by one matmul only, so the unhooked v steps inside backward().
-    (sum(matmul(x, w)) + sum(matmul(x, v))).backward();
-    const arr gx = mm(tr(x0), xt::ones<double>({2, 4}));
-    REQUIRE(w.has_grad());
-    CHECK_FALSE(v.has_grad());
-    check_close(v.value(), v0 - lr * gx);
-    check_close(w.grad(), 0.5 * gx);
-    check_close(w.value(), w0);  // not stepped yet
-    opt.step();
-    check_close(w.value(), w0 - lr * 0.5 * gx);
-    check_close(v.value(), v0 - lr * gx);  // not stepped twice
-}
-
 TEST_CASE_FIXTURE(fixture, "a hook returning the wrong shape is a shape_error naming the op and both shapes") {
     tensor<double> x(x0, true), w(w0, true);
     tensor<double> h = matmul(x, w);

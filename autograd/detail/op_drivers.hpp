@@ -91,21 +91,39 @@ template <class Rule, class T> void unary_backward(backward_ctx<T>& c) {
     }
 }
 
+// y[k] = f(x[k]) on elements [begin, end) of a recorded node (a compiled step's fused loop)
+template <class Rule, class T> void unary_forward_range(node<T>& n, std::size_t begin, std::size_t end) {
+    const T *xd = n.inputs[0]->value.data(), *s = n.scalar;
+    T* y = n.value.data();
+    simd::for_each<T>(end - begin, [&](std::size_t i, auto tag) {
+        simd::store(y + begin + i, xsimd::batch<T>(Rule::forward(simd::load(xd + begin + i, tag), s)), tag);
+    });
+}
+
+// y = f(x), also the replay kernel
+template <class Rule, class T> void unary_forward(node<T>& n, node<T>* const* in) {
+    const auto& xv = in[0]->value;
+    n.value.resize(xv.shape());
+    const T* s = n.scalar;
+    if constexpr (simd_rule<Rule>::value) {
+        const T* xd = xv.data();
+        batch_write(n.value.data(), xv.size(), false,
+                    [&](std::size_t k, auto tag) { return Rule::forward(simd::load(xd + k, tag), s); });
+    } else {
+        xt::noalias(n.value) = Rule::forward(xv, s);
+    }
+}
+
 template <class Rule, class T> tensor<T> unary(const tensor<T>& x, T s0 = T(0), T s1 = T(0)) {
-    const auto& xv = x.value();
+    x.value();  // throws for an undefined, stale or other thread's tensor before anything is recorded
     tensor<T> out = make_result<T>(Rule::name, &unary_backward<Rule, T>, {&x});
     node<T>* n = out.node_ptr();
     n->scalar[0] = s0;
     n->scalar[1] = s1;
-    n->value.resize(xv.shape());
-    const T* s = n->scalar;
-    if constexpr (simd_rule<Rule>::value) {
-        const T* xd = xv.data();
-        batch_write(n->value.data(), xv.size(), false,
-                    [&](std::size_t k, auto tag) { return Rule::forward(simd::load(xd + k, tag), s); });
-    } else {
-        xt::noalias(n->value) = Rule::forward(xv, s);
-    }
+    n->forward = &unary_forward<Rule, T>;
+    if constexpr (simd_rule<Rule>::value) n->forward_range = &unary_forward_range<Rule, T>;
+    node<T>* const in[1] = {x.node_ptr()};
+    unary_forward<Rule>(*n, in);
     return out;
 }
 
@@ -179,26 +197,88 @@ bool row_broadcast_forward(const xt::xarray<T>& av, const xt::xarray<T>& bv, xt:
     return true;
 }
 
-template <class Rule, class T> tensor<T> binary(const tensor<T>& a, const tensor<T>& b) {
-    const auto& av = a.value();
-    const auto& bv = b.value();
+// y = f(a, b), also the replay kernel
+template <class Rule, class T> void binary_forward(node<T>& n, node<T>* const* in) {
+    const auto& av = in[0]->value;
+    const auto& bv = in[1]->value;
+    auto& v = n.value;
     const bool same = shapes_equal(av.shape(), bv.shape());
-    const xshape shape = same ? av.shape() : broadcast_shape(Rule::name, av.shape(), bv.shape());  // throws first
-    tensor<T> out = make_result<T>(Rule::name, &binary_backward<Rule, T>, {&a, &b});
-    auto& v = out_value(out);
     if constexpr (simd_rule<Rule>::value) {
         if (same) {
-            v.resize(shape);
+            v.resize(av.shape());
             const T *ad = av.data(), *bd = bv.data();
             batch_write(v.data(), av.size(), false, [&](std::size_t k, auto tag) {
                 return Rule::forward(simd::load(ad + k, tag), simd::load(bd + k, tag));
             });
-            return out;
+            return;
         }
-        if (row_broadcast_forward<Rule>(av, bv, v)) return out;
+        if (row_broadcast_forward<Rule>(av, bv, v)) return;
     }
-    v.resize(shape);
+    v.resize(same ? av.shape() : broadcast_shape(Rule::name, av.shape(), bv.shape()));
     xt::noalias(v) = Rule::forward(av, bv);
+}
+
+// y[k] = f(a[k], b[k]) on elements [begin, end), both operands of y's shape
+template <class Rule, class T> void binary_forward_range(node<T>& n, std::size_t begin, std::size_t end) {
+    const T *a = n.inputs[0]->value.data(), *b = n.inputs[1]->value.data();
+    T* y = n.value.data();
+    simd::for_each<T>(end - begin, [&](std::size_t i, auto tag) {
+        const std::size_t k = begin + i;
+        simd::store(y + k, xsimd::batch<T>(Rule::forward(simd::load(a + k, tag), simd::load(b + k, tag))), tag);
+    });
+}
+
+// The same where one operand is a row repeated over the other's rows (a bias): the
+// row restarts every `inner` elements, as in row_broadcast_forward.
+template <class Rule, class T> void binary_row_forward_range(node<T>& n, std::size_t begin, std::size_t end) {
+    const auto& av = n.inputs[0]->value;
+    const auto& bv = n.inputs[1]->value;
+    const bool a_big = av.size() == n.value.size();
+    const std::size_t inner = (a_big ? bv : av).size();
+    const T *a = av.data(), *b = bv.data();
+    T* y = n.value.data();
+    for (std::size_t r = begin / inner; r * inner < end; ++r) {
+        const std::size_t o = r * inner, lo = std::max(begin, o) - o, hi = std::min(end, o + inner) - o;
+        // batches start where row_broadcast_forward's do (at multiples of the lanes from the row's start)
+        const std::size_t lanes = xsimd::batch<T>::size, first = lo - lo % lanes;
+        simd::for_each<T>(inner - first, [&](std::size_t i, auto tag) {
+            const std::size_t k = first + i;
+            if (k >= hi) return;
+            const T* ar = a_big ? a + o : a;
+            const T* br = a_big ? b : b + o;
+            const auto v = xsimd::batch<T>(Rule::forward(simd::load(ar + k, tag), simd::load(br + k, tag)));
+            if (k >= lo && k + lanes <= hi) {
+                simd::store(y + o + k, v, tag);
+                return;
+            }
+            alignas(64) T buf[xsimd::batch<T>::size];
+            v.store_unaligned(buf);
+            for (std::size_t j = std::max(k, lo); j < std::min(k + lanes, hi); ++j) y[o + j] = buf[j - k];
+        });
+    }
+}
+
+template <class Rule, class T> tensor<T> binary(const tensor<T>& a, const tensor<T>& b) {
+    const auto& av = a.value();
+    const auto& bv = b.value();
+    const bool same = shapes_equal(av.shape(), bv.shape());
+    if (!same) broadcast_shape(Rule::name, av.shape(), bv.shape());  // throws before anything is recorded
+    tensor<T> out = make_result<T>(Rule::name, &binary_backward<Rule, T>, {&a, &b});
+    node<T>* n = out.node_ptr();
+    n->forward = &binary_forward<Rule, T>;
+    node<T>* const in[2] = {a.node_ptr(), b.node_ptr()};
+    binary_forward<Rule>(*n, in);
+    if constexpr (simd_rule<Rule>::value) {
+        if (same) {
+            n->forward_range = &binary_forward_range<Rule, T>;
+        } else {
+            const bool a_big = av.dimension() >= bv.dimension() && av.size() >= bv.size();
+            const std::size_t inner = row_extent((a_big ? av : bv).shape(), (a_big ? bv : av).shape());
+            if (inner >= xsimd::batch<T>::size && (a_big ? av : bv).size() == n->value.size() &&
+                (a_big ? av : bv).dimension() >= (a_big ? bv : av).dimension())
+                n->forward_range = &binary_row_forward_range<Rule, T>;
+        }
+    }
     return out;
 }
 

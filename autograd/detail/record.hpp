@@ -53,6 +53,21 @@ template <class T>
 void broadcast_back(const T* g, const xshape& g_shape, xt::xarray<T>& dst, const xshape& dst_shape, bool accumulate,
                     T scale);
 
+/// While true on this thread (a compiled step's trace), ops record a node even when
+/// no gradient flows, so the replay recomputes every value that derives from its inputs.
+inline bool& recording_forced() {
+    thread_local bool on = false;
+    return on;
+}
+/// Sets recording_forced() for a scope and restores it after.
+struct force_recording {
+    bool before;
+    explicit force_recording(bool on) : before(recording_forced()) { recording_forced() = on; }
+    ~force_recording() { recording_forced() = before; }
+    force_recording(const force_recording&) = delete;
+    force_recording& operator=(const force_recording&) = delete;
+};
+
 /// Whether recording is on and any of `inputs` needs a gradient.
 template <class T> bool needs_record(std::initializer_list<const tensor<T>*> inputs) {
     if (!grad_enabled()) return false;

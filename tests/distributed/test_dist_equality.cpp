@@ -65,17 +65,6 @@ TEST_CASE("data parallel training equals one process after 5 steps (float64, Ada
     }
 }
 
-TEST_CASE("the reducer rejects fused SGD, whose update happens before gradients could be averaged") {
-    distributed::context ctx;
-    auto m = make_model(1);
-    optim::sgd_options o;
-    o.fused_backward = true;
-    optim::sgd<double> opt(m->parameters(), o);
-    const std::string e = error_of([&] { distributed::gradient_reducer<double> avg(ctx, m->parameters()); });
-    CHECK(e.find("rank " + std::to_string(ctx.rank()) + ": gradient_reducer") == 0);
-    CHECK(e.find("fused_backward off") != std::string::npos);
-}
-
 TEST_CASE("shard_loader: the ranks' parts of each step are the single-process batch, in order") {
     const data::dataset d = make_data();
     for (int world = 1; world <= 4; ++world) {
