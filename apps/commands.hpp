@@ -42,6 +42,7 @@ struct train_options {
     std::size_t stop_after = 0;                 ///< stop after this epoch, as if interrupted (0 = run all)
     std::string progress = "auto";              ///< auto | bar | lines
     bool quiet = false;                         ///< no per-epoch lines (tests)
+    bool eager = false;                         ///< run the eager tape, not the compiled step
     bool distributed = false;                   ///< data parallel over the ranks of mpirun (needs MPI)
     std::size_t bucket_kb = 4096;               ///< distributed: all-reduce bucket size in KiB
     bool log_grad_norms = false;                ///< add per-parameter gradient-norm columns to metrics.csv

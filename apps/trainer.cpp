@@ -20,8 +20,10 @@
 #include "apps/options.hpp"
 #include "apps/report.hpp"
 #include "apps/train_checkpoint.hpp"
+#include "autograd/compile.hpp"
 #include "autograd/kernels/blas.hpp"
 #include "autograd/kernels/float_env.hpp"
+#include "autograd/one_hot.hpp"
 #include "autograd/ops.hpp"
 #include "data/dataset.hpp"
 #include "formulas/hand_backward.hpp"
@@ -465,6 +467,32 @@ int train_loop(const train_options& cli) {
 #endif
         return stop;
     };
+    // The MLP's step as a compiled step (autograd/compile.hpp): traced on the first batch
+    // of each shape, replayed after. Bit-identical to the eager step (fused SGD, which
+    // rounds differently, is off), so results and resumes do not depend on --eager. The
+    // CNN (no replay kernels for its ops yet), the hand-written backward, distributed
+    // runs and --log-grad-norms (which reads every step's gradients) run eagerly.
+    std::unique_ptr<compiled<float, tensor<float>, tensor<float>, std::vector<std::size_t>>> compiled_step;
+    tensor<float> target = tensor<float>::zeros({1});  // mse: the batch's one-hot labels (an argument of the step)
+    bool distributed_run = false;
+#ifdef TAPEGRAD_WITH_MPI
+    distributed_run = dp != nullptr;
+#endif
+    if (!o.eager && o.model != "cnn" && o.backward == "tape" && !distributed_run && !o.log_grad_norms) {
+        compile_options co;
+        co.fuse_sgd = false;
+        compiled_step = std::make_unique<compiled<float, tensor<float>, tensor<float>, std::vector<std::size_t>>>(
+            [&](const tensor<float>& x, const tensor<float>& t, const std::vector<std::size_t>& y) {
+                const tensor<float> logits = model->forward(x);
+                const tensor<float> loss = o.loss == "mse" ? mse(softmax(logits, 1), t) : cross_entropy(logits, y);
+                loss.backward();
+                if (o.clip > 0) replayed<float>([&] { optim::clip_grad_norm(params, static_cast<float>(o.clip)); });
+                opt->step();
+                opt->zero_grad();
+                return loss;
+            },
+            co);
+    }
     for (std::size_t epoch = start_epoch; epoch < last_epoch; ++epoch) {
         const auto t0 = seconds_clock::now();
         batches.start_epoch(epoch);
@@ -494,6 +522,38 @@ int train_loop(const train_options& cli) {
             opt->set_lr(lr);
             if (o.model == "cnn") reseed_dropout(*model, o.seed, step);  // masks of (seed, step): resumes are exact
             const tensor<float> x(b.x);
+            if (compiled_step) {  // forward, backward, clip and update in one replayed program
+                if (o.loss == "mse") {  // the one-hot target, written in place after the first batch of a size
+                    const std::size_t c = d.train.num_classes();
+                    if (!target.defined() || target.shape() != shape_t{b.y.size(), c})
+                        target = tensor<float>(one_hot<float>(b.y, b.y.size(), c));
+                    else
+                        target.mutable_value() = one_hot<float>(b.y, b.y.size(), c);
+                }
+                const double value = (*compiled_step)(x, target, b.y).item();
+                if (!std::isfinite(value)) {
+                    bar.finish();
+                    throw std::runtime_error("the training loss became " + std::to_string(value) + " at epoch " +
+                                             std::to_string(epoch + 1) + ", step " +
+                                             std::to_string(step_in_epoch + 1) + ": lower --lr or use --clip");
+                }
+                loss_sum += value;
+                ++step_in_epoch;
+                bar.update(step_in_epoch, loss_sum / static_cast<double>(step_in_epoch));
+                fault_point("step", step + 1);
+                if (stop_requested() && step_in_epoch < steps_per_epoch) {
+                    bar.finish();
+                    position.epochs_done = epoch;
+                    position.step_in_epoch = step_in_epoch;
+                    position.loss_sum = loss_sum;
+                    commit(position);
+                    std::cout << "interrupted in epoch " << epoch + 1 << " after step " << step_in_epoch << " of "
+                              << steps_per_epoch << "; checkpoint: " << ckpt_path << "\ncontinue with: "
+                              << resume_command(ckpt_path, o) << std::endl;
+                    return 130;
+                }
+                continue;
+            }
             const tensor<float> loss = classification_loss(o.loss, model->forward(x), b.y, o.backward);
             const double value = loss.item();
             if (!std::isfinite(value)) {
