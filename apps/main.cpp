@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
     train->add_flag("--quiet", t.quiet, "only the final summary");
     train->add_flag("--eager", t.eager,
                     "run each training step on the eager tape instead of replaying a compiled step (the results "
-                    "are the same; the CNN and the hand-written backward always run eagerly)");
+                    "are the same; the hand-written backward, --distributed and --log-grad-norms always run eagerly)");
     train->add_flag("--distributed", t.distributed, "data parallel over the ranks of mpirun -np N: the batch is "
                     "split across them, rank 0 writes the outputs (docs/distributed.md)");
 

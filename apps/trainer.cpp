@@ -467,18 +467,18 @@ int train_loop(const train_options& cli) {
 #endif
         return stop;
     };
-    // The MLP's step as a compiled step (autograd/compile.hpp): traced on the first batch
-    // of each shape, replayed after. Bit-identical to the eager step (fused SGD, which
+    // The step as a compiled step (autograd/compile.hpp): traced on the first batch of
+    // each shape, replayed after. Bit-identical to the eager step (fused SGD, which
     // rounds differently, is off), so results and resumes do not depend on --eager. The
-    // CNN (no replay kernels for its ops yet), the hand-written backward, distributed
-    // runs and --log-grad-norms (which reads every step's gradients) run eagerly.
+    // hand-written backward, distributed runs and --log-grad-norms (which reads every
+    // step's gradients) run eagerly; so does a CNN with dropout (compile's own fall-back).
     std::unique_ptr<compiled<float, tensor<float>, tensor<float>, std::vector<std::size_t>>> compiled_step;
     tensor<float> target = tensor<float>::zeros({1});  // mse: the batch's one-hot labels (an argument of the step)
     bool distributed_run = false;
 #ifdef TAPEGRAD_WITH_MPI
     distributed_run = dp != nullptr;
 #endif
-    if (!o.eager && o.model != "cnn" && o.backward == "tape" && !distributed_run && !o.log_grad_norms) {
+    if (!o.eager && o.backward == "tape" && !distributed_run && !o.log_grad_norms) {
         compile_options co;
         co.fuse_sgd = false;
         compiled_step = std::make_unique<compiled<float, tensor<float>, tensor<float>, std::vector<std::size_t>>>(
@@ -650,6 +650,15 @@ int train_loop(const train_options& cli) {
                   << std::setprecision(0) << static_cast<double>(trained_samples) / train_seconds
                   << " samples/s (wall time " << std::setprecision(2) << since(wall0) << " s)" << std::defaultfloat
                   << "\n";
+        if (compiled_step) {  // which engine ran the steps, and why not the compiled one
+            const compile_stats cs = compiled_step->stats();
+            if (cs.eager_reason.empty())
+                std::cout << "steps: compiled (" << cs.traces << " trace(s), " << cs.replays << " replays)\n";
+            else
+                std::cout << "steps: eager, because " << cs.eager_reason << "\n";
+        } else {
+            std::cout << "steps: eager\n";
+        }
 #ifdef TAPEGRAD_WITH_MPI
         if (dp) std::cout << "distributed: " << dp->timing() << "\n";
 #endif

@@ -169,11 +169,21 @@ template <class T> void unfold_backward(backward_ctx<T>& c) {
 // `fill` false leaves the matrix for conv_gemm_op to write sample by sample;
 // `keep_on_tape` (conv2d's own matrix, when conv2d is recorded) makes it a tape slot
 // even for a constant input, so conv1's matrix is not a new allocation each step.
+// replay: the matrix again, unless its conv fills it sample by sample (scalar[0] = 1)
+template <class T> void unfold_forward(node<T>& n, node<T>* const* in) {
+    if (n.scalar[0] != T(0)) return;
+    unfold_into(load_geometry(n, in[0]->value.shape()[0]), in[0]->value.data(), n.value.data());
+}
+
 template <class T> tensor<T> unfold_op(const tensor<T>& x, const geometry& g, bool fill, bool keep_on_tape) {
     tensor<T> out = keep_on_tape ? detail::make_tape_result<T>("unfold2d", &unfold_backward<T>, {&x}, geometry_slots)
                                  : make_result<T>("unfold2d", &unfold_backward<T>, {&x}, geometry_slots);
     node<T>* n = out.node_ptr();
-    store_geometry(n, g);
+    if (n->op_data) {
+        store_geometry(n, g);
+        n->scalar[0] = fill ? T(0) : T(1);
+        n->forward = &unfold_forward<T>;
+    }
     n->value.resize({g.n, g.rows(), g.cols()});  // a tape slot keeps its buffer: no allocation in steady state
     if (fill) unfold_into(g, x.value().data(), n->value.data());
     return out;
@@ -317,37 +327,59 @@ template <class T> void conv_gemm_backward(backward_ctx<T>& c) {
 // With `unfold_from`, each sample's columns are unfolded (unfold_geometry) into `cols`,
 // the unfold node made just before (unfold_op with fill false), right before its gemm
 // reads them, while they are still in cache.
-template <class T> tensor<T> conv_gemm_op(const tensor<T>& cols, const tensor<T>& weight, const tensor<T>& bias,
-                                          std::size_t oh, std::size_t ow, const tensor<T>* unfold_from,
-                                          const geometry* unfold_geometry) {
-    tensor<T> out = bias.defined() ? make_result<T>("conv2d", &conv_gemm_backward<T>, {&cols, &weight, &bias})
-                                   : make_result<T>("conv2d", &conv_gemm_backward<T>, {&cols, &weight});
-    const gemm_dims d = conv_dims(cols.value(), weight.value());
+// y_n,g = W_g cols_n,g (+ b), one gemm per sample and group. With `unfold_from`, each
+// sample's columns are first unfolded (unfold_geometry) into `cols`, right before its
+// gemm reads them, while they are still in cache.
+template <class T>
+void conv_gemm_fill(xt::xarray<T>& y, xt::xarray<T>& cols, const xt::xarray<T>& weight, const xt::xarray<T>* bias,
+                    std::size_t oh, std::size_t ow, const xt::xarray<T>* unfold_from, const geometry* unfold_geometry) {
+    const gemm_dims d = conv_dims(cols, weight);
     const std::size_t og = d.out_per_group, o_all = d.groups * og, K = d.k, L = d.l;
-    auto& y = out.node_ptr()->value;
     y.resize({d.n, o_all, oh, ow});
-    const T* cv = cols.value().data();
-    const T* w = weight.value().data();
+    const T* cv = cols.data();
+    const T* w = weight.data();
     T* yv = y.data();
     geometry one_sample = unfold_geometry ? *unfold_geometry : geometry{};
     one_sample.n = 1;
     for (std::size_t n = 0; n < d.n; ++n) {
         if (unfold_from) {
             const std::size_t image = one_sample.c * one_sample.h * one_sample.w, rows = d.groups * K;
-            T* sample_cols = cols.node_ptr()->value.data() + n * rows * L;
-            unfold_into(one_sample, unfold_from->value().data() + n * image, sample_cols);
+            unfold_into(one_sample, unfold_from->data() + n * image, cols.data() + n * rows * L);
         }
         for (std::size_t g = 0; g < d.groups; ++g)
             blas::gemm(false, false, og, L, K, T(1), w + g * og * K, K, cv + (n * d.groups * K + g * K) * L, L, T(0),
                        yv + (n * o_all + g * og) * L, L);
-        if (bias.defined()) {
-            const T* b = bias.value().data();
+        if (bias) {
+            const T* b = bias->data();
             for (std::size_t o = 0; o < o_all; ++o) {
                 T* row = yv + (n * o_all + o) * L;
                 for (std::size_t l = 0; l < L; ++l) row[l] += b[o];
             }
         }
     }
+}
+
+// replay: inputs cols (an unfold node, which this conv fills when its scalar[0] is 1), weight, bias
+template <class T> void conv_gemm_forward(node<T>& n, node<T>* const* in) {
+    node<T>& cols = *in[0];
+    const bool deferred = cols.on_tape && cols.forward == &unfold_forward<T> && cols.scalar[0] != T(0);
+    const geometry g = deferred ? load_geometry(cols, cols.value.shape()[0]) : geometry{};
+    conv_gemm_fill(n.value, cols.value, in[1]->value, n.n_inputs == 3 ? &in[2]->value : nullptr, n.value.shape()[2],
+                   n.value.shape()[3], deferred ? &cols.inputs[0]->value : nullptr, deferred ? &g : nullptr);
+}
+
+template <class T> tensor<T> conv_gemm_op(const tensor<T>& cols, const tensor<T>& weight, const tensor<T>& bias,
+                                          std::size_t oh, std::size_t ow, const tensor<T>* unfold_from,
+                                          const geometry* unfold_geometry) {
+    tensor<T> out = bias.defined() ? make_result<T>("conv2d", &conv_gemm_backward<T>, {&cols, &weight, &bias})
+                                   : make_result<T>("conv2d", &conv_gemm_backward<T>, {&cols, &weight});
+    node<T>* n = out.node_ptr();
+    // replayable when the matrix it fills is a recorded unfold of the same input, or it fills none
+    node<T>* c = cols.node_ptr();
+    if (n->on_tape && (!unfold_from || (c->on_tape && c->op_data && c->inputs[0] == unfold_from->node_ptr())))
+        n->forward = &conv_gemm_forward<T>;
+    conv_gemm_fill(n->value, c->value, weight.value(), bias.defined() ? &bias.value() : nullptr, oh, ow,
+                   unfold_from ? &unfold_from->value() : nullptr, unfold_geometry);
     return out;
 }
 
@@ -520,22 +552,16 @@ template <class T> struct window_max {
 };
 }  // namespace
 
-template <class T>
-tensor<T> max_pool2d(const tensor<T>& x, std::array<std::size_t, 2> kernel, std::array<std::size_t, 2> stride,
-                     std::array<std::size_t, 2> padding) {
-    const geometry g = make_geometry("max_pool2d", x.value().shape(), pool_window("max_pool2d", kernel, stride, padding));
+namespace {
+// y = the maximum of each window, its offset kept in `winners` (PyTorch's rule, window_max)
+template <class T> void max_pool_fill(xt::xarray<T>& value, const xt::xarray<T>& x, const geometry& g, std::size_t* winners) {
     const window2d& w = g.win;
+    const std::array<std::size_t, 2> kernel = w.kernel;
     const std::size_t L = g.cols(), hw = g.h * g.w;
-    tensor<T> out = make_result<T>("max_pool2d", &pick_backward<T>, {&x}, geometry_slots + g.n * g.c * L);
-    node<T>* nd = out.node_ptr();
-    thread_local std::vector<std::size_t> scratch;  // winners when nothing records (no allocation in steady state)
-    std::size_t* winners = nd->op_data ? nd->op_data + geometry_slots : nullptr;
-    if (nd->op_data) store_geometry(nd, g);
-    else scratch.resize(g.n * g.c * L), winners = scratch.data();
-    nd->value.resize({g.n, g.c, g.oh, g.ow});
-    T* y = nd->value.data();
-    const T* xv = x.value().data();
-    const bool inside = padding[0] == 0 && padding[1] == 0;  // every window lies in the image: no bounds tests
+    value.resize({g.n, g.c, g.oh, g.ow});
+    T* y = value.data();
+    const T* xv = x.data();
+    const bool inside = w.pad_before[0] == 0 && w.pad_before[1] == 0;  // every window lies in the image: no bounds tests
     for (std::size_t p = 0; p < g.n * g.c; ++p) {
         const T* image = xv + p * hw;
         std::size_t* at = winners + p * L;
@@ -575,6 +601,30 @@ tensor<T> max_pool2d(const tensor<T>& x, std::array<std::size_t, 2> kernel, std:
                 out_p[oy * g.ow + ox] = image[m.at];
             }
     }
+}
+
+// replay: the geometry and the winners live in op_data
+template <class T> void max_pool_forward(node<T>& n, node<T>* const* in) {
+    max_pool_fill(n.value, in[0]->value, load_geometry(n, in[0]->value.shape()[0]), n.op_data + geometry_slots);
+}
+}  // namespace
+
+template <class T>
+tensor<T> max_pool2d(const tensor<T>& x, std::array<std::size_t, 2> kernel, std::array<std::size_t, 2> stride,
+                     std::array<std::size_t, 2> padding) {
+    const geometry g = make_geometry("max_pool2d", x.value().shape(), pool_window("max_pool2d", kernel, stride, padding));
+    const std::size_t L = g.cols();
+    tensor<T> out = make_result<T>("max_pool2d", &pick_backward<T>, {&x}, geometry_slots + g.n * g.c * L);
+    node<T>* nd = out.node_ptr();
+    thread_local std::vector<std::size_t> scratch;  // winners when nothing records (no allocation in steady state)
+    std::size_t* winners = nd->op_data ? nd->op_data + geometry_slots : nullptr;
+    if (nd->op_data) {
+        store_geometry(nd, g);
+        nd->forward = &max_pool_forward<T>;
+    } else {
+        scratch.resize(g.n * g.c * L), winners = scratch.data();
+    }
+    max_pool_fill(nd->value, x.value(), g, winners);
     return out;
 }
 
@@ -605,8 +655,9 @@ template <class T> tensor<T> flatten(const tensor<T>& x) {
 
 // ---------------------------------------------------------- batch_norm2d
 // Inputs: x [N, C, H, W], then weight and bias [C] when affine, then (eval mode)
-// the running mean and variance [C]. op_data: [affine, training, relu, then the
-// bits of each channel's mean and rstd]; scalar[0] = eps.
+// the running mean and variance [C] (in training too, when given: the forward moves
+// them). op_data: [affine, training, relu, the bits of each channel's mean and rstd,
+// momentum's bits]; scalar[0] = eps.
 // Per channel, over the m = N*H*W values: xhat = (x - mean) / sqrt(var + eps),
 // y = xhat * weight + bias, then y = max(y, 0) with the relu. Training normalises
 // with the batch's mean and biased variance.
@@ -767,6 +818,69 @@ template <class T> void batch_norm_backward(backward_ctx<T>& c) {
     if (db) c.mark(c.input(2));
 }
 
+// y = xhat * weight + bias (then relu) with the batch's or the running statistics;
+// training also moves the running statistics (unbiased variance, as PyTorch).
+// in: x, [weight, bias], [running_mean, running_var]; the statistics go to op_data when recorded.
+template <class T>
+void batch_norm_fill(node<T>& nd, node<T>* const* in, std::size_t n_in, bool affine, bool training, bool relu,
+                     double momentum) {
+    const xt::xarray<T>& xv_ = in[0]->value;
+    const auto& xs = xv_.shape();
+    const std::size_t n = xs[0], ch = xs[1], hw = xs[2] * xs[3], first = affine ? 3 : 1;
+    const T eps = nd.scalar[0];
+    const bool running = n_in > first;
+    channel_stats<T>& s = scratch_stats<T>();
+    if (training) batch_stats(xv_, eps, s);
+    else running_stats(in[first]->value, in[first + 1]->value, eps, s);
+    if (nd.op_data) {
+        static_assert(sizeof(T) <= sizeof(std::size_t), "statistics are kept in op_data slots");
+        nd.op_data[0] = affine;
+        nd.op_data[1] = training;
+        nd.op_data[2] = relu;
+        std::memcpy(nd.op_data + 3 + 2 * ch, &momentum, sizeof(double));
+        for (std::size_t k = 0; k < ch; ++k) {
+            nd.op_data[3 + k] = nd.op_data[3 + ch + k] = 0;
+            std::memcpy(nd.op_data + 3 + k, &s.mean[k], sizeof(T));
+            std::memcpy(nd.op_data + 3 + ch + k, &s.rstd[k], sizeof(T));
+        }
+    }
+    nd.value.resize(xs);
+    const T* xv = xv_.data();
+    T* y = nd.value.data();
+    for (std::size_t k = 0; k < ch; ++k) {
+        const T a = s.rstd[k] * (affine ? in[1]->value.data()[k] : T(1));
+        const T b = (affine ? in[2]->value.data()[k] : T(0)) - s.mean[k] * a;
+        for (std::size_t i = 0; i < n; ++i) {
+            const T* p = xv + (i * ch + k) * hw;
+            T* q = y + (i * ch + k) * hw;
+            if (relu)
+                for (std::size_t j = 0; j < hw; ++j) {
+                    const T v = p[j] * a + b;
+                    q[j] = v > T(0) ? v : T(0);  // as relu: max(v, 0), NaN -> 0 like the SIMD max
+                }
+            else
+                for (std::size_t j = 0; j < hw; ++j) q[j] = p[j] * a + b;
+        }
+    }
+    if (training && running) {
+        const T mo = T(momentum), keep = T(1 - momentum), unbias = T(double(n * hw) / double(n * hw - 1));
+        T* rm = in[first]->value.data();
+        T* rv = in[first + 1]->value.data();
+        for (std::size_t k = 0; k < ch; ++k) {
+            rm[k] = keep * rm[k] + mo * s.mean[k];
+            rv[k] = keep * rv[k] + mo * (s.var[k] * unbias);
+        }
+    }
+}
+
+// replay: affine, training and relu in op_data[0..2], momentum's bits after the statistics, eps in scalar[0]
+template <class T> void batch_norm_forward(node<T>& n, node<T>* const* in) {
+    const std::size_t ch = in[0]->value.shape()[1];
+    double momentum;
+    std::memcpy(&momentum, n.op_data + 3 + 2 * ch, sizeof(double));
+    batch_norm_fill(n, in, n.n_inputs, n.op_data[0] != 0, n.op_data[1] != 0, n.op_data[2] != 0, momentum);
+}
+
 template <class T>
 tensor<T> batch_norm2d_op(const char* op, const tensor<T>& x, const tensor<T>& weight, const tensor<T>& bias,
                           const tensor<T>& running_mean, const tensor<T>& running_var, bool training, double momentum,
@@ -793,53 +907,15 @@ tensor<T> batch_norm2d_op(const char* op, const tensor<T>& x, const tensor<T>& w
     const tensor<T>* in[5] = {&x};
     std::size_t n_in = 1;
     if (affine) in[n_in++] = &weight, in[n_in++] = &bias;
-    if (!training) in[n_in++] = &running_mean, in[n_in++] = &running_var;
-    tensor<T> out = make_result<T>(op, &batch_norm_backward<T>, in, n_in, 3 + 2 * ch);
+    // eval reads the running statistics; training updates them (inputs without a gradient, so a replay does too)
+    if (running_mean.defined() && running_var.defined()) in[n_in++] = &running_mean, in[n_in++] = &running_var;
+    tensor<T> out = make_result<T>(op, &batch_norm_backward<T>, in, n_in, 4 + 2 * ch);
     node<T>* nd = out.node_ptr();
     nd->scalar[0] = T(eps);
-    channel_stats<T>& s = scratch_stats<T>();
-    if (training) batch_stats(x.value(), T(eps), s);
-    else running_stats(running_mean.value(), running_var.value(), T(eps), s);
-    if (nd->op_data) {
-        static_assert(sizeof(T) <= sizeof(std::size_t), "statistics are kept in op_data slots");
-        nd->op_data[0] = affine;
-        nd->op_data[1] = training;
-        nd->op_data[2] = relu;
-        for (std::size_t k = 0; k < ch; ++k) {
-            nd->op_data[3 + k] = nd->op_data[3 + ch + k] = 0;
-            std::memcpy(nd->op_data + 3 + k, &s.mean[k], sizeof(T));
-            std::memcpy(nd->op_data + 3 + ch + k, &s.rstd[k], sizeof(T));
-        }
-    }
-    nd->value.resize(xs);
-    const T* xv = x.value().data();
-    T* y = nd->value.data();
-    for (std::size_t k = 0; k < ch; ++k) {
-        const T a = s.rstd[k] * (affine ? weight.value().data()[k] : T(1));
-        const T b = (affine ? bias.value().data()[k] : T(0)) - s.mean[k] * a;
-        for (std::size_t i = 0; i < n; ++i) {
-            const T* p = xv + (i * ch + k) * hw;
-            T* q = y + (i * ch + k) * hw;
-            if (relu)
-                for (std::size_t j = 0; j < hw; ++j) {
-                    const T v = p[j] * a + b;
-                    q[j] = v > T(0) ? v : T(0);  // as relu: max(v, 0), NaN -> 0 like the SIMD max
-                }
-            else
-                for (std::size_t j = 0; j < hw; ++j) q[j] = p[j] * a + b;
-        }
-    }
-    if (training && running_mean.defined() && running_var.defined()) {
-        // Running statistics track the unbiased variance, as PyTorch.
-        const T mo = T(momentum), keep = T(1 - momentum), unbias = T(double(n * hw) / double(n * hw - 1));
-        tensor<T> mean_handle = running_mean, var_handle = running_var;  // handles: they share the buffers
-        T* rm = mean_handle.mutable_value().data();
-        T* rv = var_handle.mutable_value().data();
-        for (std::size_t k = 0; k < ch; ++k) {
-            rm[k] = keep * rm[k] + mo * s.mean[k];
-            rv[k] = keep * rv[k] + mo * (s.var[k] * unbias);
-        }
-    }
+    if (nd->op_data) nd->forward = &batch_norm_forward<T>;
+    node<T>* nodes[5];
+    for (std::size_t k = 0; k < n_in; ++k) nodes[k] = in[k]->node_ptr();
+    batch_norm_fill(*nd, nodes, n_in, affine, training, relu, momentum);
     return out;
 }
 
