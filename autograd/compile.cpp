@@ -364,6 +364,16 @@ template <class T> void compiled_core<T>::check(program& p, const std::vector<co
                 first_event = e.at;
                 break;
             }
+        // kernels may write leaves they read (batch norm's running statistics): put them back after
+        std::vector<std::pair<node<T>*, xt::xarray<T>>> leaves;
+        for (std::size_t i = 0; i < first_event; ++i)
+            for (std::uint32_t k = 0; k < tp.at(i).n_inputs; ++k) {
+                node<T>* in = tp.at(i).inputs[k];
+                if (in->on_tape) continue;
+                bool seen = false;
+                for (const auto& l : leaves) seen = seen || l.first == in;
+                if (!seen) leaves.emplace_back(in, in->value);
+            }
         for (const auto& o : q.ops) {
             if (o.k == program::kind::kernel && o.n->index < first_event) o.n->forward(*o.n, o.n->inputs);
             else if (o.k == program::kind::loop && o.last <= first_event) {
@@ -379,6 +389,7 @@ template <class T> void compiled_core<T>::check(program& p, const std::vector<co
         }
         for (std::size_t i = 0; i < first_event; ++i) replayed_values.push_back(tp.at(i).value);
         for (std::size_t i = 0; i < tp.size(); ++i) replayed_ops.push_back(tp.at(i).op);
+        for (auto& [leaf, value] : leaves) leaf->value = std::move(value);
     }
     // ...against the function run eagerly (whose effects are the call's).
     --stats_.traces;

@@ -127,3 +127,19 @@ TEST_CASE("compile: eval-mode inference of a CNN compiles under no_grad") {
     }
     CHECK(infer.stats().replays == 2);
 }
+
+TEST_CASE("compile: the check mode passes a CNN step and moves its running statistics once") {
+    cnn_run<double> eager(true, true), comp(true, true);
+    compile_options o;
+    o.check = true;
+    auto step = compile([&](const tensor<double>& x, const std::vector<std::size_t>& y) { return comp.step(x, y); }, o);
+    for (int s = 0; s < 3; ++s) {
+        tensor<double> x(uniform({3, 128}, -2, 2, 70 + s));
+        const std::vector<std::size_t> y = {0, 2, 1};
+        eager.step(x, y);
+        reset_tape<double>();
+        step(x, y);
+    }
+    expect_equal(*comp.net, *eager.net);
+}
+
