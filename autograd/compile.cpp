@@ -10,7 +10,7 @@
 #include <deque>
 #include <stdexcept>
 #include <string>
-#include <unordered_map>
+#include <thread>
 
 #include "autograd/detail/record.hpp"
 #include "autograd/scopes.hpp"
@@ -151,15 +151,14 @@ template <class T> typename compiled_core<T>::program& compiled_core<T>::find(co
 }
 
 template <class T> tensor<T> compiled_core<T>::call(const std::vector<compiled_arg<T>>& args, invoker run) {
-    if (busy_)
+    if (busy_.exchange(true, std::memory_order_acquire))
         throw std::logic_error(
             "compile: a compiled step was called while it was running (from its own function, or from two threads at "
             "once); a step runs on one thread at a time: give each thread its own compile()");
     struct busy_scope {
-        bool& b;
-        explicit busy_scope(bool& f) : b(f) { b = true; }
-        ~busy_scope() { b = false; }
-    } busy(busy_);
+        std::atomic<bool>& b;
+        ~busy_scope() { b.store(false, std::memory_order_release); }
+    } busy{busy_};
     program& p = find(args);
     if (p.tp->owner() != std::this_thread::get_id()) p.tp->lease();  // the step moved to this thread
     if (!p.ready || !p.replayable) return trace(p, args, run);

@@ -19,6 +19,7 @@
 // through mutable_value()) is still correct: it runs eagerly on every call, and
 // stats().eager_reason says why.
 
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -127,7 +128,7 @@ template <class T> class compiled_core {
     program* last_ = nullptr;
     std::vector<std::size_t> key_;  // scratch: the signature of the current call
     compile_stats stats_;
-    bool busy_ = false;
+    std::atomic<bool> busy_{false};  // a second caller (another thread, or fn itself) is refused
 };
 
 template <class A> struct arg_kind;

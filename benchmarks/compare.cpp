@@ -347,12 +347,16 @@ int run_fashion(const options& o) {
     flush_denormals_scope ftz(true);
     std::printf("| engine | %d epochs training time | test accuracy | final batch loss |\n|---|---:|---:|---:|\n",
                 o.epochs);
-    const int engines[] = {2, 0, 3};
-    std::unique_ptr<runner> r[3];
-    double seconds[3] = {0, 0, 0};
-    float loss[3] = {0, 0, 0};
-    for (int k = 0; k < 3; ++k)
-        r[k] = engines[k] == 0 ? make_tapegrad(p) : engines[k] == 2 ? make_handwritten(p) : make_torch(p);
+    constexpr int n = 4;
+    const int engines[n] = {2, 0, 6, 3};
+    std::unique_ptr<runner> r[n];
+    double seconds[n] = {0, 0, 0, 0};
+    float loss[n] = {0, 0, 0, 0};
+    for (int k = 0; k < n; ++k)
+        r[k] = engines[k] == 0   ? make_tapegrad(p)
+               : engines[k] == 2 ? make_handwritten(p)
+               : engines[k] == 6 ? make_tapegrad_compiled(p)
+                                 : make_torch(p);
     std::mt19937_64 rng(5);
     std::vector<std::size_t> order(train.size());
     for (int epoch = 0; epoch < o.epochs; ++epoch) {
@@ -360,8 +364,8 @@ int run_fashion(const options& o) {
         std::shuffle(order.begin(), order.end(), rng);
         // Engines take turns epoch by epoch (rotating who goes first), so load from
         // other processes on the machine falls on all of them alike.
-        for (int j = 0; j < 3; ++j) {
-            const int k = (j + epoch) % 3;
+        for (int j = 0; j < n; ++j) {
+            const int k = (j + epoch) % n;
             if (!r[k]) continue;
             auto t0 = clock_type::now();
             for (std::size_t b = 0; b < batches; ++b) {
@@ -376,7 +380,7 @@ int run_fashion(const options& o) {
             seconds[k] += seconds_since(t0);
         }
     }
-    for (int k = 0; k < 3; ++k) {
+    for (int k = 0; k < n; ++k) {
         if (!r[k]) continue;
         const double acc = static_cast<double>(r[k]->correct(test.x.data(), test.y.data(), test.size())) / test.size();
         std::printf("| %s | %.2f s | %.4f | %.4f |\n", engine_names[engines[k]], seconds[k], acc, loss[k]);

@@ -377,3 +377,18 @@ TEST_CASE("compile: fused SGD leaves a hooked weight, and one with a gradient, t
     CHECK(opt.steps(0) == 2);
     CHECK(opt.steps(1) == 2);
 }
+
+TEST_CASE("compile: a step called from its own function is refused, and works on after") {
+    tensor<double> w(random<double>({3}, 1), true);
+    std::function<tensor<double>(const tensor<double>&)> inner;
+    auto f = compile([&](const tensor<double>& x) {
+        if (inner) inner(x);
+        return sum(w * x);
+    });
+    inner = [&](const tensor<double>& x) { return f(x); };
+    tensor<double> x(random<double>({3}, 2));
+    CHECK_THROWS_WITH_AS(f(x), doctest::Contains("one thread at a time"), std::logic_error);
+    inner = nullptr;
+    CHECK(f(x).item() == doctest::Approx(xt::sum(w.value() * x.value())()));
+}
+
