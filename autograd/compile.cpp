@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "autograd/detail/record.hpp"
+#include "autograd/hooks.hpp"
+#include "autograd/kernels/parallel.hpp"
 #include "autograd/scopes.hpp"
 
 namespace tapegrad {
@@ -53,6 +55,7 @@ template <class T> struct compiled_core<T>::program {
     std::vector<node<T>*> arg_nodes;                      // the trace's tensor arguments
     std::vector<std::shared_ptr<node<T>>> bound;          // this call's tensor arguments, held while in use
     std::vector<std::pair<node<T>**, std::size_t>> patches;  // input slots that read argument i
+    std::vector<node<T>*> retaining;                      // nodes with retain_grad(): forget it each call
     std::vector<event> events;
     std::vector<op> ops;
     std::deque<fused_sgd_step<T>> fused;                  // stable addresses: matmul nodes point here
@@ -134,6 +137,22 @@ template <class T> std::size_t readers_of(const tape<T>& tp_const, const node<T>
     return count;
 }
 
+// A fused loop: nodes [first, last) block by block, each block through all of them while
+// it is in cache; blocks split across the engine threads as an eager elementwise op's
+// elements are (each element is computed alike either way: bit-identical).
+template <class T> void run_loop(tape<T>& tp, std::size_t first, std::size_t last) {
+    const std::size_t size = tp.at(first).value.size();
+    parallel_for(size, fused_block, [&](std::size_t begin, std::size_t end) {
+        for (std::size_t b = begin; b < end; b += fused_block) {
+            const std::size_t e = std::min(end, b + fused_block);
+            for (std::size_t i = first; i < last; ++i) {
+                node<T>& n = tp.at(i);
+                n.forward_range(n, b, e);
+            }
+        }
+    });
+}
+
 }  // namespace
 
 template <class T> compiled_core<T>::compiled_core(compile_options o) : o_(o) {}
@@ -162,10 +181,7 @@ template <class T> tensor<T> compiled_core<T>::call(const std::vector<compiled_a
     program& p = find(args);
     if (p.tp->owner() != std::this_thread::get_id()) p.tp->lease();  // the step moved to this thread
     if (!p.ready || !p.replayable) return trace(p, args, run);
-    if (o_.check) {
-        check(p, args, run);
-        return tensor<T>::from_tape(p.out);
-    }
+    if (o_.check) return check(p, args, run);
     return replay(p, args);
 }
 
@@ -221,8 +237,10 @@ tensor<T> compiled_core<T>::trace(program& p, const std::vector<compiled_arg<T>>
     if (!p.replayable) return out;
 
     // Which input slots read the arguments: the replay points them at each call's tensors.
+    p.retaining.clear();
     for (std::size_t i = 0; i < tp.size(); ++i) {
         node<T>& n = tp.at(i);
+        if (n.hooks && n.hooks->retain) p.retaining.push_back(&n);
         for (std::uint32_t k = 0; k < n.n_inputs; ++k)
             for (std::size_t a = 0; a < p.arg_nodes.size(); ++a)
                 if (n.inputs[k] == p.arg_nodes[a]) p.patches.push_back({&n.inputs[k], a});
@@ -310,20 +328,11 @@ template <class T> tensor<T> compiled_core<T>::replay(program& p, const std::vec
     for (auto& [slot, a] : p.patches) *slot = p.arg_nodes[a];
     tape<T>& tp = *p.tp;
     tp.restamp();  // results of the previous call go stale: their buffers are rewritten now
+    for (node<T>* n : p.retaining) n->hooks->retained_defined = false;  // as a new eager step's nodes
     for (const auto& o : p.ops) {
         switch (o.k) {
         case program::kind::kernel: o.n->forward(*o.n, o.n->inputs); break;
-        case program::kind::loop: {
-            const std::size_t size = tp.at(o.first).value.size();
-            for (std::size_t b = 0; b < size; b += fused_block) {
-                const std::size_t e = std::min(size, b + fused_block);
-                for (std::size_t i = o.first; i < o.last; ++i) {
-                    node<T>& n = tp.at(i);
-                    n.forward_range(n, b, e);
-                }
-            }
-            break;
-        }
+        case program::kind::loop: run_loop(tp, o.first, o.last); break;
         case program::kind::backward: {
             for (std::size_t f = 0; f < p.fused.size(); ++f) {  // the optimizer's current lr
                 const sgd_fusion<T>& req = *p.fused_from[f];
@@ -340,7 +349,7 @@ template <class T> tensor<T> compiled_core<T>::replay(program& p, const std::vec
     return tensor<T>::from_tape(p.out);
 }
 
-template <class T> void compiled_core<T>::check(program& p, const std::vector<compiled_arg<T>>& args, invoker run) {
+template <class T> tensor<T> compiled_core<T>::check(program& p, const std::vector<compiled_arg<T>>& args, invoker run) {
     // The replayed forward up to the first event, from this call's arguments...
     std::vector<xt::xarray<T>> replayed_values;
     std::vector<std::string> replayed_ops;
@@ -376,10 +385,7 @@ template <class T> void compiled_core<T>::check(program& p, const std::vector<co
         for (const auto& o : q.ops) {
             if (o.k == program::kind::kernel && o.n->index < first_event) o.n->forward(*o.n, o.n->inputs);
             else if (o.k == program::kind::loop && o.last <= first_event) {
-                const std::size_t size = tp.at(o.first).value.size();
-                for (std::size_t b = 0; b < size; b += fused_block)
-                    for (std::size_t i = o.first; i < o.last; ++i)
-                        tp.at(i).forward_range(tp.at(i), b, std::min(size, b + fused_block));
+                run_loop(tp, o.first, o.last);
             } else if (o.k == program::kind::host && q.events[o.event].grads_only) {
                 continue;
             } else if (o.k != program::kind::kernel && o.k != program::kind::loop) {
@@ -392,7 +398,7 @@ template <class T> void compiled_core<T>::check(program& p, const std::vector<co
     }
     // ...against the function run eagerly (whose effects are the call's).
     --stats_.traces;
-    trace(p, args, run);
+    tensor<T> out = trace(p, args, run);
     ++stats_.replays;
     tape<T>& tp = *p.tp;
     auto fail = [&](std::size_t i, const std::string& what) {
@@ -416,6 +422,7 @@ template <class T> void compiled_core<T>::check(program& p, const std::vector<co
                             ", eager " + std::to_string(b.data()[k]) +
                             " (a value computed outside tapegrad ops, frozen at the trace?)");
     }
+    return out;
 }
 
 template <class T> compile_stats compiled_core<T>::stats() const {

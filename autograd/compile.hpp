@@ -121,7 +121,7 @@ template <class T> class compiled_core {
     program& find(const std::vector<compiled_arg<T>>& args);
     tensor<T> trace(program& p, const std::vector<compiled_arg<T>>& args, invoker run);
     tensor<T> replay(program& p, const std::vector<compiled_arg<T>>& args);
-    void check(program& p, const std::vector<compiled_arg<T>>& args, invoker run);
+    tensor<T> check(program& p, const std::vector<compiled_arg<T>>& args, invoker run);
 
     compile_options o_;
     std::vector<std::unique_ptr<program>> programs_;

@@ -392,3 +392,27 @@ TEST_CASE("compile: a step called from its own function is refused, and works on
     CHECK(f(x).item() == doctest::Approx(xt::sum(w.value() * x.value())()));
 }
 
+
+TEST_CASE("compile: hooks and retain_grad on a step's results act on every replay as on every eager step") {
+    tensor<double> w(random<double>({3}, 1), true);
+    int hook_calls = 0;
+    auto f = compile([&](const tensor<double>& x) {
+        w.zero_grad();
+        tensor<double> h = tanh(w * x);
+        h.retain_grad();
+        h.register_hook([&](const tensor<double>& g) {
+            ++hook_calls;
+            return mul_scalar(g, 2.0);
+        });
+        sum(h).backward();
+        return h;
+    });
+    tensor<double> x(random<double>({3}, 2));
+    for (int i = 0; i < 3; ++i) {
+        tensor<double> h = f(x);
+        CHECK(hook_calls == i + 1);
+        CHECK(h.grad() == 2.0 * xt::ones<double>({3}));  // the hooked gradient, once per call, not summed over calls
+        CHECK(xt::allclose(w.grad(), 2.0 * x.value() * (1.0 - xt::square(xt::tanh(w.value() * x.value())))));
+    }
+    CHECK(f.stats().replays == 2);
+}
