@@ -123,6 +123,25 @@ template <class T> void make_key(const std::vector<compiled_arg<T>>& args, std::
     }
 }
 
+// Whether the call's signature is `key` (make_key's layout), without building it.
+template <class T> bool same_key(const std::vector<compiled_arg<T>>& args, const std::vector<std::size_t>& key) {
+    std::size_t at = 0;
+    const std::size_t n = key.size();
+    for (const auto& a : args) {
+        if (a.labels) {
+            if (at + 2 > n || key[at] != 2 || key[at + 1] != a.labels->size()) return false;
+            at += 2;
+            continue;
+        }
+        const auto& s = a.tensor_node->value.shape();
+        if (at + 2 + s.size() > n || key[at] != (a.requires_grad ? 1u : 0u) || key[at + 1] != s.size()) return false;
+        for (std::size_t d = 0; d < s.size(); ++d)
+            if (key[at + 2 + d] != s[d]) return false;
+        at += 2 + s.size();
+    }
+    return at == n;
+}
+
 template <class T> std::size_t readers_of(const tape<T>& tp_const, const node<T>* leaf, node<T>** reader) {
     auto& tp = const_cast<tape<T>&>(tp_const);
     std::size_t count = 0;
@@ -159,8 +178,8 @@ template <class T> compiled_core<T>::compiled_core(compile_options o) : o_(o) {}
 template <class T> compiled_core<T>::~compiled_core() = default;
 
 template <class T> typename compiled_core<T>::program& compiled_core<T>::find(const std::vector<compiled_arg<T>>& args) {
+    if (last_ && same_key(args, last_->key)) return *last_;  // the usual call: no key built
     make_key(args, key_);
-    if (last_ && last_->key == key_) return *last_;
     for (auto& p : programs_)
         if (p->key == key_) return *(last_ = p.get());
     programs_.push_back(std::make_unique<program>());
@@ -340,7 +359,7 @@ template <class T> tensor<T> compiled_core<T>::replay(program& p, const std::vec
                 p.fused[f].decay = T(1 - req.lr * req.weight_decay);
             }
             const auto& e = p.events[o.event];
-            tp.backward(tensor<T>::from_tape(o.n), e.seeded ? &e.seed : nullptr);
+            tp.replay_backward(o.n, e.seeded ? &e.seed : nullptr);  // the trace's backward() checked root and seed
             break;
         }
         case program::kind::host: p.events[o.event].host(); break;

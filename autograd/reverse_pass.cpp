@@ -145,6 +145,11 @@ template <class T> void tape<T>::backward(const tensor<T>& output, const array_t
     run(output.node_ptr(), nullptr, seed, true, false);
 }
 
+template <class T> void tape<T>::replay_backward(node<T>* root, const array_type* seed) {
+    pass_scope scope(*this);
+    run(root, nullptr, seed, true, false);
+}
+
 template <class T>
 std::vector<tensor<T>> tape<T>::gradient(const tensor<T>& loss, const std::vector<tensor<T>>& wrt,
                                          gradient_options opts) {
@@ -207,6 +212,7 @@ template <class T> void backward_ctx<T>::add_graph_to(node<T>* n, tensor<T> g) {
     template void detail::run_hooks<T>(node<T>&, xt::xarray<T>&, bool); \
     template void tape<T>::run(node<T>*, const tensor<T>*, const xt::xarray<T>*, bool, bool); \
     template void tape<T>::backward(const tensor<T>&, const xt::xarray<T>*); \
+    template void tape<T>::replay_backward(node<T>*, const xt::xarray<T>*); \
     template std::vector<tensor<T>> tape<T>::gradient(const tensor<T>&, const std::vector<tensor<T>>&, gradient_options); \
     template std::vector<tensor<T>> tape<T>::gradient(const tensor<T>&, const std::vector<tensor<T>>&, const tensor<T>&, gradient_options);
 TAPEGRAD_INSTANTIATE(float)

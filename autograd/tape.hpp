@@ -61,6 +61,9 @@ template <class T> class tape {
 
     /// Reverse pass that accumulates into leaves' `.grad()` (tensor::backward).
     void backward(const tensor<T>& output, const array_type* seed);
+    /// Internal: backward() from a node of this tape whose checks a compiled step's
+    /// trace already made (the replay of a recorded backward()).
+    void replay_backward(node<T>* root, const array_type* seed);
 
     /// Forget all recorded nodes, keeping their memory for the next step.
     /// Every tensor produced by a recorded op becomes invalid.
