@@ -95,13 +95,42 @@ template <class T> T run_sum(const T* p, std::size_t n) {
     return t;
 }
 
+/// Elements of `small` when, without its leading 1s, it is the trailing axes of `big`
+/// (a bias row repeated over big's rows); else 0.
+template <class S> std::size_t trailing_row(const S& big, const xshape& small) {
+    if (small.size() > big.size()) return 0;  // not a broadcast of big: the general path throws
+    std::size_t lead = 0;
+    while (lead < small.size() && small[lead] == 1) ++lead;
+    const std::size_t r = small.size() - lead;
+    if (r == 0) return 0;
+    std::size_t extent = 1;
+    for (std::size_t i = 0; i < r; ++i) {
+        if (small[lead + i] != big[big.size() - r + i]) return 0;
+        extent *= small[lead + i];
+    }
+    return extent;
+}
+
 }  // namespace
 
 template <class T> void sum_to(const xt::xarray<T>& src, xt::xarray<T>& dst, const xshape& dst_shape, bool accumulate) {
     const auto& ss = src.shape();
+    if (const std::size_t inner = trailing_row(ss, dst_shape)) {
+        // A bias's gradient: rows added in order, as the general path below adds them
+        // (bit-identical), without building its blocks; it costs more than the sums on small rows.
+        if (!accumulate) {
+            fit(dst, dst_shape);
+            std::fill(dst.begin(), dst.end(), T(0));
+        }
+        T* out = dst.data();
+        const T* in = src.data();
+        for (std::size_t r = 0, rows = src.size() / inner; r < rows; ++r)
+            for (std::size_t j = 0; j < inner; ++j) out[j] += in[r * inner + j];
+        return;
+    }
     check_broadcastable("sum_to", ss, dst_shape);
     if (!accumulate) {
-        dst.resize(dst_shape);
+        fit(dst, dst_shape);
         std::fill(dst.begin(), dst.end(), T(0));
     }
     const blocks bl(ss, dst_shape);
@@ -128,7 +157,7 @@ template <class T>
 void broadcast_back(const T* g, const xshape& g_shape, xt::xarray<T>& dst, const xshape& dst_shape, bool accumulate,
                     T scale) {
     check_broadcastable("broadcast_back", dst_shape, g_shape);
-    if (!accumulate) dst.resize(dst_shape);
+    if (!accumulate) fit(dst, dst_shape);
     const blocks bl(dst_shape, g_shape);
     if (bl.total == 0) return;
     T* out = dst.data();

@@ -186,12 +186,12 @@ template <class T, class S> xt::xarray<T>& value_backward_args<T, S>::grad(std::
     handed |= std::uint64_t(1) << i;
     node<T>* in = c.input(i);
     if (!c.wants(i) || c.defined(in)) {  // not wanted, or holds a gradient already: add to it afterwards
-        spares[i].resize(in->value.shape());  // writable through data() as well as assignable
+        detail::fit(spares[i], in->value.shape());  // writable through data() as well as assignable
         return spares[i];
     }
     direct |= std::uint64_t(1) << i;
     xt::xarray<T>& g = c.target(in);
-    g.resize(in->value.shape());
+    detail::fit(g, in->value.shape());
     return g;
 }
 

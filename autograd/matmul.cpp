@@ -154,8 +154,8 @@ template <class T> void matmul_forward(node<T>& n, node<T>* const* in) {
     const auto& av = in[0]->value;
     const auto& bv = in[1]->value;
     const mm_dims d = mm_check(av, bv, ta, tb);
-    if (av.dimension() == 3) n.value.resize({d.batch, d.m, d.n});
-    else n.value.resize({d.m, d.n});
+    if (av.dimension() == 3) detail::fit(n.value, detail::xshape{d.batch, d.m, d.n});
+    else detail::fit(n.value, detail::xshape{d.m, d.n});
     for (std::size_t p = 0; p < d.batch; ++p)
         blas::gemm(ta, tb, d.m, d.n, d.k, T(1), av.data() + p * d.ar * d.ac, d.ac,
                    bv.data() + (d.batched_b ? p * d.br * d.bc : 0), d.bc, T(0), n.value.data() + p * d.m * d.n, d.n);

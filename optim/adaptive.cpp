@@ -50,17 +50,22 @@ template <class T> void adam<T>::update() {
     const T b1 = T(o_.beta1), b2 = T(o_.beta2), c1 = T(1 - o_.beta1), c2 = T(1 - o_.beta2), eps = T(o_.eps);
     const bool l2 = !decoupled_ && o_.weight_decay != 0, decay = decoupled_ && o_.weight_decay != 0;
     const T wd = T(o_.weight_decay), keep = T(1 - lr * o_.weight_decay);
+    double t_last = -1;  // the bias corrections of the previous parameter's step count (usually all alike)
+    T step_size = 0, inv_bc2_sqrt = 0;
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
-        auto& p = this->params_[i];
-        if (!p.has_grad()) continue;
-        T* w = p.mutable_value().data();
-        const T* g = p.grad().data();
+        node<T>& p = *this->params_[i].node_ptr();  // a leaf: no handle checks needed
+        if (!p.grad_defined) continue;
+        T* w = p.value.data();
+        const T* g = p.grad.data();
         T* m = m_[i].data();
         T* v = v_[i].data();
         T* vmax = o_.amsgrad ? vmax_[i].data() : nullptr;
         const double t = double(++this->steps_[i]);
-        const T step_size = T(lr / (1 - std::pow(o_.beta1, t)));
-        const T inv_bc2_sqrt = T(1 / std::sqrt(1 - std::pow(o_.beta2, t)));  // a multiply: one divide per element, not two
+        if (t != t_last) {
+            step_size = T(lr / (1 - std::pow(o_.beta1, t)));
+            inv_bc2_sqrt = T(1 / std::sqrt(1 - std::pow(o_.beta2, t)));  // a multiply: one divide per element, not two
+            t_last = t;
+        }
         simd::parallel_for_each<T>(m_[i].size(), [=](std::size_t k, auto tag) {  // by value: stores through T* cannot alias the constants
             using V = xsimd::batch<T>;
             V wk = simd::load(w + k, tag), d = simd::load(g + k, tag);

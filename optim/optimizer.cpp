@@ -42,7 +42,7 @@ template <class T> void optimizer<T>::fail(const std::string& what, double v, co
 
 template <class T> void optimizer<T>::zero_grad() {
     detail::replayed_zero_grad<T>([this] {
-        for (auto& p : params_) p.zero_grad();
+        for (auto& p : params_) p.node_ptr()->grad_defined = false;  // leaves (checked at construction): what tensor::zero_grad does
     });
 }
 
@@ -166,18 +166,18 @@ template <class T> void sgd<T>::update() {
     const T lr = T(this->lr_), wd = T(o_.weight_decay), mom = T(o_.momentum), damp1 = T(1 - o_.dampening);
     const bool l2 = o_.weight_decay != 0, nesterov = o_.nesterov;
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
-        auto& p = this->params_[i];
+        node<T>& p = *this->params_[i].node_ptr();  // a leaf: no handle checks needed
         if (fusion_.taken[i]) {  // a compiled step took it inside the weight-gradient gemm
             fusion_.taken[i] = 0;
             ++this->steps_[i];
             continue;
         }
-        if (!p.has_grad()) continue;
-        T* w = p.mutable_value().data();
-        const T* g = p.grad().data();
+        if (!p.grad_defined) continue;
+        T* w = p.value.data();
+        const T* g = p.grad.data();
         T* buf = o_.momentum != 0 ? buf_[i].data() : nullptr;
         const bool first = this->steps_[i] == 0;
-        simd::parallel_for_each<T>(p.value().size(), [=](std::size_t k, auto tag) {  // by value: stores through T* cannot alias the constants
+        simd::parallel_for_each<T>(p.value.size(), [=](std::size_t k, auto tag) {  // by value: stores through T* cannot alias the constants
             using V = xsimd::batch<T>;
             const V wk = simd::load(w + k, tag);
             V d = simd::load(g + k, tag);

@@ -103,7 +103,7 @@ template <class Rule, class T> void unary_forward_range(node<T>& n, std::size_t 
 // y = f(x), also the replay kernel
 template <class Rule, class T> void unary_forward(node<T>& n, node<T>* const* in) {
     const auto& xv = in[0]->value;
-    n.value.resize(xv.shape());
+    fit(n.value, xv.shape());
     const T* s = n.scalar;
     if constexpr (simd_rule<Rule>::value) {
         const T* xd = xv.data();
@@ -176,23 +176,25 @@ template <class S> std::size_t row_extent(const S& big, const S& small) {
 }
 
 /// y = f(a, b) where one operand is a row repeated over the other's rows; false if
-/// the shapes are not of that form (or the row is shorter than a batch).
+/// the shapes are not of that form.
 template <class Rule, class T>
 bool row_broadcast_forward(const xt::xarray<T>& av, const xt::xarray<T>& bv, xt::xarray<T>& v) {
     const bool a_big = av.dimension() >= bv.dimension() && av.size() >= bv.size();
     const auto& big = a_big ? av : bv;
     const std::size_t inner = row_extent(big.shape(), (a_big ? bv : av).shape());
-    if (inner < xsimd::batch<T>::size || big.dimension() < (a_big ? bv : av).dimension()) return false;
-    v.resize(big.shape());
+    if (inner == 0 || big.dimension() < (a_big ? bv : av).dimension()) return false;
+    fit(v, big.shape());
     const T *a = av.data(), *b = bv.data();
     for (std::size_t r = 0; r < big.size() / inner; ++r) {
         const std::size_t o = r * inner;
         T* out = v.data() + o;
         const T* ar = a_big ? a + o : a;
         const T* br = a_big ? b : b + o;
-        batch_write(out, inner, false, [&](std::size_t k, auto tag) {
-            return Rule::forward(simd::load(ar + k, tag), simd::load(br + k, tag));
-        });
+        auto f = [&](std::size_t k, auto tag) { return Rule::forward(simd::load(ar + k, tag), simd::load(br + k, tag)); };
+        if (inner < xsimd::batch<T>::size)  // a row shorter than a batch (few classes): one partial batch, on this thread
+            simd::store(out, xsimd::batch<T>(f(0, simd::partial{inner})), simd::partial{inner});
+        else
+            batch_write(out, inner, false, f);
     }
     return true;
 }
@@ -205,7 +207,7 @@ template <class Rule, class T> void binary_forward(node<T>& n, node<T>* const* i
     const bool same = shapes_equal(av.shape(), bv.shape());
     if constexpr (simd_rule<Rule>::value) {
         if (same) {
-            v.resize(av.shape());
+            fit(v, av.shape());
             const T *ad = av.data(), *bd = bv.data();
             batch_write(v.data(), av.size(), false, [&](std::size_t k, auto tag) {
                 return Rule::forward(simd::load(ad + k, tag), simd::load(bd + k, tag));

@@ -40,7 +40,16 @@ xshape broadcast_shape(const char* op, const SA& a, const SB& b) {
 }
 
 template <class SA, class SB> bool shapes_equal(const SA& a, const SB& b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+    // a plain loop: std::equal becomes a memcmp call, which costs more than the few dimensions
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (a[i] != b[i]) return false;
+    return true;
+}
+
+/// Resize `a` to `shape` unless it already has it (xtensor's resize compares through memcmp).
+template <class T, class S> void fit(xt::xarray<T>& a, const S& shape) {
+    if (!shapes_equal(a.shape(), shape)) a.resize(shape);
 }
 
 /// dst (+)= src summed down to dst's shape; src's shape must broadcast from dst's.
@@ -163,7 +172,7 @@ template <class T> struct backward_ctx {
     T* grad_data(node<T>* n, bool& had) const {
         auto& g = target(n);
         had = defined(n);
-        if (!had) g.resize(n->value.shape());
+        if (!had) detail::fit(g, n->value.shape());
         else check_held(n, g);
         return g.data();
     }
@@ -189,13 +198,13 @@ template <class T> struct backward_ctx {
                     const T* s = g.data();
                     for (std::size_t k = 0, n = g.size(); k < n; ++k) d[k] += s[k];
                 } else {
-                    dst.resize(want);
+                    detail::fit(dst, want);
                     std::copy(g.data(), g.data() + g.size(), dst.data());
                 }
             } else if (had) {
                 xt::noalias(dst) += g;
             } else {
-                dst.resize(want);
+                detail::fit(dst, want);
                 xt::noalias(dst) = g;
             }
         } else if constexpr (std::is_same<std::decay_t<E>, xt::xarray<T>>::value) {
