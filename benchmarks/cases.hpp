@@ -180,13 +180,19 @@ class runner {
 /// The engines. make_torch_* return nullptr when built without LibTorch.
 std::unique_ptr<runner> make_tapegrad(const mlp_problem& p);
 std::unique_ptr<runner> make_tapegrad_nn(const mlp_problem& p);  ///< nn::mlp + optim::sgd/adam
-std::unique_ptr<runner> make_tapegrad_compiled(const mlp_problem& p);  ///< the same as a compiled step (compile())
+/// The compiled step's passes (tapegrad::compile_options, named here so this header needs no xtensor).
+struct compiled_passes {
+    bool elementwise = true, bias_activation = true, sgd = true;
+};
+/// The same as a compiled step (compile()), with the given passes.
+std::unique_ptr<runner> make_tapegrad_compiled(const mlp_problem& p, compiled_passes passes = {});
 std::unique_ptr<runner> make_handwritten(const mlp_problem& p);
 /// Hand-written with SGD not fused into the gemm (dW materialised), to separate the
 /// engine's overhead from the fusion only hand-written code gets.
 std::unique_ptr<runner> make_handwritten_unfused(const mlp_problem& p);
 std::unique_ptr<runner> make_torch(const mlp_problem& p);
-std::unique_ptr<runner> make_tapegrad_opchain(const opchain_problem& p, bool compiled = false);
+std::unique_ptr<runner> make_tapegrad_opchain(const opchain_problem& p, bool compiled = false,
+                                              compiled_passes passes = {});
 std::unique_ptr<runner> make_handwritten_opchain(const opchain_problem& p);
 std::unique_ptr<runner> make_torch_opchain(const opchain_problem& p);
 

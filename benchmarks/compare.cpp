@@ -10,6 +10,7 @@
 //   tapegrad_compare --profile CASE --engine ENGINE --seconds S   (for perf)
 //   tapegrad_compare --fashion [--epochs N]   (Fashion-MNIST end to end)
 //   tapegrad_compare --breakdown cnn/adam [--rounds N]   (the tapegrad CNN step, stage by stage)
+//   tapegrad_compare --passes [--case SUBSTR] [--rounds N] [--block-ms M]   (what each compiled-step pass gains)
 
 
 #include <unistd.h>
@@ -63,6 +64,7 @@ struct options {
     bool fashion = false;
     int epochs = 10;
     std::string breakdown_case;
+    bool passes = false;
 };
 
 const char* engine_names[] = {"tapegrad", "tapegrad-nn", "handwritten", "libtorch", "handwritten-unfused",
@@ -244,6 +246,83 @@ int run_profile(const options& o) {
     return 1;
 }
 
+/// What each pass of a compiled step gains: the compiled step with every pass, with
+/// each pass off in turn and with none, next to the hand-written step; interleaved
+/// rounds as in the main table, medians of the per-step times.
+int run_passes(const options& o) {
+    struct variant {
+        const char* name;
+        compiled_passes passes;
+    };
+    const variant variants[] = {{"all passes", {true, true, true}},
+                                {"no fuse_elementwise", {false, true, true}},
+                                {"no fuse_bias_activation", {true, false, true}},
+                                {"no fuse_sgd", {true, true, false}},
+                                {"no passes", {false, false, false}}};
+    constexpr int n_variants = 5, hand = n_variants;
+    std::printf("Compiled step with its passes switched off one at a time (opchain: per op), medians of %d rounds of "
+                "~%.0f ms blocks; 'gain' is the step's time with that pass off over its time with all passes\n",
+                o.rounds, o.block_ms);
+    std::printf("| case | all passes | no fuse_elementwise | no fuse_bias_activation | no fuse_sgd | no passes | "
+                "hand-written | all/hand | gain: elementwise | gain: bias+activation | gain: sgd | gain: all |\n"
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    struct one_case {
+        std::string name;
+        int threads;
+        bool ftz;
+        double per_op;
+        std::function<std::unique_ptr<runner>(int)> make;
+    };
+    std::vector<one_case> cases;
+    for (const auto& c : opchain_cases()) {
+        if (!c.backward) continue;
+        auto p = std::make_shared<opchain_problem>(make_opchain(c));
+        cases.push_back({c.name, 1, true, double(c.ops), [p, &variants](int v) {
+                             return v == hand ? make_handwritten_opchain(*p)
+                                              : make_tapegrad_opchain(*p, true, variants[v].passes);
+                         }});
+    }
+    for (const auto& c : mlp_cases()) {
+        auto p = std::make_shared<mlp_problem>(make_problem(c));
+        cases.push_back({c.name, c.threads, c.ftz, 0, [p, &variants](int v) {
+                             return v == hand ? make_handwritten(*p) : make_tapegrad_compiled(*p, variants[v].passes);
+                         }});
+    }
+    for (const auto& c : cases) {
+        if (!o.only.empty() && c.name.find(o.only) == std::string::npos) continue;
+        set_threads(c.threads);
+        flush_denormals_scope ftz(c.ftz);
+        std::unique_ptr<runner> eng[n_variants + 1];
+        std::size_t block[n_variants + 1];
+        for (int v = 0; v <= n_variants; ++v) {
+            eng[v] = c.make(v);
+            auto t0 = clock_type::now();
+            std::size_t n = 0;
+            while (n < 20 || seconds_since(t0) < 0.1) {
+                eng[v]->step();
+                ++n;
+            }
+            block[v] = std::max<std::size_t>(1, static_cast<std::size_t>(o.block_ms * 1e-3 * n / seconds_since(t0)));
+        }
+        std::vector<double> times[n_variants + 1];
+        for (int round = 0; round < o.rounds; ++round)
+            for (int k = 0; k <= n_variants; ++k) {
+                const int v = (k + round) % (n_variants + 1);
+                auto t0 = clock_type::now();
+                for (std::size_t i = 0; i < block[v]; ++i) eng[v]->step();
+                times[v].push_back(seconds_since(t0) / block[v] / (c.per_op > 0 ? c.per_op : 1));
+            }
+        double t[n_variants + 1];
+        for (int v = 0; v <= n_variants; ++v) t[v] = median(times[v]);
+        std::printf("| %s |", c.name.c_str());
+        for (int v = 0; v <= n_variants; ++v) std::printf(" %s |", fmt_time(t[v]).c_str());
+        std::printf(" %s | %s | %s | %s | %s |\n", fmt_ratio(t[0], t[hand]).c_str(), fmt_ratio(t[1], t[0]).c_str(),
+                    fmt_ratio(t[2], t[0]).c_str(), fmt_ratio(t[3], t[0]).c_str(), fmt_ratio(t[4], t[0]).c_str());
+        std::fflush(stdout);
+    }
+    return 0;
+}
+
 /// Where the tapegrad CNN step's time goes, stage by stage (forward and backward),
 /// next to the plain step's median time (the hooks that mark the backward stages
 /// copy each stage's output gradient once, which the plain step does not).
@@ -406,6 +485,7 @@ int main(int argc, char** argv) {
         else if (a == "--case") o.only = next();
         else if (a == "--no-rss") o.rss = false;
         else if (a == "--fashion") o.fashion = true;
+        else if (a == "--passes") o.passes = true;
         else if (a == "--epochs") o.epochs = std::stoi(next());
         else if (a == "--profile") o.profile_case = next();
         else if (a == "--breakdown") o.breakdown_case = next();
@@ -420,14 +500,16 @@ int main(int argc, char** argv) {
                          "usage: %s [--rounds N] [--block-ms M] [--case SUBSTR] [--no-rss]\n"
                          "       %s --fashion [--epochs N]\n"
                          "       %s --breakdown cnn/adam|cnn/sgd [--rounds N]\n"
+                         "       %s --passes [--case SUBSTR] [--rounds N] [--block-ms M]\n"
                          "       %s --profile CASE --engine tapegrad|tapegrad-nn|handwritten|libtorch|handwritten-unfused "
                          "[--seconds S]\n",
-                         argv[0], argv[0], argv[0], argv[0]);
+                         argv[0], argv[0], argv[0], argv[0], argv[0]);
             return 2;
         }
     }
     if (!o.profile_case.empty()) return run_profile(o);
     if (o.fashion) return run_fashion(o);
+    if (o.passes) return run_passes(o);
     if (!o.breakdown_case.empty()) return run_breakdown(o);
 
     // ------------------------------------------------------------- header

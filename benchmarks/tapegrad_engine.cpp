@@ -31,6 +31,14 @@ namespace {
 
 using tf = tensor<float>;
 
+compile_options options_of(compiled_passes p) {
+    compile_options o;
+    o.fuse_elementwise = p.elementwise;
+    o.fuse_bias_activation = p.bias_activation;
+    o.fuse_sgd = p.sgd;
+    return o;
+}
+
 xt::xarray<float> to_array(const std::vector<float>& v, const shape_t& shape) {
     xt::xarray<float> a = xt::xarray<float>::from_shape(shape);
     std::copy(v.begin(), v.end(), a.begin());
@@ -171,7 +179,14 @@ class tapegrad_mlp : public tapegrad_mlp_base {
 /// Same step through the nn/optim layers (what a user of the library writes).
 class tapegrad_nn_mlp : public tapegrad_mlp_base {
   public:
-    tapegrad_nn_mlp(const mlp_problem& p, bool compiled) : tapegrad_mlp_base(p), compiled_(compiled) {
+    tapegrad_nn_mlp(const mlp_problem& p, bool compiled, compiled_passes passes = {})
+        : tapegrad_mlp_base(p),
+          compiled_(compiled),
+          step_(compile(
+              [this](const tf& x, const tf& onehot, const std::vector<std::size_t>& labels) {
+                  return eager_step(x, onehot, labels);
+              },
+              options_of(passes))) {
         std::mt19937_64 rng(1);
         net_ = nn::mlp<float>(c_.sizes, c_.act == act_kind::relu ? nn::activation::relu : nn::activation::tanh,
                               rng);
@@ -213,15 +228,13 @@ class tapegrad_nn_mlp : public tapegrad_mlp_base {
     std::shared_ptr<nn::sequential<float>> net_;
     std::unique_ptr<optim::optimizer<float>> opt_;
     bool compiled_;
-    compiled<float, tf, tf, std::vector<std::size_t>> step_ =
-        compile([this](const tf& x, const tf& onehot, const std::vector<std::size_t>& labels) {
-            return eager_step(x, onehot, labels);
-        });
+    compiled<float, tf, tf, std::vector<std::size_t>> step_;
 };
 
 class tapegrad_opchain : public runner {
   public:
-    tapegrad_opchain(const opchain_problem& p, bool compiled) : spec_(p.spec), compiled_(compiled) {
+    tapegrad_opchain(const opchain_problem& p, bool compiled, compiled_passes passes)
+        : spec_(p.spec), compiled_(compiled), step_(compile([this](const tf& x) { return chain(x); }, options_of(passes))) {
         const shape_t s{1, spec_.width};
         x_ = tf(to_array(p.x, s), true);
         a_ = tf(to_array(p.a, s));
@@ -271,7 +284,7 @@ class tapegrad_opchain : public runner {
     step_memory mem_;
     bool want_mem_ = false;
     bool compiled_;
-    compiled<float, tf> step_ = compile([this](const tf& x) { return chain(x); });
+    compiled<float, tf> step_;
 };
 
 /// One conv layer on core ops: y = conv2d(x, W, b, padding 1), loss = sum(y), backward.
@@ -478,11 +491,11 @@ class tapegrad_cnn : public runner {
 
 std::unique_ptr<runner> make_tapegrad(const mlp_problem& p) { return std::make_unique<tapegrad_mlp>(p); }
 std::unique_ptr<runner> make_tapegrad_nn(const mlp_problem& p) { return std::make_unique<tapegrad_nn_mlp>(p, false); }
-std::unique_ptr<runner> make_tapegrad_compiled(const mlp_problem& p) {
-    return std::make_unique<tapegrad_nn_mlp>(p, true);
+std::unique_ptr<runner> make_tapegrad_compiled(const mlp_problem& p, compiled_passes passes) {
+    return std::make_unique<tapegrad_nn_mlp>(p, true, passes);
 }
-std::unique_ptr<runner> make_tapegrad_opchain(const opchain_problem& p, bool compiled) {
-    return std::make_unique<tapegrad_opchain>(p, compiled);
+std::unique_ptr<runner> make_tapegrad_opchain(const opchain_problem& p, bool compiled, compiled_passes passes) {
+    return std::make_unique<tapegrad_opchain>(p, compiled, passes);
 }
 
 namespace {
