@@ -2,6 +2,7 @@
 // gradient and every reduction) against xtensor's own sum and broadcast, on
 // random shape pairs of rank 0 to 5 with kept, reduced and missing axes.
 
+#include <cmath>
 #include <random>
 
 #include <doctest/doctest.h>
@@ -78,4 +79,34 @@ TEST_CASE("sum_to and broadcast_back name both shapes when they do not broadcast
                          "sum_to: shape [2, 3] is not a broadcast of [1, 2, 3]", shape_error);
     CHECK_THROWS_WITH_AS(detail::broadcast_back<double>(a.data(), xshape{2, 3}, out, xshape{3, 3}, false, 1.0),
                          "broadcast_back: shape [3, 3] is not a broadcast of [2, 3]", shape_error);
+}
+
+TEST_CASE("a bias row's gradient adds the rows in order, as the general loops do (bit for bit)") {
+    // float values whose sum depends on the order: the row fast path must add row 0, then 1, ...
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> u(-1e4f, 1e4f);
+    for (const xshape& big : {xshape{37, 3}, xshape{5, 2, 16}, xshape{1, 9}, xshape{64, 5}}) {
+        xarray<float> src = xarray<float>::from_shape(big);
+        for (auto& v : src) v = u(rng) * (u(rng) > 0 ? 1e-4f : 1.0f);
+        const std::size_t inner = big.back() * (big.size() == 3 ? big[1] : 1);
+        const xshape small = big.size() == 3 ? xshape{big[1], big[2]} : xshape{1, big.back()};
+        xarray<float> want = xt::zeros<float>({inner});
+        for (std::size_t r = 0; r < src.size() / inner; ++r)
+            for (std::size_t j = 0; j < inner; ++j) want.data()[j] += src.data()[r * inner + j];
+        xarray<float> out;
+        detail::sum_to<float>(src, out, small, false);
+        REQUIRE(out.size() == inner);
+        CHECK(detail::shapes_equal(out.shape(), small));
+        for (std::size_t j = 0; j < inner; ++j) CHECK(out.data()[j] == want.data()[j]);
+        xarray<float> again = want;  // accumulating adds each row onto the held sums, in order
+        for (std::size_t r = 0; r < src.size() / inner; ++r)
+            for (std::size_t j = 0; j < inner; ++j) again.data()[j] += src.data()[r * inner + j];
+        detail::sum_to<float>(src, out, small, true);
+        for (std::size_t j = 0; j < inner; ++j) CHECK(out.data()[j] == again.data()[j]);
+    }
+    // -0.0 rows sum to +0.0, as the general path's zero-filled start gives
+    xarray<float> neg = {{-0.0f, -0.0f}, {-0.0f, -0.0f}};
+    xarray<float> out;
+    detail::sum_to<float>(neg, out, xshape{2}, false);
+    CHECK_FALSE(std::signbit(out(0)));
 }
