@@ -39,7 +39,7 @@ template <class T> struct compiled_core<T>::program {
         std::size_t event = 0;       // host: the event
     };
     struct event {
-        kind k;  // backward or host
+        kind k = kind::host;  // backward or host
         node<T>* root = nullptr;
         bool seeded = false;
         xt::xarray<T> seed;
@@ -82,7 +82,8 @@ template <class T> struct recorder final : tracer<T> {
             not_replayable("backward() ran from a tensor recorded outside the compiled function");
             return;
         }
-        typename program::event e{program::kind::backward};
+        typename program::event e;
+        e.k = program::kind::backward;
         e.root = root;
         if (seed) {
             e.seeded = true;
@@ -91,7 +92,8 @@ template <class T> struct recorder final : tracer<T> {
         add(std::move(e));
     }
     void on_host(std::function<void()> fn, sgd_fusion<T>* sgd, bool grads_only) override {
-        typename program::event e{program::kind::host};
+        typename program::event e;
+        e.k = program::kind::host;
         e.host = std::move(fn);
         e.sgd = sgd;
         e.grads_only = grads_only;
