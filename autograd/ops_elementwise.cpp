@@ -184,12 +184,25 @@ template <class T> void zero_backward(backward_ctx<T>& c) {
     c.mark(in);
 }
 
-template <class T, class E> tensor<T> zero_gradient_op(const char* op, const tensor<T>& x, const E& value) {
+// forward, and replay, of each: y from x and the scalar s = scalar[0]
+template <class T> void ones_forward(node<T>& n, node<T>* const*) { std::fill(n.value.begin(), n.value.end(), T(1)); }
+template <class T> void greater_forward(node<T>& n, node<T>* const* in) {
+    xt::noalias(n.value) = xt::cast<T>(in[0]->value > n.scalar[0]);
+}
+template <class T> void less_forward(node<T>& n, node<T>* const* in) {
+    xt::noalias(n.value) = xt::cast<T>(in[0]->value < n.scalar[0]);
+}
+template <class T> void sign_forward(node<T>& n, node<T>* const* in) { xt::noalias(n.value) = xt::sign(in[0]->value); }
+
+template <class T> tensor<T> zero_gradient_op(const char* op, const tensor<T>& x, forward_fn<T> forward, T s = T(0)) {
     const auto& xv = x.value();
     tensor<T> out = detail::make_result<T>(op, &zero_backward<T>, {&x});
-    auto& v = detail::out_value(out);
-    v.resize(xv.shape());
-    xt::noalias(v) = value;
+    node<T>* n = out.node_ptr();
+    n->forward = forward;
+    n->scalar[0] = s;
+    n->value.resize(xv.shape());
+    node<T>* in[1] = {x.node_ptr()};
+    forward(*n, in);
     return out;
 }
 }  // namespace
@@ -209,7 +222,7 @@ template <class T> tensor<T> mul_scalar(const tensor<T>& x, T s) { return unary<
 template <class T> tensor<T> rsub_scalar(const tensor<T>& x, T s) { return unary<rules::rsub_scalar_rule>(x, s); }
 template <class T> tensor<T> rdiv_scalar(const tensor<T>& x, T s) { return unary<rules::rdiv_scalar_rule>(x, s); }
 template <class T> tensor<T> pow(const tensor<T>& x, T p) {
-    if (p == T(0)) return zero_gradient_op("pow_scalar", x, xt::ones<T>(x.value().shape()));  // x^0 = 1, NaN included
+    if (p == T(0)) return zero_gradient_op("pow_scalar", x, &ones_forward<T>);  // x^0 = 1, NaN included
     return unary<rules::pow_scalar_rule>(x, p);
 }
 template <class T> tensor<T> exp(const tensor<T>& x) { return unary<rules::exp_rule>(x); }
@@ -232,12 +245,12 @@ template <class T> tensor<T> sigmoid(const tensor<T>& x) { return unary<rules::s
 template <class T> tensor<T> softplus(const tensor<T>& x) { return unary<rules::softplus_rule>(x); }
 
 template <class T> tensor<T> greater(const tensor<T>& x, T s) {
-    return zero_gradient_op("greater", x, xt::cast<T>(x.value() > s));
+    return zero_gradient_op("greater", x, &greater_forward<T>, s);
 }
 template <class T> tensor<T> less(const tensor<T>& x, T s) {
-    return zero_gradient_op("less", x, xt::cast<T>(x.value() < s));
+    return zero_gradient_op("less", x, &less_forward<T>, s);
 }
-template <class T> tensor<T> sign(const tensor<T>& x) { return zero_gradient_op("sign", x, xt::sign(x.value())); }
+template <class T> tensor<T> sign(const tensor<T>& x) { return zero_gradient_op("sign", x, &sign_forward<T>); }
 
 namespace {
 // where(c, a, b): c picks a where nonzero; c gets no gradient.
@@ -252,15 +265,21 @@ template <class T> void where_backward(backward_ctx<T>& c) {
         if (c.wants(2)) c.add(2, xt::where(picked, T(0), c.gy()));
     }
 }
+// forward, and replay: y = c != 0 ? a : b, broadcast
+template <class T> void where_forward(node<T>& n, node<T>* const* in) {
+    xt::noalias(n.value) = xt::where(xt::not_equal(in[0]->value, T(0)), in[1]->value, in[2]->value);
+}
 }  // namespace
 
 template <class T> tensor<T> where(const tensor<T>& cond, const tensor<T>& a, const tensor<T>& b) {
     const auto &cv = cond.value(), &av = a.value(), &bv = b.value();
     detail::xshape shape = detail::broadcast_shape("where", detail::broadcast_shape("where", cv.shape(), av.shape()), bv.shape());
     tensor<T> out = detail::make_result<T>("where", &where_backward<T>, {&cond, &a, &b});
-    auto& v = detail::out_value(out);
-    v.resize(shape);
-    xt::noalias(v) = xt::where(xt::not_equal(cv, T(0)), av, bv);
+    node<T>* n = out.node_ptr();
+    n->forward = &where_forward<T>;
+    n->value.resize(shape);
+    node<T>* in[3] = {cond.node_ptr(), a.node_ptr(), b.node_ptr()};
+    where_forward(*n, in);
     return out;
 }
 

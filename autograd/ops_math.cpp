@@ -83,36 +83,51 @@ template <class T> void compare_backward(backward_ctx<T>& c) {
     }
 }
 
-template <class T, class F> tensor<T> compare(const char* op, const tensor<T>& a, const tensor<T>& b, F&& f) {
+// The comparisons as types, so that each has a replay kernel.
+struct eq_f { template <class A, class B> auto operator()(const A& x, const B& y) const { return xt::equal(x, y); } };
+struct ne_f { template <class A, class B> auto operator()(const A& x, const B& y) const { return xt::not_equal(x, y); } };
+struct lt_f { template <class A, class B> auto operator()(const A& x, const B& y) const { return xt::less(x, y); } };
+struct le_f { template <class A, class B> auto operator()(const A& x, const B& y) const { return xt::less_equal(x, y); } };
+struct gt_f { template <class A, class B> auto operator()(const A& x, const B& y) const { return xt::greater(x, y); } };
+struct ge_f { template <class A, class B> auto operator()(const A& x, const B& y) const { return xt::greater_equal(x, y); } };
+
+// forward, and replay: y = [a op b], broadcast, into y's buffer of the broadcast shape
+template <class T, class F> void compare_forward(node<T>& n, node<T>* const* in) {
+    xt::noalias(n.value) = xt::cast<T>(F{}(in[0]->value, in[1]->value));
+}
+
+template <class T, class F> tensor<T> compare(const char* op, const tensor<T>& a, const tensor<T>& b) {
     const auto& av = a.value();
     const auto& bv = b.value();
     const detail::xshape shape = detail::broadcast_shape(op, av.shape(), bv.shape());  // throws naming both shapes
     tensor<T> out = detail::make_result<T>(op, &compare_backward<T>, {&a, &b});
-    auto& v = detail::out_value(out);
-    v.resize(shape);
-    xt::noalias(v) = xt::cast<T>(f(av, bv));
+    node<T>* n = out.node_ptr();
+    n->forward = &compare_forward<T, F>;
+    n->value.resize(shape);
+    node<T>* in[2] = {a.node_ptr(), b.node_ptr()};
+    compare_forward<T, F>(*n, in);
     return out;
 }
 
 }  // namespace
 
 template <class T> tensor<T> eq(const tensor<T>& a, const tensor<T>& b) {
-    return compare("eq", a, b, [](const auto& x, const auto& y) { return xt::equal(x, y); });
+    return compare<T, eq_f>("eq", a, b);
 }
 template <class T> tensor<T> ne(const tensor<T>& a, const tensor<T>& b) {
-    return compare("ne", a, b, [](const auto& x, const auto& y) { return xt::not_equal(x, y); });
+    return compare<T, ne_f>("ne", a, b);
 }
 template <class T> tensor<T> lt(const tensor<T>& a, const tensor<T>& b) {
-    return compare("lt", a, b, [](const auto& x, const auto& y) { return xt::less(x, y); });
+    return compare<T, lt_f>("lt", a, b);
 }
 template <class T> tensor<T> le(const tensor<T>& a, const tensor<T>& b) {
-    return compare("le", a, b, [](const auto& x, const auto& y) { return xt::less_equal(x, y); });
+    return compare<T, le_f>("le", a, b);
 }
 template <class T> tensor<T> gt(const tensor<T>& a, const tensor<T>& b) {
-    return compare("gt", a, b, [](const auto& x, const auto& y) { return xt::greater(x, y); });
+    return compare<T, gt_f>("gt", a, b);
 }
 template <class T> tensor<T> ge(const tensor<T>& a, const tensor<T>& b) {
-    return compare("ge", a, b, [](const auto& x, const auto& y) { return xt::greater_equal(x, y); });
+    return compare<T, ge_f>("ge", a, b);
 }
 
 #define TAPEGRAD_MATH(T)                                                  \

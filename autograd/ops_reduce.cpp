@@ -117,6 +117,22 @@ template <class T> void extreme_backward(backward_ctx<T>& c) {
     c.add(0, hit * spread);
 }
 
+/// y = max (is_max) or min of xv over the axes where mask[i] != 0, in y's shape.
+template <class T, class M>
+void extreme_values(const xt::xarray<T>& xv, const M& mask, bool is_max, xt::xarray<T>& y) {
+    const xshape shape(y.shape().begin(), y.shape().end());
+    std::vector<std::size_t> ax;
+    for (std::size_t i = 0; i < xv.dimension(); ++i)
+        if (mask[i]) ax.push_back(i);
+    if (is_max) y = xt::amax(xv, ax, xt::keep_dims | xt::evaluation_strategy::immediate);
+    else y = xt::amin(xv, ax, xt::keep_dims | xt::evaluation_strategy::immediate);
+    y.reshape(shape);
+}
+// replay (op_data: the mask; scalar[0]: 1 for max): the eager computation, which allocates its result
+template <class T> void extreme_forward(node<T>& n, node<T>* const* in) {
+    extreme_values(in[0]->value, n.op_data, n.scalar[0] != T(0), n.value);
+}
+
 template <class T>
 tensor<T> extreme_op(const char* op, const tensor<T>& x, const std::vector<int>& axes, bool keepdims, bool is_max) {
     const auto& xv = x.value();
@@ -125,12 +141,10 @@ tensor<T> extreme_op(const char* op, const tensor<T>& x, const std::vector<int>&
     tensor<T> out = make_result<T>(op, &extreme_backward<T>, {&x}, xv.dimension());
     node<T>* n = out.node_ptr();
     if (n->op_data) std::copy(mask.begin(), mask.end(), n->op_data);
-    std::vector<std::size_t> ax;
-    for (std::size_t i = 0; i < mask.size(); ++i)
-        if (mask[i]) ax.push_back(i);
-    if (is_max) n->value = xt::amax(xv, ax, xt::keep_dims | xt::evaluation_strategy::immediate);
-    else n->value = xt::amin(xv, ax, xt::keep_dims | xt::evaluation_strategy::immediate);
-    n->value.reshape(out_shape(xv.shape(), mask, keepdims));
+    n->forward = &extreme_forward<T>;
+    n->scalar[0] = is_max ? T(1) : T(0);
+    n->value.resize(out_shape(xv.shape(), mask, keepdims));
+    extreme_values(xv, mask, is_max, n->value);
     return out;
 }
 

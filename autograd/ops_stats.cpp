@@ -12,6 +12,7 @@
 
 #include "autograd/detail/lines.hpp"
 #include "autograd/detail/op_drivers.hpp"
+#include "autograd/detail/trace.hpp"
 
 namespace tapegrad {
 
@@ -107,14 +108,15 @@ template <class T> tensor<T> std_dev(const tensor<T>& x, const std::vector<int>&
 
 // ------------------------------------------------------------------ norm
 // p = 1: sum |x|, d = sign(x). p = 2: sqrt(sum x^2), d = x / y, 0 where y = 0: computed as
-// sqrt(s + z) - z with z = [s == 0] a constant, so the slope there is x / 1 = 0, not 0 / 0.
+// sqrt(s + z) - z with z = [s == 0] (eq: no gradient), so the slope there is x / 1 = 0, not
+// 0 / 0; z is an op, not a C++-built constant, so a compiled step's replay recomputes it.
 // p = inf: max |x|, d = sign(x) at the maxima, shared by ties.
 template <class T> tensor<T> norm(const tensor<T>& x, double p, const std::vector<int>& axes, bool keepdims) {
     axis_mask("norm", axes, x.dim());
     if (p == 1) return sum(abs(x), axes, keepdims);
     if (p == 2) {
         tensor<T> s = sum(x * x, axes, keepdims);
-        tensor<T> zero(xt::xarray<T>(xt::cast<T>(xt::equal(s.value(), T(0)))));
+        tensor<T> zero = eq(s, tensor<T>::scalar(T(0)));
         return sqrt(s + zero) - zero;
     }
     if (std::isinf(p) && p > 0) return max(abs(x), axes, keepdims);
@@ -151,14 +153,9 @@ template <class T> void running_sum_backward(backward_ctx<T>& c) {
     c.mark(c.input(0));
 }
 
-template <class T> tensor<T> running_sum(const tensor<T>& x, std::size_t axis, bool reverse) {
-    const auto& xv = x.value();
-    tensor<T> out = make_result<T>("cumsum", &running_sum_backward<T>, {&x}, 2);
-    node<T>* n = out.node_ptr();
-    if (n->op_data) n->op_data[0] = axis, n->op_data[1] = reverse ? 1 : 0;
-    n->value.resize(xv.shape());
+/// y = running sums of x along `axis` (from its end when `reverse`).
+template <class T> void running_sum_values(const xt::xarray<T>& xv, T* y, std::size_t axis, bool reverse) {
     const detail::line_layout L(xv.shape(), axis);
-    T* y = n->value.data();
     detail::for_each_line(L, [&](std::size_t, std::size_t o, auto s) {
         T acc = 0;
         for (std::size_t k = 0; k < L.len; ++k) {
@@ -167,6 +164,20 @@ template <class T> tensor<T> running_sum(const tensor<T>& x, std::size_t axis, b
             y[i] = acc;
         }
     });
+}
+// replay (op_data: axis, reverse)
+template <class T> void running_sum_forward(node<T>& n, node<T>* const* in) {
+    running_sum_values(in[0]->value, n.value.data(), n.op_data[0], n.op_data[1] != 0);
+}
+
+template <class T> tensor<T> running_sum(const tensor<T>& x, std::size_t axis, bool reverse) {
+    const auto& xv = x.value();
+    tensor<T> out = make_result<T>("cumsum", &running_sum_backward<T>, {&x}, 2);
+    node<T>* n = out.node_ptr();
+    n->forward = &running_sum_forward<T>;
+    if (n->op_data) n->op_data[0] = axis, n->op_data[1] = reverse ? 1 : 0;
+    n->value.resize(xv.shape());
+    running_sum_values(xv, n->value.data(), axis, reverse);
     return out;
 }
 }  // namespace
@@ -188,6 +199,10 @@ template <class T> tensor<T> logsumexp(const tensor<T>& x, const std::vector<int
 namespace {
 template <class T> tensor<T> arg_extreme(const char* op, const tensor<T>& x, int axis, bool keepdims, bool is_max) {
     const auto& xv = x.value();
+    // The result is a leaf made here, not a node: a replay would return the trace's indices.
+    if (detail::tracer<T>* t = detail::active_tracer<T>())
+        t->not_replayable(std::string(op) + " ran inside the compiled function; its indices would be frozen at the "
+                                            "trace: compute them outside the step, on its result");
     if (xv.dimension() == 0) return tensor<T>::scalar(T(0));
     const std::size_t ax = detail::norm_axis(op, axis, xv.dimension());
     if (xv.shape()[ax] == 0)

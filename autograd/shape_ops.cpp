@@ -29,6 +29,48 @@ using detail::make_result;
 using detail::out_value;
 using detail::to_shape;
 
+namespace {
+/// Per-axis sizes and strides, on the stack up to rank 8: replay kernels allocate nothing.
+using small_dims = xt::svector<std::size_t, 8>;
+
+/// Row-major strides of a shape.
+template <class S> small_dims strides_of(const S& s) {
+    small_dims st(s.size(), 1);
+    for (std::size_t i = s.size(); i-- > 1;) st[i - 1] = st[i] * s[i];
+    return st;
+}
+
+/// dst[i . dst_st] = src[i . src_st] for every index i of `shape`, the last axis fastest:
+/// the copy behind the replay kernels of permute, slice and concat.
+template <class T, class S>
+void copy_strided(const S& shape, const T* src, const small_dims& src_st, T* dst, const small_dims& dst_st) {
+    const std::size_t r = shape.size();
+    std::size_t total = 1;
+    for (std::size_t e : shape) total *= e;
+    if (total == 0) return;
+    if (r == 0) {
+        *dst = *src;
+        return;
+    }
+    small_dims idx(r, 0);
+    const std::size_t inner = shape[r - 1], si = src_st[r - 1], di = dst_st[r - 1];
+    std::size_t so = 0, dof = 0;
+    for (std::size_t k = 0; k < total; k += inner) {
+        for (std::size_t j = 0; j < inner; ++j) dst[dof + j * di] = src[so + j * si];
+        for (std::size_t a = r - 1; a-- > 0;) {  // odometer over the outer axes
+            if (++idx[a] < shape[a]) {
+                so += src_st[a];
+                dof += dst_st[a];
+                break;
+            }
+            so -= src_st[a] * (shape[a] - 1);
+            dof -= dst_st[a] * (shape[a] - 1);
+            idx[a] = 0;
+        }
+    }
+}
+}  // namespace
+
 // ----------------------------------------------------------------- permute
 namespace {
 // y = x with axes reordered; dx = gy with the inverse order
@@ -39,6 +81,14 @@ template <class T> void permute_backward(backward_ctx<T>& c) {
     for (std::size_t i = 0; i < r; ++i) inv[c.self.op_data[i]] = i;
     if (c.create_graph) c.add_graph(0, permute(c.tgy(), axes_t(inv.begin(), inv.end())));
     else c.add(0, xt::transpose(c.gy(), inv));
+}
+// replay: y[i] = x[i permuted], the axis order in op_data
+template <class T> void permute_forward(node<T>& n, node<T>* const* in) {
+    const auto& xv = in[0]->value;
+    const small_dims xst = strides_of(xv.shape());
+    small_dims src_st(n.n_op_data);
+    for (std::size_t i = 0; i < n.n_op_data; ++i) src_st[i] = xst[n.op_data[i]];
+    copy_strided(n.value.shape(), xv.data(), src_st, n.value.data(), strides_of(n.value.shape()));
 }
 }  // namespace
 
@@ -63,6 +113,7 @@ template <class T> tensor<T> permute(const tensor<T>& x, const axes_t& axes) {
     }
     tensor<T> out = make_result<T>("permute", &permute_backward<T>, {&x}, r);
     node<T>* n = out.node_ptr();
+    n->forward = &permute_forward<T>;
     if (n->op_data) std::copy(order.begin(), order.end(), n->op_data);
     shape_t shape(r);
     for (std::size_t i = 0; i < r; ++i) shape[i] = xv.shape()[order[i]];
@@ -138,6 +189,13 @@ template <class T> void slice_backward(backward_ctx<T>& c) {
     xt::noalias(view) += c.gy();
     c.mark(in);
 }
+// replay: y = x[begin:end] on the axis (op_data: axis, begin, end)
+template <class T> void slice_forward(node<T>& n, node<T>* const* in) {
+    const auto& xv = in[0]->value;
+    const small_dims xst = strides_of(xv.shape());
+    copy_strided(n.value.shape(), xv.data() + n.op_data[1] * xst[n.op_data[0]], xst, n.value.data(),
+                 strides_of(n.value.shape()));
+}
 }  // namespace
 
 template <class T> tensor<T> slice(const tensor<T>& x, int axis, std::size_t begin, std::size_t end) {
@@ -148,6 +206,7 @@ template <class T> tensor<T> slice(const tensor<T>& x, int axis, std::size_t beg
                           ") is out of bounds for axis " + std::to_string(ax) + " of shape " + shape_str(xv.shape()));
     tensor<T> out = make_result<T>("slice", &slice_backward<T>, {&x}, 3);
     node<T>* n = out.node_ptr();
+    n->forward = &slice_forward<T>;
     if (n->op_data) {
         n->op_data[0] = ax;
         n->op_data[1] = begin;
@@ -223,6 +282,17 @@ template <class T> void concat_backward(backward_ctx<T>& c) {
         offset += len;
     }
 }
+// replay: each input copied into its range of the axis (op_data: axis)
+template <class T> void concat_forward(node<T>& n, node<T>* const* in) {
+    const std::size_t axis = n.op_data[0];
+    const small_dims yst = strides_of(n.value.shape());
+    std::size_t offset = 0;
+    for (std::size_t i = 0; i < n.n_inputs; ++i) {
+        const auto& xv = in[i]->value;
+        copy_strided(xv.shape(), xv.data(), strides_of(xv.shape()), n.value.data() + offset * yst[axis], yst);
+        offset += xv.shape()[axis];
+    }
+}
 }  // namespace
 
 template <class T> tensor<T> concat(const std::vector<tensor<T>>& xs, int axis) {
@@ -246,6 +316,7 @@ template <class T> tensor<T> concat(const std::vector<tensor<T>>& xs, int axis) 
     }
     tensor<T> out = make_result<T>("concat", &concat_backward<T>, ptrs.data(), ptrs.size(), 1);
     node<T>* n = out.node_ptr();
+    n->forward = &concat_forward<T>;
     if (n->op_data) n->op_data[0] = ax;
     n->value.resize(shape);
     std::size_t offset = 0;
@@ -289,6 +360,16 @@ template <class T> void sum_to_backward(backward_ctx<T>& c) {
     if (c.create_graph) c.add_graph(0, broadcast_to(c.tgy(), to_shape(xs)));
     else c.add_broadcast(0, c.gy().data(), c.gy().shape(), T(1));
 }
+// replay kernels: the eager computations, into the recorded shapes
+template <class T> void broadcast_to_forward(node<T>& n, node<T>* const* in) {
+    const auto& xv = in[0]->value;
+    const detail::xshape shape(n.value.shape().begin(), n.value.shape().end());
+    detail::broadcast_back<T>(xv.data(), xv.shape(), n.value, shape, false, T(1));
+}
+template <class T> void sum_to_forward(node<T>& n, node<T>* const* in) {
+    const detail::xshape shape(n.value.shape().begin(), n.value.shape().end());
+    detail::sum_to<T>(in[0]->value, n.value, shape, false);
+}
 }  // namespace
 
 template <class T> tensor<T> broadcast_to(const tensor<T>& x, const shape_t& shape) {
@@ -297,6 +378,7 @@ template <class T> tensor<T> broadcast_to(const tensor<T>& x, const shape_t& sha
         throw shape_error("broadcast_to: shape " + shape_str(xv.shape()) + " cannot be broadcast to " +
                           shape_str(shape));
     tensor<T> out = make_result<T>("broadcast_to", &broadcast_to_backward<T>, {&x});
+    out.node_ptr()->forward = &broadcast_to_forward<T>;
     detail::broadcast_back<T>(xv.data(), xv.shape(), out_value(out), detail::xshape(shape.begin(), shape.end()), false,
                               T(1));
     return out;
@@ -307,6 +389,7 @@ template <class T> tensor<T> sum_to(const tensor<T>& x, const shape_t& shape) {
     if (!detail::shapes_equal(detail::broadcast_shape("sum_to", xv.shape(), shape), xv.shape()))
         throw shape_error("sum_to: shape " + shape_str(xv.shape()) + " cannot be summed down to " + shape_str(shape));
     tensor<T> out = make_result<T>("sum_to", &sum_to_backward<T>, {&x});
+    out.node_ptr()->forward = &sum_to_forward<T>;
     detail::sum_to<T>(xv, out_value(out), typename xt::xarray<T>::shape_type(shape.begin(), shape.end()), false);
     return out;
 }
@@ -331,14 +414,9 @@ struct box_axis {
     std::int64_t start, step;
     std::size_t count;
 };
-using box = std::vector<box_axis>;
-
-/// Row-major strides of a shape.
-template <class S> std::vector<std::size_t> strides_of(const S& s) {
-    std::vector<std::size_t> st(s.size(), 1);
-    for (std::size_t i = s.size(); i-- > 1;) st[i - 1] = st[i] * s[i];
-    return st;
-}
+// On the stack up to rank 8: replay kernels allocate nothing. (Sized with resize(): its
+// count constructor would need box_axis(0).)
+using box = xt::svector<box_axis, 8>;
 
 /// f(k, offset): k runs over the box's elements in row-major order, offset is the
 /// element's position in a tensor of shape `big`.
@@ -348,7 +426,7 @@ template <class S, class F> void for_each_in_box(const box& b, const S& big, F&&
     for (const auto& a : b) total *= a.count;
     if (total == 0) return;
     const auto st = strides_of(big);
-    std::vector<std::size_t> idx(r, 0);
+    small_dims idx(r, 0);
     std::int64_t off = 0;
     for (std::size_t i = 0; i < r; ++i) off += b[i].start * std::int64_t(st[i]);
     for (std::size_t k = 0; k < total; ++k) {
@@ -377,13 +455,35 @@ template <class T> void store_box(node<T>* n, const box& b, const shape_t& big) 
 }
 template <class T> box load_box(const node<T>& n, shape_t& big) {
     const std::size_t r = n.op_data[0];
-    box b(r);
+    box b;
+    b.resize(r);
     big.resize(r);
     for (std::size_t i = 0; i < r; ++i) {
         b[i] = {static_cast<std::int64_t>(n.op_data[1 + 4 * i]), static_cast<std::int64_t>(n.op_data[2 + 4 * i]), n.op_data[3 + 4 * i]};
         big[i] = n.op_data[4 + 4 * i];
     }
     return b;
+}
+
+/// The box alone (the big shape is a value's shape): what the replay kernels read.
+template <class T> box load_box(const node<T>& n) {
+    box b;
+    b.resize(n.op_data[0]);
+    for (std::size_t i = 0; i < b.size(); ++i)
+        b[i] = {static_cast<std::int64_t>(n.op_data[1 + 4 * i]), static_cast<std::int64_t>(n.op_data[2 + 4 * i]), n.op_data[3 + 4 * i]};
+    return b;
+}
+// replay kernels: y = x[box]; y = fill (scalar[0]) with y[box] = x
+template <class T> void extract_forward(node<T>& n, node<T>* const* in) {
+    const T* x = in[0]->value.data();
+    T* y = n.value.data();
+    for_each_in_box(load_box(n), in[0]->value.shape(), [&](std::size_t k, std::size_t o) { y[k] = x[o]; });
+}
+template <class T> void embed_forward(node<T>& n, node<T>* const* in) {
+    const T* x = in[0]->value.data();
+    std::fill(n.value.begin(), n.value.end(), n.scalar[0]);
+    T* y = n.value.data();
+    for_each_in_box(load_box(n), n.value.shape(), [&](std::size_t k, std::size_t o) { y[o] = x[k]; });
 }
 
 template <class T> tensor<T> box_extract(const char* op, const tensor<T>& x, const box& b);
@@ -410,6 +510,7 @@ template <class T> tensor<T> box_extract(const char* op, const tensor<T>& x, con
     const auto& xv = x.value();
     tensor<T> out = make_result<T>(op, &extract_backward<T>, {&x}, 1 + 4 * b.size());
     node<T>* n = out.node_ptr();
+    n->forward = &extract_forward<T>;
     const shape_t big = to_shape(xv.shape());
     store_box(n, b, big);
     shape_t s(b.size());
@@ -440,6 +541,8 @@ template <class T> tensor<T> box_embed(const char* op, const tensor<T>& x, const
     const auto& xv = x.value();
     tensor<T> out = make_result<T>(op, &embed_backward<T>, {&x}, 1 + 4 * b.size());
     node<T>* n = out.node_ptr();
+    n->forward = &embed_forward<T>;
+    n->scalar[0] = fill;
     store_box(n, b, big);
     n->value.resize(big);
     std::fill(n->value.begin(), n->value.end(), fill);
@@ -450,7 +553,8 @@ template <class T> tensor<T> box_embed(const char* op, const tensor<T>& x, const
 
 /// The whole of each axis of `s`, step 1.
 box full_box(const shape_t& s) {
-    box b(s.size());
+    box b;
+    b.resize(s.size());
     for (std::size_t i = 0; i < s.size(); ++i) b[i] = {0, 1, s[i]};
     return b;
 }

@@ -1,0 +1,112 @@
+// Compiled steps over the shape ops, comparisons, where, cumsum, max/min and norm: each has a replay
+// kernel, so a step using them replays (no eager fall-back), and every replay equals
+// the eager step bit for bit: values, gradients and parameters, passes on and off.
+
+#include <cstring>
+#include <random>
+
+#include <doctest/doctest.h>
+
+#include "autograd/compile.hpp"
+#include "tests/check.hpp"
+
+using namespace tapegrad;
+using testing::uniform;
+
+namespace {
+
+/// Bitwise equality, so -0 against +0 and NaN payloads count.
+bool same_bits(const xt::xarray<double>& a, const xt::xarray<double>& b) {
+    return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+}
+
+/// The parameters of one copy of the step.
+struct params {
+    tensor<double> w{xt::xarray<double>(uniform({3, 4}, -1, 1, 11)), true};
+    tensor<double> v{xt::xarray<double>(uniform({4}, -1, 1, 12)), true};
+};
+
+/// A step that reaches every op with a new replay kernel, then takes a plain update in replayed().
+tensor<double> step(params& p, const tensor<double>& x) {
+    p.w.zero_grad();
+    p.v.zero_grad();
+    tensor<double> a = matmul(x, p.w);                             // [5, 4]
+    tensor<double> t = transpose(a);                                // permute: [4, 5]
+    tensor<double> s = slice(t, 1, 1, 4);                           // [4, 3]
+    tensor<double> st = slice(a, 0, 0, 5, 2);                       // strided: [3, 4]
+    tensor<double> f = flip(st, {0, 1});                            // [3, 4]
+    tensor<double> pd = pad(f, {{1, 0}, {0, 2}}, 0.5);              // [4, 6]
+    tensor<double> c = concat<double>({s, slice(pd, 1, 0, 3)}, 1);  // [4, 6]
+    tensor<double> k = stack<double>({c, pd}, 0);                   // [2, 4, 6]
+    tensor<double> b = broadcast_to(unsqueeze(p.v, 1), {4, 6});     // [4, 6]
+    tensor<double> r = sum_to(k, {1, 4, 6});                        // [1, 4, 6]
+    tensor<double> m = where(gt(c, b), c * b, c - b);               // compare + where
+    tensor<double> mask = eq(c, c) + ne(c, b) + lt(c, b) + le(c, b) + ge(c, b);
+    tensor<double> z = (c > 0.1) + (c < -0.1) + sign(c) + pow(c, 0.0);
+    tensor<double> cs = cumsum(m * mask + z, 1);
+    tensor<double> loss = sum(cs * reshape(r, {4, 6})) + sum(squeeze(r) * b) + sum(norm(m, 2.0, {1}, false)) +
+                          sum(max(m, {1}, false)) + sum(min(c, {0, 1}, true));
+    loss.backward();
+    replayed<double>([&] {
+        p.w.mutable_value() -= 0.01 * p.w.grad();
+        p.v.mutable_value() -= 0.01 * p.v.grad();
+    });
+    return loss;
+}
+
+}  // namespace
+
+TEST_CASE("compile: shape ops, comparisons, where, cumsum, max/min and norm replay bit for bit with eager") {
+    for (bool on : {false, true}) {
+        CAPTURE(on);
+        compile_options o;
+        o.fuse_elementwise = o.fuse_bias_activation = o.fuse_sgd = on;
+        params eager, comp;
+        auto compiled = compile([&](const tensor<double>& x) { return step(comp, x); }, o);
+        for (int i = 0; i < 4; ++i) {
+            CAPTURE(i);
+            xt::xarray<double> xv = uniform({5, 3}, -1, 1, 20 + i);
+            xv(0, 0) = 0.0;  // a tie for the comparisons and a zero for sign
+            const tensor<double> x(xv);
+            const double le = step(eager, x).item();
+            reset_tape<double>();
+            const double lc = compiled(x).item();
+            CHECK(std::memcmp(&le, &lc, sizeof le) == 0);
+            CHECK(same_bits(eager.w.grad(), comp.w.grad()));
+            CHECK(same_bits(eager.v.grad(), comp.v.grad()));
+            CHECK(same_bits(eager.w.value(), comp.w.value()));
+            CHECK(same_bits(eager.v.value(), comp.v.value()));
+        }
+        const compile_stats s = compiled.stats();
+        CHECK(s.eager_reason == "");
+        CHECK(s.traces == 1);
+        CHECK(s.replays == 3);
+    }
+}
+
+TEST_CASE("compile: a replayed cumsum and slice follow each call's input") {
+    auto f = compile([](const tensor<float>& x) { return cumsum(slice(x, 0, 1, 3), 0); });
+    const tensor<float> a(xt::xarray<float>{1, 2, 3, 4}), b(xt::xarray<float>{10, 20, 30, 40});
+    f(a);
+    const xt::xarray<float> got = f(b).value();  // a replay
+    CHECK(f.stats().replays == 1);
+    CHECK(got == xt::xarray<float>{20, 50});
+}
+
+TEST_CASE("compile: argmax inside a step runs eagerly and says why, so its indices follow each call") {
+    auto f = compile([](const tensor<float>& x) { return argmax(x, 0) + sum(x); });
+    const tensor<float> a(xt::xarray<float>{1, 5, 2}), b(xt::xarray<float>{7, 0, 0});
+    CHECK(f(a).item() == 9.0f);  // index 1, plus the sum 8
+    CHECK(f(b).item() == 7.0f);  // index 0, plus the sum 7
+    CHECK(f.stats().replays == 0);
+    CHECK(f.stats().eager_reason.find("argmax") != std::string::npos);
+}
+
+TEST_CASE("compile: the check mode passes the step, every op's replayed forward equal to eager") {
+    compile_options o;
+    o.check = true;
+    params comp;
+    auto compiled = compile([&](const tensor<double>& x) { return step(comp, x); }, o);
+    for (int i = 0; i < 3; ++i) CHECK_NOTHROW(compiled(tensor<double>(xt::xarray<double>(uniform({5, 3}, -1, 1, 30 + i)))));
+    CHECK(compiled.stats().replays == 2);
+}
