@@ -110,3 +110,50 @@ TEST_CASE("compile: the check mode passes the step, every op's replayed forward 
     for (int i = 0; i < 3; ++i) CHECK_NOTHROW(compiled(tensor<double>(xt::xarray<double>(uniform({5, 3}, -1, 1, 30 + i)))));
     CHECK(compiled.stats().replays == 2);
 }
+
+TEST_CASE("compile: nll and unreduced cross_entropy pick each call's labels; a bad label throws and moves nothing") {
+    const xt::xarray<double> w0 = uniform({3, 4}, -1, 1, 40);
+    tensor<double> we(w0, true), wc(w0, true);
+    auto step_with = [](tensor<double>& w, const tensor<double>& x, const std::vector<std::size_t>& y) {
+        w.zero_grad();
+        tensor<double> z = matmul(x, w);
+        tensor<double> loss = nll(log_softmax(z, 1), y) + sum(cross_entropy(z, y, reduction::none));
+        loss.backward();
+        replayed<double>([&] { w.mutable_value() -= 0.1 * w.grad(); });
+        return loss;
+    };
+    auto compiled = compile([&](const tensor<double>& x, const std::vector<std::size_t>& y) { return step_with(wc, x, y); });
+    const tensor<double> x(xt::xarray<double>(uniform({2, 3}, -1, 1, 41)));
+    const std::vector<std::vector<std::size_t>> ys = {{0, 1}, {3, 3}, {2, 0}, {1, 2}};
+    for (const auto& y : ys) {
+        const double le = step_with(we, x, y).item();
+        reset_tape<double>();
+        const double lc = compiled(x, y).item();
+        CHECK(std::memcmp(&le, &lc, sizeof le) == 0);
+        CHECK(same_bits(we.value(), wc.value()));
+    }
+    CHECK(compiled.stats().replays == 3);
+    CHECK(compiled.stats().eager_reason == "");
+
+    const xt::xarray<double> before = wc.value();
+    CHECK_THROWS_AS(compiled(x, std::vector<std::size_t>{0, 4}), std::out_of_range);
+    CHECK(same_bits(wc.value(), before));  // the forward threw before the update
+    step_with(we, x, ys[0]);
+    reset_tape<double>();
+    compiled(x, ys[0]);  // and the step works on
+    CHECK(same_bits(we.value(), wc.value()));
+}
+
+TEST_CASE("compile: cross_entropy with options picks labels it copied, so its step runs eagerly and says why") {
+    tensor<double> w(xt::xarray<double>(uniform({3, 4}, -1, 1, 50)), true);
+    class_loss_options o;
+    o.label_smoothing = 0.1;
+    auto f = compile([&](const tensor<double>& x, const std::vector<std::size_t>& y) {
+        return cross_entropy(matmul(x, w), y, o);
+    });
+    const tensor<double> x(xt::xarray<double>(uniform({2, 3}, -1, 1, 51)));
+    const double a = f(x, {0, 1}).item(), b = f(x, {2, 3}).item();
+    CHECK(a != b);  // each call's labels
+    CHECK(f.stats().replays == 0);
+    CHECK(f.stats().eager_reason.find("pick read class labels") != std::string::npos);
+}
