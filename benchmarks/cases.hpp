@@ -201,7 +201,8 @@ std::unique_ptr<runner> make_tapegrad_conv(const conv_problem& p);
 std::unique_ptr<runner> make_handwritten_conv(const conv_problem& p, bool wide = false);
 std::unique_ptr<runner> make_torch_conv(const conv_problem& p);
 std::unique_ptr<runner> make_tapegrad_cnn(const cnn_problem& p);
-std::unique_ptr<runner> make_tapegrad_nn_cnn(const cnn_problem& p);  ///< nn::conv2d/batch_norm2d/... + optim
+/// nn::conv2d/batch_norm2d/... + optim; `compiled`: the step through tapegrad::compile
+std::unique_ptr<runner> make_tapegrad_nn_cnn(const cnn_problem& p, bool compiled = false);
 std::unique_ptr<runner> make_handwritten_cnn(const cnn_problem& p, bool wide = false);
 std::unique_ptr<runner> make_torch_cnn(const cnn_problem& p);
 

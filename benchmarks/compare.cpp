@@ -108,6 +108,7 @@ std::vector<any_case> all_cases() {
         out.push_back({c.name, 1, true, 5, 0, [p](int e) -> std::unique_ptr<runner> {
                            if (e == 0) return make_tapegrad_cnn(*p);
                            if (e == 1) return make_tapegrad_nn_cnn(*p);
+                           if (e == 6) return make_tapegrad_nn_cnn(*p, true);
                            if (e == 2) return make_handwritten_cnn(*p);
                            if (e == 5) return make_handwritten_cnn(*p, true);
                            if (e == 3) return make_torch_cnn(*p);

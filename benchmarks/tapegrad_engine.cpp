@@ -501,10 +501,15 @@ std::unique_ptr<runner> make_tapegrad_opchain(const opchain_problem& p, bool com
 namespace {
 
 /// The same CNN through the nn layers (nn::conv2d, nn::batch_norm2d, nn::max_pool2d,
-/// nn::flatten, nn::linear in an nn::sequential) and optim, as a library user writes it.
+/// nn::flatten, nn::linear in an nn::sequential) and optim, as a library user writes it;
+/// `compiled`: the same step through tapegrad::compile.
 class tapegrad_nn_cnn : public runner {
   public:
-    explicit tapegrad_nn_cnn(const cnn_problem& p) : c_(p.spec), labels_(p.labels) {
+    tapegrad_nn_cnn(const cnn_problem& p, bool compiled)
+        : c_(p.spec),
+          labels_(p.labels),
+          compiled_(compiled),
+          step_(compile([this](const tf& x, const std::vector<std::size_t>& labels) { return eager_step(x, labels); })) {
         std::mt19937_64 rng(1);
         conv2d_options pad1;
         pad1.padding = {1, 1};
@@ -554,12 +559,8 @@ class tapegrad_nn_cnn : public runner {
         }
     }
     float step() override {
-        opt_->zero_grad();
-        tf loss = cross_entropy(net_->forward(x_), labels_);
-        const float value = loss.item();
-        loss.backward();
-        if (want_mem_) mem_ = tape_memory();
-        opt_->step();
+        if (compiled_) return step_(x_, labels_).item();
+        const float value = eager_step(x_, labels_).item();
         reset_tape<float>();
         return value;
     }
@@ -575,6 +576,15 @@ class tapegrad_nn_cnn : public runner {
     }
 
   private:
+    tf eager_step(const tf& x, const std::vector<std::size_t>& labels) {
+        opt_->zero_grad();
+        tf loss = cross_entropy(net_->forward(x), labels);
+        loss.backward();
+        if (want_mem_) mem_ = tape_memory();
+        opt_->step();
+        return loss;
+    }
+
     cnn_case c_;
     std::vector<std::size_t> labels_;
     tf x_;
@@ -583,11 +593,15 @@ class tapegrad_nn_cnn : public runner {
     std::unique_ptr<optim::optimizer<float>> opt_;
     step_memory mem_;
     bool want_mem_ = false;
+    bool compiled_;
+    compiled<float, tf, std::vector<std::size_t>> step_;
 };
 
 }  // namespace
 
-std::unique_ptr<runner> make_tapegrad_nn_cnn(const cnn_problem& p) { return std::make_unique<tapegrad_nn_cnn>(p); }
+std::unique_ptr<runner> make_tapegrad_nn_cnn(const cnn_problem& p, bool compiled) {
+    return std::make_unique<tapegrad_nn_cnn>(p, compiled);
+}
 std::unique_ptr<runner> make_tapegrad_conv(const conv_problem& p) { return std::make_unique<tapegrad_conv>(p); }
 std::unique_ptr<runner> make_tapegrad_cnn(const cnn_problem& p) { return std::make_unique<tapegrad_cnn>(p); }
 
