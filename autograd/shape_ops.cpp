@@ -10,6 +10,10 @@
 // tensor, embed writes a tensor into a box of a larger one filled with a constant.
 // Each is the other's backward (both are linear), so both are twice differentiable.
 // gather and scatter-add are the same kind of pair.
+//
+// Replay kernels (a compiled step's forward, autograd/compile.hpp) recompute the ops
+// whose parameters are fixed at the trace (axes, ranges, boxes, shapes) without
+// allocating; the indexing ops, whose indices are C++ data, have none.
 
 #include <algorithm>
 #include <cstdint>
@@ -453,24 +457,20 @@ template <class T> void store_box(node<T>* n, const box& b, const shape_t& big) 
         n->op_data[4 + 4 * i] = big[i];
     }
 }
-template <class T> box load_box(const node<T>& n, shape_t& big) {
-    const std::size_t r = n.op_data[0];
-    box b;
-    b.resize(r);
-    big.resize(r);
-    for (std::size_t i = 0; i < r; ++i) {
-        b[i] = {static_cast<std::int64_t>(n.op_data[1 + 4 * i]), static_cast<std::int64_t>(n.op_data[2 + 4 * i]), n.op_data[3 + 4 * i]};
-        big[i] = n.op_data[4 + 4 * i];
-    }
-    return b;
-}
-
 /// The box alone (the big shape is a value's shape): what the replay kernels read.
 template <class T> box load_box(const node<T>& n) {
     box b;
     b.resize(n.op_data[0]);
     for (std::size_t i = 0; i < b.size(); ++i)
-        b[i] = {static_cast<std::int64_t>(n.op_data[1 + 4 * i]), static_cast<std::int64_t>(n.op_data[2 + 4 * i]), n.op_data[3 + 4 * i]};
+        b[i] = {static_cast<std::int64_t>(n.op_data[1 + 4 * i]), static_cast<std::int64_t>(n.op_data[2 + 4 * i]),
+                n.op_data[3 + 4 * i]};
+    return b;
+}
+/// The box and the big shape it lies in.
+template <class T> box load_box(const node<T>& n, shape_t& big) {
+    box b = load_box(n);
+    big.resize(b.size());
+    for (std::size_t i = 0; i < b.size(); ++i) big[i] = n.op_data[4 + 4 * i];
     return b;
 }
 // replay kernels: y = x[box]; y = fill (scalar[0]) with y[box] = x
