@@ -70,15 +70,11 @@ template <class T> void pick_backward(backward_ctx<T>& c) {
     c.mark(in);
 }
 
-// replay: op_data[rows] holds the address of the labels, a compiled step's label slot
-// (check_traced_labels made sure), which each call refills: the labels are checked and
-// copied into op_data, where the backward reads them, then picked.
+// replay: the labels of this call (detail::store_indices), checked, then picked
 template <class T> void pick_forward(node<T>& n, node<T>* const* in) {
-    static_assert(sizeof(std::size_t) == sizeof(std::uintptr_t), "op_data holds a pointer");
-    const std::size_t rows = n.n_op_data - 1;
-    const auto& labels = *reinterpret_cast<const std::vector<std::size_t>*>(static_cast<std::uintptr_t>(n.op_data[rows]));
+    const auto& labels = detail::stored_indices_source(n);
     const auto& xv = in[0]->value;
-    const std::size_t cols = xv.shape()[1];
+    const std::size_t rows = labels.size(), cols = xv.shape()[1];
     for (std::size_t i = 0; i < rows; ++i)
         if (labels[i] >= cols)
             throw std::out_of_range("pick: label " + std::to_string(labels[i]) + " at row " + std::to_string(i) +
@@ -94,11 +90,8 @@ template <class T> tensor<T> pick(const tensor<T>& x, const std::vector<std::siz
     detail::check_traced_labels<T>(&labels, "pick");  // the replay reads them through the pointer
     tensor<T> out = detail::make_result<T>("pick", &pick_backward<T>, {&x}, rows + 1);
     node<T>* n = out.node_ptr();
-    if (n->op_data) {
-        std::copy(labels.begin(), labels.end(), n->op_data);
-        n->op_data[rows] = static_cast<std::size_t>(reinterpret_cast<std::uintptr_t>(&labels));
-        n->forward = &pick_forward<T>;
-    }
+    detail::store_indices(n, labels);
+    n->forward = &pick_forward<T>;
     n->value.resize({rows});
     for (std::size_t i = 0; i < rows; ++i) n->value.data()[i] = xv.data()[i * cols + labels[i]];
     return out;

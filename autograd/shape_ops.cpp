@@ -13,7 +13,8 @@
 //
 // Replay kernels (a compiled step's forward, autograd/compile.hpp) recompute the ops
 // whose parameters are fixed at the trace (axes, ranges, boxes, shapes) without
-// allocating; the indexing ops, whose indices are C++ data, have none.
+// allocating; index_select's replay reads each call's indices from a label argument
+// (detail::store_indices); gather and scatter-add, whose indices are C++ data, have none.
 
 #include <algorithm>
 #include <cstdint>
@@ -25,6 +26,7 @@
 #include <xtensor/xstrided_view.hpp>
 
 #include "autograd/detail/op_drivers.hpp"
+#include "autograd/detail/trace.hpp"
 #include "autograd/one_hot.hpp"
 
 namespace tapegrad {
@@ -229,7 +231,7 @@ namespace {
 template <class T> void index_select_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
     const auto& xv = c.x(0);
-    const std::size_t rows = xv.shape()[0], row = rows ? xv.size() / rows : 0, count = c.self.n_op_data;
+    const std::size_t rows = xv.shape()[0], row = rows ? xv.size() / rows : 0, count = c.self.n_op_data - 1;
     if (c.create_graph) {
         // scatter-add as a product with a constant one-hot matrix H[k, idx[k]] = 1: dx = H^T gy
         tensor<T> g2 = reshape(c.tgy(), {count, row});
@@ -248,6 +250,19 @@ template <class T> void index_select_backward(backward_ctx<T>& c) {
     }
     c.mark(in);
 }
+// replay: the indices of this call (detail::store_indices), checked, then the rows copied
+template <class T> void index_select_forward(node<T>& n, node<T>* const* in) {
+    const auto& indices = detail::stored_indices_source(n);
+    const auto& xv = in[0]->value;
+    const std::size_t rows = xv.shape()[0], row = rows ? xv.size() / rows : 0;
+    for (std::size_t k = 0; k < indices.size(); ++k)
+        if (indices[k] >= rows)
+            throw std::out_of_range("index_select: index " + std::to_string(indices[k]) + " at position " +
+                                    std::to_string(k) + " is out of range for " + std::to_string(rows) + " rows");
+    std::copy(indices.begin(), indices.end(), n.op_data);
+    for (std::size_t k = 0; k < indices.size(); ++k)
+        std::copy(xv.data() + indices[k] * row, xv.data() + (indices[k] + 1) * row, n.value.data() + k * row);
+}
 }  // namespace
 
 template <class T> tensor<T> index_select(const tensor<T>& x, const std::vector<std::size_t>& indices) {
@@ -259,9 +274,11 @@ template <class T> tensor<T> index_select(const tensor<T>& x, const std::vector<
             throw std::out_of_range("index_select: index " + std::to_string(indices[k]) + " at position " +
                                     std::to_string(k) + " is out of range for axis 0 of shape " +
                                     shape_str(xv.shape()));
-    tensor<T> out = make_result<T>("index_select", &index_select_backward<T>, {&x}, indices.size());
+    detail::check_traced_labels<T>(&indices, "index_select");  // the replay reads them through the pointer
+    tensor<T> out = make_result<T>("index_select", &index_select_backward<T>, {&x}, indices.size() + 1);
     node<T>* n = out.node_ptr();
-    if (n->op_data) std::copy(indices.begin(), indices.end(), n->op_data);
+    detail::store_indices(n, indices);
+    n->forward = &index_select_forward<T>;
     shape_t shape = to_shape(xv.shape());
     shape[0] = indices.size();
     n->value.resize(shape);

@@ -157,3 +157,39 @@ TEST_CASE("compile: cross_entropy with options picks labels it copied, so its st
     CHECK(f.stats().replays == 0);
     CHECK(f.stats().eager_reason.find("pick read class labels") != std::string::npos);
 }
+
+TEST_CASE("compile: index_select replays with each call's indices when they are a label argument") {
+    const xt::xarray<double> e0 = uniform({5, 3}, -1, 1, 60);
+    tensor<double> ee(e0, true), ec(e0, true);  // an embedding table
+    auto step_with = [](tensor<double>& e, const std::vector<std::size_t>& rows, const std::vector<std::size_t>& cols) {
+        e.zero_grad();
+        tensor<double> picked = index_select(index_select(e, rows), 1, cols);
+        tensor<double> loss = sum(picked * picked);
+        loss.backward();
+        replayed<double>([&] { e.mutable_value() -= 0.1 * e.grad(); });
+        return loss;
+    };
+    auto compiled = compile([&](const std::vector<std::size_t>& rows, const std::vector<std::size_t>& cols) {
+        return step_with(ec, rows, cols);
+    });
+    const std::vector<std::vector<std::size_t>> rs = {{0, 4, 4}, {1, 2, 3}, {3, 3, 0}}, cs = {{2, 0}, {1, 1}, {0, 2}};
+    for (std::size_t i = 0; i < rs.size(); ++i) {
+        const double le = step_with(ee, rs[i], cs[i]).item();
+        reset_tape<double>();
+        const double lc = compiled(rs[i], cs[i]).item();
+        CHECK(std::memcmp(&le, &lc, sizeof le) == 0);
+        CHECK(same_bits(ee.value(), ec.value()));
+    }
+    CHECK(compiled.stats().replays == 2);
+    CHECK(compiled.stats().eager_reason == "");
+    const xt::xarray<double> before = ec.value();
+    CHECK_THROWS_AS(compiled({0, 5, 1}, cs[0]), std::out_of_range);  // row 5 of 5
+    CHECK_THROWS_AS(compiled(rs[0], {0, 3}), std::out_of_range);     // column 3 of 3
+    CHECK(same_bits(ec.value(), before));
+
+    // indices that are not an argument would be frozen at the trace: eager, and says why
+    const std::vector<std::size_t> fixed = {1, 0};
+    auto frozen = compile([&](const tensor<double>& x) { return sum(index_select(x, fixed)); });
+    frozen(tensor<double>(e0));
+    CHECK(frozen.stats().eager_reason.find("index_select read class labels or indices") != std::string::npos);
+}

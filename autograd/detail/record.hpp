@@ -5,9 +5,11 @@
 // Included by autograd/*.cpp only; users never need it.
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include <xtensor/xarray.hpp>
 #include <xtensor/xnoalias.hpp>
@@ -107,6 +109,21 @@ tensor<T> make_tape_result(const char* op, backward_fn<T> backward, std::initial
 
 /// Writable value of a result node (ops fill it right after make_result).
 template <class T> xt::xarray<T>& out_value(const tensor<T>& t) { return t.node_ptr()->value; }
+
+/// Indices from C++ (labels of pick, rows of index_select) in a node made with
+/// make_result(..., indices.size() + 1): the indices, then the vector's address, which a
+/// compiled step's replay reads again (check_traced_labels made sure it is a label slot).
+template <class T> void store_indices(node<T>* n, const std::vector<std::size_t>& indices) {
+    static_assert(sizeof(std::size_t) == sizeof(std::uintptr_t), "op_data holds a pointer");
+    if (!n->op_data) return;
+    std::copy(indices.begin(), indices.end(), n->op_data);
+    n->op_data[indices.size()] = static_cast<std::size_t>(reinterpret_cast<std::uintptr_t>(&indices));
+}
+/// Replay: the vector store_indices saw, refilled by this call; its values are copied
+/// into op_data (where the backward reads them) once the caller has checked them.
+template <class T> const std::vector<std::size_t>& stored_indices_source(const node<T>& n) {
+    return *reinterpret_cast<const std::vector<std::size_t>*>(static_cast<std::uintptr_t>(n.op_data[n.n_op_data - 1]));
+}
 
 }  // namespace detail
 

@@ -56,8 +56,8 @@ template <class T> void check_traced_labels(const void* labels, const char* op) 
     tracer<T>* t = active_tracer<T>();
     if (t && !t->is_label_argument(labels))
         t->not_replayable(std::string(op) +
-                          " read class labels that are not an argument of the compiled function; pass them as a "
-                          "const std::vector<std::size_t>& argument");
+                          " read class labels or indices that are not an argument of the compiled function; pass "
+                          "them as a const std::vector<std::size_t>& argument");
 }
 
 }  // namespace tapegrad::detail
