@@ -43,7 +43,7 @@ template <class T> struct node {
     // allocation each, which every inference result and tape slot would pay three times.
     xt::xarray<T> value{typename xt::xarray<T>::shape_type{0}};
     xt::xarray<T> grad{typename xt::xarray<T>::shape_type{0}};  // tape nodes: gradient of the current pass; leaves: accumulated .grad
-    xt::xarray<T> pass_grad{typename xt::xarray<T>::shape_type{0}};  // leaves: gradient of the current tape.gradient() pass (kept apart from .grad)
+    xt::xarray<T> pass_grad{typename xt::xarray<T>::shape_type{0}};  // leaves: gradient of the current tape.gradient() pass (kept apart from .grad); tape nodes: a rule's scratch, kept with the slot (max/min)
     std::unique_ptr<custom_state> custom;  // tape nodes of custom ops: what the forward saved
     tensor<T> grad_graph; // gradient as a recorded tensor, when create_graph is on
     backward_fn<T> backward = nullptr;

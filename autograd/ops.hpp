@@ -113,7 +113,8 @@ template <class T> tensor<T> sum(const tensor<T>& x, const axes_t& axes, bool ke
 template <class T> tensor<T> mean(const tensor<T>& x);
 /// Mean over `axes`.
 template <class T> tensor<T> mean(const tensor<T>& x, const axes_t& axes, bool keepdims = false);
-/// Max of all elements; tied maxima share the gradient equally.
+/// Max of all elements; tied maxima share the gradient equally. A NaN makes the
+/// result NaN (as torch.max); of tied +0 and -0 the first is returned.
 template <class T> tensor<T> max(const tensor<T>& x);
 /// Max over `axes`.
 template <class T> tensor<T> max(const tensor<T>& x, const axes_t& axes, bool keepdims = false);

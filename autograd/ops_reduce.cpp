@@ -97,38 +97,82 @@ tensor<T> sum_op(const char* op, const tensor<T>& x, const std::vector<int>& axe
 }
 
 // ------------------------------------------------------------ max / min
+/// f(i, o) for every element i of a row-major tensor of shape `xs`, with o the index of
+/// its element in the reduction over the axes where mask != 0 (keepdims layout). No heap.
+template <class S, class M, class F> void for_each_reduced(const S& xs, const M& mask, F&& f) {
+    const std::size_t rank = xs.size();
+    xt::svector<std::size_t, 8> at(rank, 0), ostride(rank, 0);
+    std::size_t size = 1;
+    for (std::size_t d = rank, s = 1; d-- > 0;) {
+        ostride[d] = mask[d] ? 0 : s;
+        if (!mask[d]) s *= xs[d];
+        size *= xs[d];
+    }
+    std::size_t o = 0;
+    for (std::size_t i = 0; i < size; ++i) {
+        f(i, o);
+        for (std::size_t d = rank; d-- > 0;) {  // next multi-index, carrying o along
+            o += ostride[d];
+            if (++at[d] < xs[d]) break;
+            o -= ostride[d] * at[d];
+            at[d] = 0;
+        }
+    }
+}
+
 // y = max (or min) over axes; dx = gy at the extreme elements, shared equally by ties
 template <class T> void extreme_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
-    const xshape keep = node_keep_shape(c);
     const auto& xv = c.x(0);
-    xt::xarray<T> spread;  // y (then the per-tie share of gy) broadcast back to x's shape
-    detail::broadcast_back<T>(c.y().data(), keep, spread, xv.shape(), false, T(1));
-    xt::xarray<T> hit = xt::cast<T>(xt::equal(xv, spread));
-    xt::xarray<T> ties;
-    detail::sum_to<T>(hit, ties, keep, false);
+    const T* x = xv.data();
+    const T* y = c.y().data();
+    const auto& mask = c.self.op_data;
+    // ties per output, then the share gy / ties, in the node's spare buffer (kept across steps: no heap in a replay)
+    xt::xarray<T>& share = c.self.pass_grad;
+    detail::fit(share, c.y().shape());
+    std::fill(share.begin(), share.end(), T(0));
+    for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o) { share.data()[o] += T(x[i] == y[o]); });
     if (c.create_graph) {
-        tensor<T> share = reshape(c.tgy(), to_shape(keep)) / tensor<T>(std::move(ties));
-        c.add_graph(0, share * tensor<T>(std::move(hit)));
+        const xshape keep = node_keep_shape(c);
+        xt::xarray<T> hit = xt::xarray<T>::from_shape(xv.shape());
+        for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o) { hit.data()[i] = T(x[i] == y[o]); });
+        xt::xarray<T> ties = share;
+        ties.reshape(keep);
+        tensor<T> per_tie = reshape(c.tgy(), to_shape(keep)) / tensor<T>(std::move(ties));
+        c.add_graph(0, per_tie * tensor<T>(std::move(hit)));
         return;
     }
-    for (std::size_t i = 0; i < ties.size(); ++i) ties.data()[i] = c.gy().data()[i] / ties.data()[i];
-    detail::broadcast_back<T>(ties.data(), keep, spread, xv.shape(), false, T(1));
-    c.add(0, hit * spread);
+    for (std::size_t o = 0; o < share.size(); ++o) share.data()[o] = c.gy().data()[o] / share.data()[o];
+    T* dx;
+    const bool had = detail::grad_buffer(c, 0, dx);
+    const T* per_tie = share.data();
+    // hit * share, as written: a non-extreme element gets 0 * share (NaN where a fiber has no hit)
+    if (had)
+        for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o) { dx[i] += T(x[i] == y[o]) * per_tie[o]; });
+    else
+        for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o) { dx[i] = T(x[i] == y[o]) * per_tie[o]; });
+    c.mark(c.input(0));
 }
 
-/// y = max (is_max) or min of xv over the axes where mask[i] != 0, in y's shape.
+/// y = max (is_max) or min of xv over the axes where mask[i] != 0, into y (already of
+/// the result's size). The first extreme of a fiber wins a tie (+0 against -0); a NaN
+/// makes its fiber's result NaN, as in PyTorch. No heap.
 template <class T, class M>
 void extreme_values(const xt::xarray<T>& xv, const M& mask, bool is_max, xt::xarray<T>& y) {
-    const xshape shape(y.shape().begin(), y.shape().end());
-    std::vector<std::size_t> ax;
-    for (std::size_t i = 0; i < xv.dimension(); ++i)
-        if (mask[i]) ax.push_back(i);
-    if (is_max) y = xt::amax(xv, ax, xt::keep_dims | xt::evaluation_strategy::immediate);
-    else y = xt::amin(xv, ax, xt::keep_dims | xt::evaluation_strategy::immediate);
-    y.reshape(shape);
+    T* out = y.data();
+    const T* x = xv.data();
+    const T start = is_max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+    std::fill(out, out + y.size(), start);
+    if (is_max)
+        for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o) {
+            if (x[i] > out[o] || x[i] != x[i]) out[o] = x[i];
+        });
+    else
+        for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o) {
+            if (x[i] < out[o] || x[i] != x[i]) out[o] = x[i];
+        });
 }
-// replay (op_data: the mask; scalar[0]: 1 for max): the eager computation, which allocates its result
+// replay (op_data: the mask; scalar[0]: 1 for max): the eager computation
 template <class T> void extreme_forward(node<T>& n, node<T>* const* in) {
     extreme_values(in[0]->value, n.op_data, n.scalar[0] != T(0), n.value);
 }

@@ -1,6 +1,7 @@
 // Reductions over every axis and over all, with keepdims; logsumexp, softmax, log_softmax.
 
 #include <cmath>
+#include <limits>
 
 #include <doctest/doctest.h>
 #include <xtensor/xreducer.hpp>
@@ -50,6 +51,42 @@ TEST_CASE("max and min, ties share the gradient") {
     tensor<double> tied(xarray<double>{{1, 3, 3}, {2, 0, 1}}, true);
     sum(max(tied, {1})).backward();
     CHECK(tied.grad() == xarray<double>{{0, 0.5, 0.5}, {1, 0, 0}});
+}
+
+TEST_CASE("max and min over any axes of a rank-3 tensor: values, NaN, signed zeros, extremes") {
+    xarray<double> x = uniform({2, 3, 4}, -1000, 1000, 5);
+    const std::vector<std::vector<int>> axis_sets{{0}, {1}, {2}, {0, 1}, {0, 2}, {1, 2}, {0, 1, 2}, {-1}};
+    for (const auto& axes : axis_sets)
+        for (bool keep : {false, true}) {
+            std::vector<std::size_t> ax;
+            for (int a : axes) ax.push_back(static_cast<std::size_t>(a < 0 ? a + 3 : a));
+            xarray<double> hi = xt::amax(x, ax, xt::evaluation_strategy::immediate);
+            xarray<double> lo = xt::amin(x, ax, xt::evaluation_strategy::immediate);
+            const auto mx = max(tensor<double>(x), axes, keep).value();
+            const auto mn = min(tensor<double>(x), axes, keep).value();
+            CHECK(mx.dimension() == (keep ? 3 : 3 - ax.size()));
+            CHECK(xt::flatten(mx) == xt::flatten(hi));
+            CHECK(xt::flatten(mn) == xt::flatten(lo));
+            expect_grads([axes, keep](const args& a) { return max(a[0], axes, keep); }, {uniform({2, 3, 4}, -1, 1, 6)}, true);
+        }
+    const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+    // a NaN anywhere in a fiber gives NaN, as torch.max does
+    xarray<double> with_nan{{1, nan, 3}, {nan, -2, -1}, {-inf, -inf, -inf}};
+    const auto m = max(tensor<double>(with_nan), {1}).value();
+    CHECK(std::isnan(m(0)));
+    CHECK(std::isnan(m(1)));
+    CHECK(m(2) == -inf);
+    const auto lo = min(tensor<double>(with_nan), {0}).value();
+    CHECK(std::isnan(lo(0)));
+    CHECK(std::isnan(lo(1)));
+    CHECK(lo(2) == -inf);
+    // +0 and -0 tie: the first wins, and both share the gradient
+    tensor<double> zeros(xarray<double>{-0.0, 0.0}, true);
+    tensor<double> z = max(zeros);
+    CHECK(std::signbit(z.value()()));
+    CHECK(!std::signbit(max(tensor<double>(xarray<double>{0.0, -0.0})).value()()));
+    z.backward();
+    CHECK(zeros.grad() == xarray<double>{0.5, 0.5});
 }
 
 TEST_CASE("logsumexp is stable and differentiable") {
