@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "autograd/detail/record.hpp"
 #include "autograd/hooks.hpp"
@@ -61,6 +62,9 @@ template <class T> struct compiled_core<T>::program {
     std::deque<fused_sgd_step<T>> fused;                  // stable addresses: matmul nodes point here
     std::vector<sgd_fusion<T>*> fused_from;               // the request of each fused entry
     node<T>* out = nullptr;
+    // check mode: called by the trace when the eager run reaches event `capture_at` (or at its end)
+    std::function<void()> capture;
+    std::size_t capture_at = 0;
     bool ready = false;        // a trace finished
     bool replayable = false;
     std::string reason;
@@ -74,6 +78,7 @@ template <class T> struct recorder final : tracer<T> {
     program& p;
     explicit recorder(program& prog) : p(prog) {}
     void add(typename program::event e) {
+        if (p.capture && p.events.size() == p.capture_at) std::exchange(p.capture, nullptr)();  // before the event runs
         e.at = p.tp->size();
         p.events.push_back(std::move(e));
     }
@@ -244,6 +249,7 @@ tensor<T> compiled_core<T>::trace(program& p, const std::vector<compiled_arg<T>>
         force_recording all(true);
         out = run.call(run.ctx, p.labels);
     }
+    if (p.capture) std::exchange(p.capture, nullptr)();
     tape<T>& tp = *p.tp;
     if (!out.defined()) rec.not_replayable("the compiled function returned an undefined tensor");
     else if (!out.node_ptr()->on_tape || out.node_ptr()->home != &tp)
@@ -335,8 +341,11 @@ tensor<T> compiled_core<T>::trace(program& p, const std::vector<compiled_arg<T>>
     return out;
 }
 
-template <class T> tensor<T> compiled_core<T>::replay(program& p, const std::vector<compiled_arg<T>>& args) {
-    ++stats_.replays;
+namespace {
+
+// Point the program at this call's arguments: its labels into the label slots, its
+// tensors into the input slots that read them.
+template <class T> void bind(typename compiled_core<T>::program& p, const std::vector<compiled_arg<T>>& args) {
     p.bound.resize(p.arg_nodes.size());
     for (std::size_t i = 0, t = 0, k = 0; i < args.size(); ++i) {
         if (args[i].labels) {
@@ -347,84 +356,137 @@ template <class T> tensor<T> compiled_core<T>::replay(program& p, const std::vec
         }
     }
     for (auto& [slot, a] : p.patches) *slot = p.arg_nodes[a];
-    tape<T>& tp = *p.tp;
-    tp.restamp();  // results of the previous call go stale: their buffers are rewritten now
     for (node<T>* n : p.retaining) n->hooks->retained_defined = false;  // as a new eager step's nodes
-    for (const auto& o : p.ops) {
-        switch (o.k) {
-        case program::kind::kernel: o.n->forward(*o.n, o.n->inputs); break;
-        case program::kind::loop: run_loop(tp, o.first, o.last); break;
-        case program::kind::backward: {
-            for (std::size_t f = 0; f < p.fused.size(); ++f) {  // the optimizer's current lr
-                const sgd_fusion<T>& req = *p.fused_from[f];
-                p.fused[f].lr = T(req.lr);
-                p.fused[f].decay = T(1 - req.lr * req.weight_decay);
-            }
-            const auto& e = p.events[o.event];
-            tp.replay_backward(o.n, e.seeded ? &e.seed : nullptr);  // the trace's backward() checked root and seed
-            break;
+}
+
+template <class T> void run_op(typename compiled_core<T>::program& p, const typename compiled_core<T>::program::op& o) {
+    using program = typename compiled_core<T>::program;
+    switch (o.k) {
+    case program::kind::kernel: o.n->forward(*o.n, o.n->inputs); break;
+    case program::kind::loop: run_loop(*p.tp, o.first, o.last); break;
+    case program::kind::backward: {
+        for (std::size_t f = 0; f < p.fused.size(); ++f) {  // the optimizer's current lr
+            const sgd_fusion<T>& req = *p.fused_from[f];
+            p.fused[f].lr = T(req.lr);
+            p.fused[f].decay = T(1 - req.lr * req.weight_decay);
         }
-        case program::kind::host: p.events[o.event].host(); break;
-        }
+        const auto& e = p.events[o.event];
+        p.tp->replay_backward(o.n, e.seeded ? &e.seed : nullptr);  // the trace's backward() checked root and seed
+        break;
     }
+    case program::kind::host: p.events[o.event].host(); break;
+    }
+}
+
+// What the check mode compares, read off a tape after its forward, zero_grad() and
+// backward() calls: the values of the first `nodes` ops, the gradients the latest
+// reverse pass left in ops and in the leaves they read (listed in tape order).
+template <class T> struct step_state {
+    std::vector<xt::xarray<T>> values;
+    std::vector<std::pair<std::size_t, xt::xarray<T>>> op_grads;  // (op, gradient), ops the pass reached
+    std::vector<std::pair<bool, xt::xarray<T>>> leaf_grads;       // (defined, gradient)
+    std::vector<node<T>*> leaves;
+};
+
+template <class T> std::vector<node<T>*> leaves_read(tape<T>& tp) {
+    std::vector<node<T>*> out;
+    for (std::size_t i = 0; i < tp.size(); ++i)
+        for (std::uint32_t k = 0; k < tp.at(i).n_inputs; ++k) {
+            node<T>* in = tp.at(i).inputs[k];
+            if (!in->on_tape && std::find(out.begin(), out.end(), in) == out.end()) out.push_back(in);
+        }
+    return out;
+}
+
+template <class T> step_state<T> read_state(tape<T>& tp, std::size_t nodes, bool backward_ran) {
+    step_state<T> s;
+    for (std::size_t i = 0; i < nodes && i < tp.size(); ++i) s.values.push_back(tp.at(i).value);
+    if (backward_ran)
+        for (std::size_t i = tp.size(); i-- > 0;)
+            if (tp.at(i).pass == tp.last_pass() && tp.at(i).requires_grad) s.op_grads.emplace_back(i, tp.at(i).grad);
+    s.leaves = leaves_read(tp);
+    for (node<T>* l : s.leaves) s.leaf_grads.emplace_back(l->grad_defined, l->grad_defined ? l->grad : xt::xarray<T>());
+    return s;
+}
+
+// First element where a and b differ bit for bit (NaN equals NaN), or a.size() when none; shapes checked by the caller.
+template <class T> std::size_t first_difference(const xt::xarray<T>& a, const xt::xarray<T>& b) {
+    for (std::size_t k = 0; k < a.size(); ++k)
+        if (!(a.data()[k] == b.data()[k]) && !(std::isnan(a.data()[k]) && std::isnan(b.data()[k]))) return k;
+    return a.size();
+}
+
+}  // namespace
+
+template <class T> tensor<T> compiled_core<T>::replay(program& p, const std::vector<compiled_arg<T>>& args) {
+    ++stats_.replays;
+    bind(p, args);
+    p.tp->restamp();  // results of the previous call go stale: their buffers are rewritten now
+    for (const auto& o : p.ops) run_op<T>(p, o);
     return tensor<T>::from_tape(p.out);
 }
 
 template <class T> tensor<T> compiled_core<T>::check(program& p, const std::vector<compiled_arg<T>>& args, invoker run) {
-    // The replayed forward up to the first event, from this call's arguments...
-    std::vector<xt::xarray<T>> replayed_values;
-    std::vector<std::string> replayed_ops;
+    // The replay up to the first event that may change values (an optimizer step, a
+    // replayed() call): the forward, zero_grad() calls and backward passes...
+    std::size_t stop = p.events.size();
+    for (std::size_t e = 0; e < p.events.size() && stop == p.events.size(); ++e)
+        if (p.events[e].k == program::kind::host && !p.events[e].grads_only) stop = e;
+    tape<T>& tp = *p.tp;
+    const std::size_t nodes = stop < p.events.size() ? p.events[stop].at : tp.size();
+    bind(p, args);
+    tp.restamp();
+    // ...which writes leaves (gradients; values too: running statistics, fused SGD steps): put them back after
+    struct saved_leaf {
+        node<T>* n;
+        xt::xarray<T> value, grad;
+        bool defined;
+    };
+    std::vector<saved_leaf> saved;
+    for (node<T>* l : leaves_read(tp)) saved.push_back({l, l->value, l->grad, l->grad_defined});
+    bool backward_ran = false;
+    step_state<T> replayed;
     {
-        program& q = p;
-        q.bound.resize(q.arg_nodes.size());
-        for (std::size_t i = 0, t = 0, k = 0; i < args.size(); ++i) {
-            if (args[i].labels) q.labels[k++].assign(args[i].labels->begin(), args[i].labels->end());
-            else {
-                q.bound[t] = args[i].owner;
-                q.arg_nodes[t++] = args[i].tensor_node;
+        struct restore_scope {  // also when a kernel throws
+            std::vector<saved_leaf>& leaves;
+            program& q;
+            ~restore_scope() {
+                for (auto& l : leaves) {
+                    l.n->value = std::move(l.value);
+                    l.n->grad = std::move(l.grad);
+                    l.n->grad_defined = l.defined;
+                }
+                for (sgd_fusion<T>* req : q.fused_from) std::fill(req->taken.begin(), req->taken.end(), char(0));
             }
+        } restore{saved, p};
+        for (const auto& o : p.ops) {
+            if (o.k == program::kind::host && o.event >= stop) break;
+            if ((o.k == program::kind::kernel && o.n->index >= nodes) || (o.k == program::kind::loop && o.first >= nodes)) break;
+            run_op<T>(p, o);
+            backward_ran = backward_ran || o.k == program::kind::backward;
         }
-        for (auto& [slot, a] : q.patches) *slot = q.arg_nodes[a];
-        tape<T>& tp = *q.tp;
-        // up to the first event values can depend on (zero_grad calls cannot change any)
-        std::size_t first_event = tp.size();
-        for (const auto& e : q.events)
-            if (!(e.k == program::kind::host && e.grads_only)) {
-                first_event = e.at;
-                break;
-            }
-        // kernels may write leaves they read (batch norm's running statistics): put them back after
-        std::vector<std::pair<node<T>*, xt::xarray<T>>> leaves;
-        for (std::size_t i = 0; i < first_event; ++i)
-            for (std::uint32_t k = 0; k < tp.at(i).n_inputs; ++k) {
-                node<T>* in = tp.at(i).inputs[k];
-                if (in->on_tape) continue;
-                bool seen = false;
-                for (const auto& l : leaves) seen = seen || l.first == in;
-                if (!seen) leaves.emplace_back(in, in->value);
-            }
-        for (const auto& o : q.ops) {
-            if (o.k == program::kind::kernel && o.n->index < first_event) o.n->forward(*o.n, o.n->inputs);
-            else if (o.k == program::kind::loop && o.last <= first_event) {
-                run_loop(tp, o.first, o.last);
-            } else if (o.k == program::kind::host && q.events[o.event].grads_only) {
-                continue;
-            } else if (o.k != program::kind::kernel && o.k != program::kind::loop) {
-                break;
-            }
-        }
-        for (std::size_t i = 0; i < first_event; ++i) replayed_values.push_back(tp.at(i).value);
-        for (std::size_t i = 0; i < tp.size(); ++i) replayed_ops.push_back(tp.at(i).op);
-        for (auto& [leaf, value] : leaves) leaf->value = std::move(value);
+        replayed = read_state(tp, nodes, backward_ran);
     }
-    // ...against the function run eagerly (whose effects are the call's).
+    std::vector<std::string> replayed_ops;
+    for (std::size_t i = 0; i < tp.size(); ++i) replayed_ops.push_back(tp.at(i).op);
+    std::vector<bool> fused_weight(replayed.leaves.size(), false);  // stepped inside the gemm: no gradient to compare
+    for (std::size_t l = 0; l < replayed.leaves.size(); ++l)
+        for (const auto& f : p.fused) fused_weight[l] = fused_weight[l] || f.weight == replayed.leaves[l];
+
+    // ...against the function run eagerly (whose effects are the call's), read at the same event.
+    step_state<T> eager;
+    struct clear_capture {
+        program& q;
+        ~clear_capture() { q.capture = nullptr; }
+    } clear{p};
+    p.capture_at = stop;
+    p.capture = [&] { eager = read_state(*p.tp, nodes, backward_ran); };
     --stats_.traces;
     tensor<T> out = trace(p, args, run);
     ++stats_.replays;
-    tape<T>& tp = *p.tp;
+    auto op_name = [&](std::size_t i) { return std::string(i < tp.size() ? tp.at(i).op : "(none)"); };
     auto fail = [&](std::size_t i, const std::string& what) {
-        throw std::logic_error("compile check: op " + std::to_string(i) + " '" +
-                               (i < tp.size() ? tp.at(i).op : "(none)") + "' " + what);
+        throw std::logic_error("compile check: op " + std::to_string(i) + " '" + op_name(i) + "' " + what);
     };
     if (tp.size() != replayed_ops.size())
         fail(std::min(tp.size(), replayed_ops.size()),
@@ -433,15 +495,54 @@ template <class T> tensor<T> compiled_core<T>::check(program& p, const std::vect
                  " (control flow that depends on values?)");
     for (std::size_t i = 0; i < tp.size(); ++i)
         if (replayed_ops[i] != tp.at(i).op) fail(i, "was recorded where the program has '" + replayed_ops[i] + "'");
-    for (std::size_t i = 0; i < replayed_values.size(); ++i) {
-        const auto& a = replayed_values[i];
-        const auto& b = tp.at(i).value;
-        if (a.shape() != b.shape()) fail(i, "has shape " + shape_str(b.shape()) + " eagerly, " + shape_str(a.shape()) + " replayed");
-        for (std::size_t k = 0; k < a.size(); ++k)
-            if (!(a.data()[k] == b.data()[k]) && !(std::isnan(a.data()[k]) && std::isnan(b.data()[k])))
-                fail(i, "differs at element " + std::to_string(k) + ": replayed " + std::to_string(a.data()[k]) +
-                            ", eager " + std::to_string(b.data()[k]) +
-                            " (a value computed outside tapegrad ops, frozen at the trace?)");
+    auto compare = [&](const xt::xarray<T>& a, const xt::xarray<T>& b, const std::string& what, std::size_t i,
+                       const char* hint) {
+        const std::string subject = what.empty() ? "" : what + " ";
+        if (!detail::shapes_equal(a.shape(), b.shape()))
+            fail(i, subject + "has shape " + shape_str(b.shape()) + " eagerly, " + shape_str(a.shape()) + " replayed");
+        const std::size_t k = first_difference(a, b);
+        if (k < a.size())
+            fail(i, subject + "differs at element " + std::to_string(k) + ": replayed " + std::to_string(a.data()[k]) +
+                        ", eager " + std::to_string(b.data()[k]) + hint);
+    };
+    // Forward values in tape order, then gradients in the order the reverse pass made them.
+    for (std::size_t i = 0; i < replayed.values.size() && i < eager.values.size(); ++i)
+        compare(replayed.values[i], eager.values[i], "", i, " (a value computed outside tapegrad ops, frozen at the trace?)");
+    if (replayed.op_grads.size() != eager.op_grads.size())
+        fail(replayed.op_grads.empty() ? 0 : replayed.op_grads.front().first,
+             "begins a reverse pass that reached " + std::to_string(replayed.op_grads.size()) + " ops replayed, " +
+                 std::to_string(eager.op_grads.size()) + " eagerly");
+    const char* frozen_backward = " (a backward reading a value frozen at the trace, such as a custom op's parameters?)";
+    // A gradient is written by the backward rules of the ops that read the tensor: name them.
+    auto writers = [&](const node<T>* of, std::size_t& first) {
+        std::string list;
+        first = tp.size();
+        for (std::size_t j = 0; j < eager.values.size(); ++j) {
+            const node<T>& r = tp.at(j);
+            if (std::find(r.inputs, r.inputs + r.n_inputs, of) == r.inputs + r.n_inputs) continue;
+            if (first == tp.size()) first = j;
+            list += (list.empty() ? "" : ", ") + std::to_string(j) + " '" + r.op + "'";
+        }
+        return "from the backward of op" + std::string(list.find(',') == std::string::npos ? " " : "s ") + list;
+    };
+    for (std::size_t g = 0; g < replayed.op_grads.size(); ++g) {
+        const std::size_t i = replayed.op_grads[g].first;
+        if (eager.op_grads[g].first != i) fail(i, "was reached by the replayed reverse pass but not by the eager one");
+        std::size_t first;
+        compare(replayed.op_grads[g].second, eager.op_grads[g].second, "(its gradient, " + writers(&tp.at(i), first) + ")",
+                i, frozen_backward);
+    }
+    for (std::size_t l = 0; l < replayed.leaves.size() && l < eager.leaves.size(); ++l) {
+        if (fused_weight[l]) continue;
+        std::size_t reader;  // the first op reading the leaf, named as the op
+        const std::string from = writers(eager.leaves[l], reader);
+        const std::string what =
+            "(the gradient of its input leaf of shape " + shape_str(eager.leaves[l]->value.shape()) + ", " + from + ")";
+        if (replayed.leaf_grads[l].first != eager.leaf_grads[l].first)
+            fail(reader, what + " is " + (replayed.leaf_grads[l].first ? "set" : "unset") + " replayed, " +
+                             (eager.leaf_grads[l].first ? "set" : "unset") + " eagerly");
+        if (replayed.leaf_grads[l].first)
+            compare(replayed.leaf_grads[l].second, eager.leaf_grads[l].second, what, reader, frozen_backward);
     }
     return out;
 }

@@ -45,9 +45,10 @@ struct compile_options {
     /// results differ by rounding, a few ulp per step). Only for a weight read by one
     /// matmul, in a step with one backward() followed directly by the SGD step.
     bool fuse_sgd = true;
-    /// Debug: every call of a replayable step also runs it eagerly; the replayed forward
-    /// must equal the eager one bit for bit and record the same ops, else std::logic_error
-    /// names the first op that differs. The eager run is the one whose effects are kept.
+    /// Debug: every call of a replayable step also runs it eagerly; up to the first event
+    /// that may change values (an optimizer step), the replay must record the same ops and
+    /// give the same values and gradients (of ops and leaves) bit for bit, else
+    /// std::logic_error names the first op that differs. The eager run's effects are kept.
     bool check = false;
 };
 
