@@ -61,6 +61,20 @@ template <class T> struct compiled_core<T>::program {
     std::vector<op> ops;
     std::deque<fused_sgd_step<T>> fused;                  // stable addresses: matmul nodes point here
     std::vector<sgd_fusion<T>*> fused_from;               // the request of each fused entry
+    // Pass: runs of elementwise nodes whose backward kernels the reverse pass takes block by block
+    struct reverse_item {
+        node<T>* n;
+        bool active = false;  // reached by the current pass
+        T* dst[2]{};          // gradient buffers of the inputs that take one
+        bool had[2]{};        // input j's gradient already held a value when this node's rule ran
+    };
+    struct reverse_run {
+        std::size_t size = 0;              // elements of each node
+        std::vector<reverse_item> items;  // descending tape order
+    };
+    std::vector<reverse_run> reverse_runs;
+    std::vector<std::size_t> reverse_first, reverse_last;
+    reverse_ranges reverse;
     node<T>* out = nullptr;
     // check mode: called by the trace when the eager run reaches event `capture_at` (or at its end)
     std::function<void()> capture;
@@ -179,6 +193,45 @@ template <class T> void run_loop(tape<T>& tp, std::size_t first, std::size_t las
     });
 }
 
+// Whether node n can run in a fused reverse loop of nodes of `size` elements: an
+// elementwise kernel whose inputs that take a gradient are this tape's nodes of its size.
+template <class T> bool reverse_fusable(const tape<T>& tp, const node<T>& n, std::size_t size) {
+    if (!n.backward_range || n.hooks || n.value.size() != size || n.n_inputs > 2) return false;
+    for (std::uint32_t j = 0; j < n.n_inputs; ++j) {
+        const node<T>* m = n.inputs[j];
+        if (m->requires_grad && (!m->on_tape || m->home != &tp || m->value.size() != size || m->hooks)) return false;
+    }
+    return true;
+}
+
+// Range k of the program's fused reverse loops, nodes at indices <= top, for reverse pass `pass`:
+// first which nodes the pass reached and which gradients they write first (as the eager
+// rules decide, in the same order), then block by block through all of them.
+template <class T> void run_reverse_range(void* ctx, std::size_t k, std::size_t top, std::uint64_t pass) {
+    auto& run = static_cast<typename compiled_core<T>::program*>(ctx)->reverse_runs[k];
+    for (auto& it : run.items) {
+        node<T>& n = *it.n;
+        it.active = n.index <= top && n.pass == pass && n.requires_grad;
+        if (!it.active) continue;
+        for (std::uint32_t j = 0; j < n.n_inputs; ++j) {
+            node<T>* m = n.inputs[j];
+            it.dst[j] = nullptr;
+            if (!m->requires_grad) continue;
+            it.had[j] = m->pass == pass;
+            if (!it.had[j]) fit(m->grad, m->value.shape());
+            it.dst[j] = m->grad.data();
+            m->pass = pass;
+        }
+    }
+    parallel_for(run.size, fused_block, [&](std::size_t begin, std::size_t end) {
+        for (std::size_t b = begin; b < end; b += fused_block) {
+            const std::size_t e = std::min(end, b + fused_block);
+            for (auto& it : run.items)
+                if (it.active) it.n->backward_range(*it.n, b, e, it.dst, it.had);
+        }
+    });
+}
+
 }  // namespace
 
 template <class T> compiled_core<T>::compiled_core(compile_options o) : o_(o) {}
@@ -293,6 +346,34 @@ tensor<T> compiled_core<T>::trace(program& p, const std::vector<compiled_arg<T>>
             }
         }
 
+    // Pass: runs of at least two elementwise nodes of one size (nodes that take no
+    // gradient may sit between them) go through the reverse pass as one blocked loop.
+    p.reverse_runs.clear();
+    if (o_.fuse_backward_elementwise)
+        for (std::size_t top = tp.size(); top-- > 0;) {
+            node<T>& t = tp.at(top);
+            if (!t.requires_grad || !reverse_fusable(tp, t, t.value.size())) continue;
+            typename program::reverse_run run;
+            run.size = t.value.size();
+            std::size_t fused = 0;
+            for (std::size_t i = top + 1; i-- > 0;) {
+                node<T>& n = tp.at(i);
+                if (n.requires_grad && !reverse_fusable(tp, n, run.size)) break;
+                run.items.push_back({&n});
+                fused += n.requires_grad;
+            }
+            while (!run.items.back().n->requires_grad) run.items.pop_back();  // the top node stays: it takes a gradient
+            top = run.items.back().n->index;  // the loop goes on below the run
+            if (fused >= 2) p.reverse_runs.push_back(std::move(run));
+        }
+    p.reverse_first.clear();
+    p.reverse_last.clear();
+    for (const auto& run : p.reverse_runs) {
+        p.reverse_first.push_back(run.items.back().n->index);
+        p.reverse_last.push_back(run.items.front().n->index + 1);
+    }
+    p.reverse = {p.reverse_first.data(), p.reverse_last.data(), p.reverse_runs.size(), &p, &run_reverse_range<T>};
+
     // Pass: kernels in order, elementwise chains of one size grouped into loops.
     std::size_t next_event = 0;
     auto flush_events = [&](std::size_t upto) {
@@ -371,7 +452,7 @@ template <class T> void run_op(typename compiled_core<T>::program& p, const type
             p.fused[f].decay = T(1 - req.lr * req.weight_decay);
         }
         const auto& e = p.events[o.event];
-        p.tp->replay_backward(o.n, e.seeded ? &e.seed : nullptr);  // the trace's backward() checked root and seed
+        p.tp->replay_backward(o.n, e.seeded ? &e.seed : nullptr, p.reverse.count ? &p.reverse : nullptr);  // the trace's backward() checked root and seed
         break;
     }
     case program::kind::host: p.events[o.event].host(); break;
@@ -555,6 +636,7 @@ template <class T> compile_stats compiled_core<T>::stats() const {
         s.fused_loops = last_->loops;
         s.fused_bias_activation = last_->bias_loops;
         s.fused_sgd_weights = last_->fused.size();
+        s.fused_backward_loops = last_->reverse_runs.size();
         s.eager_reason = last_->reason;
     }
     return s;

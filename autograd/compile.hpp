@@ -40,6 +40,9 @@ struct compile_options {
     bool fuse_elementwise = true;
     /// A bias add and the activation after a matmul run in one pass over its result (bit-identical).
     bool fuse_bias_activation = true;
+    /// The reverse pass runs the backward of a chain of elementwise ops of one size block by
+    /// block in one loop, with no per-op dispatch (bit-identical).
+    bool fuse_backward_elementwise = true;
     /// optim::sgd without momentum updates a weight inside its weight-gradient gemm
     /// (w = (1 - lr wd) w - lr dL/dw, where eager computes w - lr (dL/dw + wd w): the
     /// results differ by rounding, a few ulp per step). Only for a weight read by one
@@ -61,6 +64,7 @@ struct compile_stats {
     std::size_t fused_loops = 0;  ///< latest program: elementwise chains run as one loop
     std::size_t fused_bias_activation = 0;  ///< latest program: bias + activation passes after a gemm
     std::size_t fused_sgd_weights = 0;      ///< latest program: weights stepped inside their gemm
+    std::size_t fused_backward_loops = 0;   ///< latest program: elementwise chains whose backward runs as one loop
     std::string eager_reason;     ///< latest program: why it runs eagerly ("" when it replays)
 };
 

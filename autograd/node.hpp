@@ -28,6 +28,11 @@ struct custom_state {
 template <class T> using forward_fn = void (*)(node<T>& n, node<T>* const* in);
 /// An elementwise forward kernel on elements [begin, end) only: the unit of a fused loop.
 template <class T> using forward_range_fn = void (*)(node<T>&, std::size_t begin, std::size_t end);
+/// An elementwise backward kernel on elements [begin, end): the gradient of input i
+/// is written to dst[i] (added to it when had[i]) for each input with a non-null dst[i].
+/// The node's rule runs it, and so does a compiled step's fused reverse loop: one kernel, same bits.
+template <class T>
+using backward_range_fn = void (*)(node<T>&, std::size_t begin, std::size_t end, T* const* dst, const bool* had);
 
 /// A weight whose plain SGD step a compiled step takes inside this matmul's
 /// weight-gradient gemm (compile_options::fuse_sgd): weight = decay * weight - lr * dL/dweight.
@@ -49,6 +54,7 @@ template <class T> struct node {
     backward_fn<T> backward = nullptr;
     forward_fn<T> forward = nullptr;             // tape nodes: replay kernel (null: the op cannot be replayed)
     forward_range_fn<T> forward_range = nullptr;  // tape nodes of elementwise ops: the kernel on a range
+    backward_range_fn<T> backward_range = nullptr;  // the same for their backward (inputs of the node's shape)
     fused_sgd_step<T>* fused_step = nullptr;      // tape nodes of matmuls in a compiled step (fuse_sgd pass)
     const char* op = "leaf";
     node<T>** inputs = nullptr;   // arena-allocated, n_inputs long

@@ -37,7 +37,7 @@ template <class T> struct tape<T>::pass_scope {
 
 template <class T>
 void tape<T>::run(node<T>* root, const tensor<T>* seed_graph, const array_type* seed, bool into_leaf_grad,
-                  bool create_graph) {
+                  bool create_graph, const reverse_ranges* ranges) {
     detail::pause_trace<T> quiet;  // rules and hooks run as outside a trace
     const std::uint64_t pass = pass_ = ++g_pass;
     last_recorded_ = create_graph;
@@ -59,8 +59,17 @@ void tape<T>::run(node<T>* root, const tensor<T>* seed_graph, const array_type* 
     if (create_graph) recording.emplace();
     // Creation order is a topological order: one loop from the root down. A node's
     // gradient is complete when the loop reaches it, so its hooks run right there.
+    std::size_t next_range = 0;
     if (root->on_tape)
         for (std::size_t i = root->index + 1; i-- > 0;) {
+            if (ranges) {  // a compiled step's elementwise run: all of its nodes at once, block by block
+                while (next_range < ranges->count && ranges->first[next_range] > i) ++next_range;
+                if (next_range < ranges->count && i < ranges->last[next_range]) {
+                    ranges->run(ranges->ctx, next_range, i, pass);
+                    i = ranges->first[next_range++];
+                    continue;
+                }
+            }
             node<T>& n = slot(i);
             if (n.pass != pass || !n.backward) continue;
             if (n.hooks) {
@@ -145,9 +154,9 @@ template <class T> void tape<T>::backward(const tensor<T>& output, const array_t
     run(output.node_ptr(), nullptr, seed, true, false);
 }
 
-template <class T> void tape<T>::replay_backward(node<T>* root, const array_type* seed) {
+template <class T> void tape<T>::replay_backward(node<T>* root, const array_type* seed, const reverse_ranges* ranges) {
     pass_scope scope(*this);
-    run(root, nullptr, seed, true, false);
+    run(root, nullptr, seed, true, false, ranges);
 }
 
 template <class T>
@@ -210,9 +219,9 @@ template <class T> void backward_ctx<T>::add_graph_to(node<T>* n, tensor<T> g) {
 #define TAPEGRAD_INSTANTIATE(T) \
     template struct backward_ctx<T>; \
     template void detail::run_hooks<T>(node<T>&, xt::xarray<T>&, bool); \
-    template void tape<T>::run(node<T>*, const tensor<T>*, const xt::xarray<T>*, bool, bool); \
+    template void tape<T>::run(node<T>*, const tensor<T>*, const xt::xarray<T>*, bool, bool, const reverse_ranges*); \
     template void tape<T>::backward(const tensor<T>&, const xt::xarray<T>*); \
-    template void tape<T>::replay_backward(node<T>*, const xt::xarray<T>*); \
+    template void tape<T>::replay_backward(node<T>*, const xt::xarray<T>*, const reverse_ranges*); \
     template std::vector<tensor<T>> tape<T>::gradient(const tensor<T>&, const std::vector<tensor<T>>&, gradient_options); \
     template std::vector<tensor<T>> tape<T>::gradient(const tensor<T>&, const std::vector<tensor<T>>&, const tensor<T>&, gradient_options);
 TAPEGRAD_INSTANTIATE(float)

@@ -34,6 +34,17 @@ struct gradient_options {
     bool allow_unused = true;
 };
 
+/// Internal: runs of elementwise nodes that a compiled step's reverse pass takes block
+/// by block (autograd/compile.cpp), in descending order: range k is nodes [first[k], last[k]).
+struct reverse_ranges {
+    const std::size_t* first = nullptr;
+    const std::size_t* last = nullptr;
+    std::size_t count = 0;
+    void* ctx = nullptr;
+    /// Run the nodes of range k at indices <= top for reverse pass `pass`.
+    void (*run)(void* ctx, std::size_t k, std::size_t top, std::uint64_t pass) = nullptr;
+};
+
 /// The per-thread, per-scalar-type tape. Ops record on `tape<T>::current()`.
 ///
 /// Threading rule (docs/threads.md): a tensor produced by a recorded op belongs to
@@ -63,7 +74,7 @@ template <class T> class tape {
     void backward(const tensor<T>& output, const array_type* seed);
     /// Internal: backward() from a node of this tape whose checks a compiled step's
     /// trace already made (the replay of a recorded backward()).
-    void replay_backward(node<T>* root, const array_type* seed);
+    void replay_backward(node<T>* root, const array_type* seed, const reverse_ranges* ranges = nullptr);
 
     /// Forget all recorded nodes, keeping their memory for the next step.
     /// Every tensor produced by a recorded op becomes invalid.
@@ -119,7 +130,7 @@ template <class T> class tape {
 
   private:
     void run(node<T>* root, const tensor<T>* seed_graph, const array_type* seed, bool into_leaf_grad,
-             bool create_graph);
+             bool create_graph, const reverse_ranges* ranges = nullptr);
     node<T>& slot(std::size_t i) { return blocks_[i / block_nodes][i % block_nodes]; }
 
     std::vector<std::unique_ptr<node<T>[]>> blocks_;

@@ -255,18 +255,20 @@ int run_passes(const options& o) {
         const char* name;
         compiled_passes passes;
     };
-    const variant variants[] = {{"all passes", {true, true, true}},
-                                {"no fuse_elementwise", {false, true, true}},
-                                {"no fuse_bias_activation", {true, false, true}},
-                                {"no fuse_sgd", {true, true, false}},
-                                {"no passes", {false, false, false}}};
-    constexpr int n_variants = 5, hand = n_variants;
+    const variant variants[] = {{"all passes", {true, true, true, true}},
+                                {"no fuse_elementwise", {false, true, true, true}},
+                                {"no fuse_bias_activation", {true, false, true, true}},
+                                {"no fuse_sgd", {true, true, false, true}},
+                                {"no fuse_backward_elementwise", {true, true, true, false}},
+                                {"no passes", {false, false, false, false}}};
+    constexpr int n_variants = 6, hand = n_variants;
     std::printf("Compiled step with its passes switched off one at a time (opchain: per op), medians of %d rounds of "
                 "~%.0f ms blocks; 'gain' is the step's time with that pass off over its time with all passes\n",
                 o.rounds, o.block_ms);
-    std::printf("| case | all passes | no fuse_elementwise | no fuse_bias_activation | no fuse_sgd | no passes | "
-                "hand-written | all/hand | gain: elementwise | gain: bias+activation | gain: sgd | gain: all |\n"
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    std::printf("| case | all passes | no fuse_elementwise | no fuse_bias_activation | no fuse_sgd | "
+                "no fuse_backward_elementwise | no passes | hand-written | all/hand | gain: elementwise | "
+                "gain: bias+activation | gain: sgd | gain: backward elementwise | gain: all |\n"
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     struct one_case {
         std::string name;
         int threads;
@@ -317,8 +319,9 @@ int run_passes(const options& o) {
         for (int v = 0; v <= n_variants; ++v) t[v] = median(times[v]);
         std::printf("| %s |", c.name.c_str());
         for (int v = 0; v <= n_variants; ++v) std::printf(" %s |", fmt_time(t[v]).c_str());
-        std::printf(" %s | %s | %s | %s | %s |\n", fmt_ratio(t[0], t[hand]).c_str(), fmt_ratio(t[1], t[0]).c_str(),
-                    fmt_ratio(t[2], t[0]).c_str(), fmt_ratio(t[3], t[0]).c_str(), fmt_ratio(t[4], t[0]).c_str());
+        std::printf(" %s | %s | %s | %s | %s | %s |\n", fmt_ratio(t[0], t[hand]).c_str(), fmt_ratio(t[1], t[0]).c_str(),
+                    fmt_ratio(t[2], t[0]).c_str(), fmt_ratio(t[3], t[0]).c_str(), fmt_ratio(t[4], t[0]).c_str(),
+                    fmt_ratio(t[5], t[0]).c_str());
         std::fflush(stdout);
     }
     return 0;

@@ -36,6 +36,7 @@ compile_options options_of(compiled_passes p) {
     o.fuse_elementwise = p.elementwise;
     o.fuse_bias_activation = p.bias_activation;
     o.fuse_sgd = p.sgd;
+    o.fuse_backward_elementwise = p.backward_elementwise;
     return o;
 }
 

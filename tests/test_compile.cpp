@@ -78,7 +78,7 @@ template <class T> double param_gap(nn::sequential<T>& a, nn::sequential<T>& b) 
 
 compile_options passes(bool on) {
     compile_options o;
-    o.fuse_elementwise = o.fuse_bias_activation = o.fuse_sgd = on;
+    o.fuse_elementwise = o.fuse_bias_activation = o.fuse_sgd = o.fuse_backward_elementwise = on;
     return o;
 }
 

@@ -79,7 +79,7 @@ template <class T> void eager_vs_compiled(bool relu, bool adam, bool passes) {
     CAPTURE(passes);
     cnn_run<T> eager(relu, adam), comp(relu, adam);
     compile_options o;
-    o.fuse_elementwise = o.fuse_bias_activation = o.fuse_sgd = passes;
+    o.fuse_elementwise = o.fuse_bias_activation = o.fuse_sgd = o.fuse_backward_elementwise = passes;
     auto step = compile([&](const tensor<T>& x, const std::vector<std::size_t>& y) { return comp.step(x, y); }, o);
     std::mt19937 rng(5);
     for (int s = 0; s < 4; ++s) {

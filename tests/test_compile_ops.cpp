@@ -60,7 +60,7 @@ TEST_CASE("compile: shape ops, comparisons, where, cumsum, max/min and norm repl
     for (bool on : {false, true}) {
         CAPTURE(on);
         compile_options o;
-        o.fuse_elementwise = o.fuse_bias_activation = o.fuse_sgd = on;
+        o.fuse_elementwise = o.fuse_bias_activation = o.fuse_sgd = o.fuse_backward_elementwise = on;
         params eager, comp;
         auto compiled = compile([&](const tensor<double>& x) { return step(comp, x); }, o);
         for (int i = 0; i < 4; ++i) {
@@ -192,4 +192,75 @@ TEST_CASE("compile: index_select replays with each call's indices when they are 
     auto frozen = compile([&](const tensor<double>& x) { return sum(index_select(x, fixed)); });
     frozen(tensor<double>(e0));
     CHECK(frozen.stats().eager_reason.find("index_select read class labels or indices") != std::string::npos);
+}
+
+namespace {
+
+/// Elementwise chains whose backward the fuse_backward_elementwise pass runs as blocked loops:
+/// a value used twice (x * x, and y read by two later ops), constants that take no gradient
+/// in between, a parameter leaf read mid-chain (which ends a run), a retained gradient.
+tensor<double> chain_step(tensor<double>& w, const tensor<double>& x, const tensor<double>& c, tensor<double>* kept) {
+    w.zero_grad();
+    tensor<double> y = tanh(x * w);                  // reads the parameter: not in a run
+    tensor<double> u = sigmoid(y) * y + y * y;       // y used three times
+    tensor<double> k = exp(c) - c;                   // no gradient: may sit inside a run
+    tensor<double> v = (u - k) * (u + 0.5 * y);
+    tensor<double> r = relu(v - 0.25) * w;           // w again: its rule stays out of the run
+    tensor<double> s = sqrt(abs(r) + 1.0) / (1.0 + u * u);
+    if (kept) {
+        kept[0] = v;
+        v.retain_grad();                             // a hooked node: stays out of the runs
+    }
+    tensor<double> loss = sum(s * s + v);
+    loss.backward();
+    return loss;
+}
+
+}  // namespace
+
+TEST_CASE("compile: the backward of elementwise chains runs as blocked loops, bit for bit with eager") {
+    for (std::size_t n : {std::size_t(7), std::size_t(5000)}) {  // one partial batch; several blocks
+        for (bool retain : {false, true}) {
+            CAPTURE(n);
+            CAPTURE(retain);
+            tensor<double> we(uniform({n}, -1, 1, 31), true), wc(uniform({n}, -1, 1, 31), true);
+            const tensor<double> c(uniform({n}, -1, 1, 32));
+            tensor<double> kept_e[1], kept_c[1];
+            auto compiled = compile([&](const tensor<double>& x) { return chain_step(wc, x, c, retain ? kept_c : nullptr); });
+            for (int i = 0; i < 3; ++i) {
+                xt::xarray<double> xv = uniform({n}, -2, 2, 40 + i);
+                xv(0) = 0.0;  // a kink of relu and abs
+                tensor<double> x(xv, true);
+                const double le = chain_step(we, x, c, retain ? kept_e : nullptr).item();
+                const xt::xarray<double> ge = x.grad();
+                reset_tape<double>();
+                x.zero_grad();
+                const double lc = compiled(x).item();
+                CHECK(std::memcmp(&le, &lc, sizeof le) == 0);
+                CHECK(same_bits(we.grad(), wc.grad()));
+                CHECK(same_bits(ge, x.grad()));
+                x.zero_grad();
+            }
+            CHECK(compiled.stats().replays == 2);
+            CHECK(compiled.stats().fused_backward_loops >= 2);
+        }
+    }
+    // the pass off: no loops, same bits
+    compile_options off;
+    off.fuse_backward_elementwise = false;
+    tensor<double> w(uniform({7}, -1, 1, 31), true);
+    const tensor<double> c(uniform({7}, -1, 1, 32));
+    auto plain = compile([&](const tensor<double>& x) { return chain_step(w, x, c, nullptr); }, off);
+    plain(tensor<double>(uniform({7}, -2, 2, 40), true));
+    CHECK(plain.stats().fused_backward_loops == 0);
+}
+
+TEST_CASE("compile: the check mode passes the fused reverse loops") {
+    compile_options o;
+    o.check = true;
+    tensor<double> w(uniform({300}, -1, 1, 31), true);
+    const tensor<double> c(uniform({300}, -1, 1, 32));
+    auto checked = compile([&](const tensor<double>& x) { return chain_step(w, x, c, nullptr); }, o);
+    for (int i = 0; i < 3; ++i) checked(tensor<double>(uniform({300}, -2, 2, 50 + i), true));
+    CHECK(checked.stats().fused_backward_loops >= 2);
 }

@@ -74,17 +74,30 @@ template <class T> bool grad_buffer(backward_ctx<T>& c, std::size_t i, T*& data)
     return had;
 }
 
+// dx[k] (+)= grad(x[k], y[k], gy[k]) on elements [begin, end) (the rule's kernel, also a fused reverse loop's)
+template <class Rule, class T>
+void unary_backward_range(node<T>& n, std::size_t begin, std::size_t end, T* const* dst, const bool* had) {
+    const T *x = n.inputs[0]->value.data(), *y = n.value.data(), *gy = n.grad.data(), *s = n.scalar;
+    T* dx = dst[0] + begin;
+    auto f = [&](std::size_t i, auto tag) {
+        const std::size_t k = begin + i;
+        return xsimd::batch<T>(Rule::grad(simd::load(x + k, tag), simd::load(y + k, tag), simd::load(gy + k, tag), s));
+    };
+    if (had[0])
+        simd::for_each<T>(end - begin, [&](std::size_t i, auto tag) { simd::store(dx + i, simd::load(dx + i, tag) + f(i, tag), tag); });
+    else
+        simd::for_each<T>(end - begin, [&](std::size_t i, auto tag) { simd::store(dx + i, f(i, tag), tag); });
+}
+
 template <class Rule, class T> void unary_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
     if (c.create_graph) {
         c.add_graph(0, Rule::grad(c.tx(0), c.ty(), c.tgy(), c.self.scalar));
     } else if constexpr (simd_rule<Rule>::value) {
-        const T *x = c.x(0).data(), *y = c.y().data(), *gy = c.gy().data(), *s = c.self.scalar;
-        T* dx;
-        const bool had = grad_buffer(c, 0, dx);
-        batch_write(dx, c.y().size(), had, [&](std::size_t k, auto tag) {
-            return Rule::grad(simd::load(x + k, tag), simd::load(y + k, tag), simd::load(gy + k, tag), s);
-        });
+        T* dst[1];
+        const bool had[1] = {grad_buffer(c, 0, dst[0])};
+        parallel_for(c.y().size(), xsimd::batch<T>::size,
+                     [&](std::size_t begin, std::size_t end) { unary_backward_range<Rule, T>(c.self, begin, end, dst, had); });
         c.mark(c.input(0));
     } else {
         c.add(0, Rule::grad(c.x(0), c.y(), c.gy(), c.self.scalar));
@@ -121,10 +134,34 @@ template <class Rule, class T> tensor<T> unary(const tensor<T>& x, T s0 = T(0), 
     n->scalar[0] = s0;
     n->scalar[1] = s1;
     n->forward = &unary_forward<Rule, T>;
-    if constexpr (simd_rule<Rule>::value) n->forward_range = &unary_forward_range<Rule, T>;
+    if constexpr (simd_rule<Rule>::value) {
+        n->forward_range = &unary_forward_range<Rule, T>;
+        n->backward_range = &unary_backward_range<Rule, T>;
+    }
     node<T>* const in[1] = {x.node_ptr()};
     unary_forward<Rule>(*n, in);
     return out;
+}
+
+// da[k], db[k] (+)= grad_a, grad_b on elements [begin, end), operands of y's shape (the rule's
+// kernel, also a fused reverse loop's)
+template <class Rule, class T>
+void binary_backward_range(node<T>& n, std::size_t begin, std::size_t end, T* const* dst, const bool* had) {
+    const T *a = n.inputs[0]->value.data(), *b = n.inputs[1]->value.data(), *y = n.value.data(), *gy = n.grad.data();
+    auto at = [](const T* p, std::size_t k, auto tag) { return simd::load(p + k, tag); };
+    for (std::size_t j = 0; j < 2; ++j) {
+        if (!dst[j]) continue;
+        T* d = dst[j] + begin;
+        auto f = [&](std::size_t i, auto tag) {
+            const std::size_t k = begin + i;
+            return xsimd::batch<T>(j == 0 ? Rule::grad_a(at(a, k, tag), at(b, k, tag), at(y, k, tag), at(gy, k, tag))
+                                          : Rule::grad_b(at(a, k, tag), at(b, k, tag), at(y, k, tag), at(gy, k, tag)));
+        };
+        if (had[j])
+            simd::for_each<T>(end - begin, [&](std::size_t i, auto tag) { simd::store(d + i, simd::load(d + i, tag) + f(i, tag), tag); });
+        else
+            simd::for_each<T>(end - begin, [&](std::size_t i, auto tag) { simd::store(d + i, f(i, tag), tag); });
+    }
 }
 
 template <class Rule, class T> void binary_backward(backward_ctx<T>& c) {
@@ -135,24 +172,16 @@ template <class Rule, class T> void binary_backward(backward_ctx<T>& c) {
     }
     if constexpr (simd_rule<Rule>::value) {
         if (shapes_equal(c.x(0).shape(), c.x(1).shape())) {
-            const T *a = c.x(0).data(), *b = c.x(1).data(), *y = c.y().data(), *gy = c.gy().data();
-            const std::size_t n = c.y().size();
-            auto at = [](const T* p, std::size_t k, auto tag) { return simd::load(p + k, tag); };
-            T* d;
-            if (c.wants(0)) {
-                const bool had = grad_buffer(c, 0, d);
-                batch_write(d, n, had, [&](std::size_t k, auto tag) {
-                    return Rule::grad_a(at(a, k, tag), at(b, k, tag), at(y, k, tag), at(gy, k, tag));
-                });
-                c.mark(c.input(0));
+            // both buffers first (x * x: the second sees the first as held), then one kernel call
+            T* dst[2] = {nullptr, nullptr};
+            bool had[2] = {false, false};
+            for (std::size_t j = 0; j < 2; ++j) {
+                if (!c.wants(j)) continue;
+                had[j] = grad_buffer(c, j, dst[j]);
+                c.mark(c.input(j));
             }
-            if (c.wants(1)) {
-                const bool had = grad_buffer(c, 1, d);
-                batch_write(d, n, had, [&](std::size_t k, auto tag) {
-                    return Rule::grad_b(at(a, k, tag), at(b, k, tag), at(y, k, tag), at(gy, k, tag));
-                });
-                c.mark(c.input(1));
-            }
+            parallel_for(c.y().size(), xsimd::batch<T>::size,
+                         [&](std::size_t begin, std::size_t end) { binary_backward_range<Rule, T>(c.self, begin, end, dst, had); });
             return;
         }
     }
@@ -273,6 +302,7 @@ template <class Rule, class T> tensor<T> binary(const tensor<T>& a, const tensor
     if constexpr (simd_rule<Rule>::value) {
         if (same) {
             n->forward_range = &binary_forward_range<Rule, T>;
+            n->backward_range = &binary_backward_range<Rule, T>;
         } else {
             const bool a_big = av.dimension() >= bv.dimension() && av.size() >= bv.size();
             const std::size_t inner = row_extent((a_big ? av : bv).shape(), (a_big ? bv : av).shape());
