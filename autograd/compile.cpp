@@ -216,7 +216,7 @@ template <class T> void run_reverse_range(void* ctx, std::size_t k, std::size_t 
         for (std::uint32_t j = 0; j < n.n_inputs; ++j) {
             node<T>* m = n.inputs[j];
             it.dst[j] = nullptr;
-            if (!m->requires_grad) continue;
+            if (!m->requires_grad || !m->on_tape) continue;  // a leaf unfrozen after the trace: the program has no gradient for it
             it.had[j] = m->pass == pass;
             if (!it.had[j]) fit(m->grad, m->value.shape());
             it.dst[j] = m->grad.data();
