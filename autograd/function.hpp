@@ -164,6 +164,18 @@ template <class P> constexpr bool replayable_params = std::is_copy_constructible
 // Replay kernel of a custom op: its forward again, with the parameters of the recorded call.
 template <class T, class S, class P> void custom_forward(node<T>& n, node<T>* const* in) {
     auto* slot = static_cast<custom_slot<T, S, P>*>(n.custom.get());
+    constexpr std::size_t on_stack = 4;  // most ops: no thread_local lookup, no vector
+    if (n.n_inputs <= on_stack) {
+        tensor<T> handles[on_stack];
+        const tensor<T>* ptrs[on_stack];
+        for (std::size_t i = 0; i < n.n_inputs; ++i) {
+            handles[i] = backward_ctx<T>::handle(in[i]);
+            ptrs[i] = &handles[i];
+        }
+        forward_args<T, S, P> a{true, ptrs, n.n_inputs, &n.value, &slot->saved, &*slot->params};
+        slot->def->forward(a);
+        return;
+    }
     thread_local std::vector<tensor<T>> handles;
     thread_local std::vector<const tensor<T>*> ptrs;
     handles.clear();

@@ -23,30 +23,37 @@ struct mm_dims {
     bool batched_b;
 };
 
-template <class T> mm_dims mm_check(const xt::xarray<T>& a, const xt::xarray<T>& b, bool ta, bool tb) {
+// The error of mm_check, out of line: the check runs on every forward and backward.
+template <class T>
+[[noreturn, gnu::cold, gnu::noinline]] void mm_fail(const xt::xarray<T>& a, const xt::xarray<T>& b, bool ta, bool tb) {
     const auto &sa = a.shape(), &sb = b.shape();
-    auto fail = [&](const std::string& why) {
-        return shape_error("matmul: shapes " + shape_str(sa) + " and " + shape_str(sb) + " (transpose_a=" +
-                           (ta ? "true" : "false") + ", transpose_b=" + (tb ? "true" : "false") + "): " + why);
-    };
+    const std::string head = "matmul: shapes " + shape_str(sa) + " and " + shape_str(sb) + " (transpose_a=" +
+                             (ta ? "true" : "false") + ", transpose_b=" + (tb ? "true" : "false") + "): ";
     const std::size_t ra = sa.size(), rb = sb.size();
     if (!((ra == 2 && rb == 2) || (ra == 3 && rb == 3) || (ra == 3 && rb == 2)))
-        throw fail("supported ranks are 2-D x 2-D, 3-D x 3-D and 3-D x 2-D");
+        throw shape_error(head + "supported ranks are 2-D x 2-D, 3-D x 3-D and 3-D x 2-D");
+    if (rb == 3 && sb[0] != sa[0])
+        throw shape_error(head + "batch sizes " + std::to_string(sa[0]) + " and " + std::to_string(sb[0]) + " differ");
+    const std::size_t k = ta ? sa[ra - 2] : sa[ra - 1], kb = tb ? sb[rb - 1] : sb[rb - 2];
+    throw shape_error(head + "inner dimensions " + std::to_string(k) + " and " + std::to_string(kb) + " differ");
+}
+
+template <class T> mm_dims mm_check(const xt::xarray<T>& a, const xt::xarray<T>& b, bool ta, bool tb) {
+    const auto &sa = a.shape(), &sb = b.shape();
+    const std::size_t ra = sa.size(), rb = sb.size();
+    if (!((ra == 2 && rb == 2) || (ra == 3 && rb == 3) || (ra == 3 && rb == 2)) || (rb == 3 && sb[0] != sa[0]))
+        mm_fail(a, b, ta, tb);
     mm_dims d{};
     d.batch = ra == 3 ? sa[0] : 1;
     d.batched_b = rb == 3;
-    if (rb == 3 && sb[0] != sa[0])
-        throw fail("batch sizes " + std::to_string(sa[0]) + " and " + std::to_string(sb[0]) + " differ");
     d.ar = sa[ra - 2];
     d.ac = sa[ra - 1];
     d.br = sb[rb - 2];
     d.bc = sb[rb - 1];
     d.m = ta ? d.ac : d.ar;
     d.k = ta ? d.ar : d.ac;
-    const std::size_t kb = tb ? d.bc : d.br;
     d.n = tb ? d.br : d.bc;
-    if (d.k != kb)
-        throw fail("inner dimensions " + std::to_string(d.k) + " and " + std::to_string(kb) + " differ");
+    if (d.k != (tb ? d.bc : d.br)) mm_fail(a, b, ta, tb);
     return d;
 }
 

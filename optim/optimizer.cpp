@@ -175,6 +175,13 @@ template <class T> void sgd<T>::update() {
         if (!p.grad_defined) continue;
         T* w = p.value.data();
         const T* g = p.grad.data();
+        if (!l2 && o_.momentum == 0) {  // plain SGD, the usual case: no branches in the loop
+            simd::parallel_for_each<T>(p.value.size(), [=](std::size_t k, auto tag) {
+                simd::store(w + k, xsimd::batch<T>(simd::load(w + k, tag) - lr * simd::load(g + k, tag)), tag);
+            });
+            ++this->steps_[i];
+            continue;
+        }
         T* buf = o_.momentum != 0 ? buf_[i].data() : nullptr;
         const bool first = this->steps_[i] == 0;
         simd::parallel_for_each<T>(p.value.size(), [=](std::size_t k, auto tag) {  // by value: stores through T* cannot alias the constants

@@ -9,6 +9,11 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include <xsimd/xsimd.hpp>
 
@@ -23,9 +28,28 @@ struct partial {
     std::size_t n;
 };
 
+#if defined(__AVX2__)
+// The tail as an AVX2 lane mask (lanes below n set): a masked load or store of it needs
+// no padded copy, whose memset and memcpy calls cost more than a small tensor's arithmetic.
+template <class T> inline __m256i tail_mask(std::size_t n) {
+    if constexpr (sizeof(T) == 4)
+        return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    else
+        return _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<long long>(n)), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+template <class T> constexpr bool avx2_batch = xsimd::batch<T>::size * sizeof(T) == 32 &&
+                                              (std::is_same<T, float>::value || std::is_same<T, double>::value);
+#endif
+
 /// Load one batch (or the zero-padded tail) from p.
 template <class T> inline xsimd::batch<T> load(const T* p, full) { return xsimd::batch<T>::load_unaligned(p); }
 template <class T> inline xsimd::batch<T> load(const T* p, partial t) {
+#if defined(__AVX2__)
+    if constexpr (avx2_batch<T>) {  // masked-off lanes are zero and touch no memory
+        if constexpr (std::is_same<T, float>::value) return _mm256_maskload_ps(p, tail_mask<T>(t.n));
+        else return _mm256_maskload_pd(p, tail_mask<T>(t.n));
+    }
+#endif
     alignas(64) T buf[xsimd::batch<T>::size] = {};
     std::copy(p, p + t.n, buf);
     return xsimd::batch<T>::load_unaligned(buf);
@@ -33,6 +57,13 @@ template <class T> inline xsimd::batch<T> load(const T* p, partial t) {
 /// Store one batch (or only the tail's n elements) to p.
 template <class T> inline void store(T* p, const xsimd::batch<T>& v, full) { v.store_unaligned(p); }
 template <class T> inline void store(T* p, const xsimd::batch<T>& v, partial t) {
+#if defined(__AVX2__)
+    if constexpr (avx2_batch<T>) {
+        if constexpr (std::is_same<T, float>::value) _mm256_maskstore_ps(p, tail_mask<T>(t.n), v);
+        else _mm256_maskstore_pd(p, tail_mask<T>(t.n), v);
+        return;
+    }
+#endif
     alignas(64) T buf[xsimd::batch<T>::size];
     v.store_unaligned(buf);
     std::copy(buf, buf + t.n, p);
