@@ -2,6 +2,7 @@
 // kernel, so a step using them replays (no eager fall-back), and every replay equals
 // the eager step bit for bit: values, gradients and parameters, passes on and off.
 
+#include <cstdint>
 #include <cstring>
 #include <random>
 
@@ -263,4 +264,36 @@ TEST_CASE("compile: the check mode passes the fused reverse loops") {
     auto checked = compile([&](const tensor<double>& x) { return chain_step(w, x, c, nullptr); }, o);
     for (int i = 0; i < 3; ++i) checked(tensor<double>(uniform({300}, -2, 2, 50 + i), true));
     CHECK(checked.stats().fused_backward_loops >= 2);
+}
+
+TEST_CASE("compile: a leaf unfrozen after the trace gets no gradient from a fused reverse loop, and nothing else moves") {
+    // d takes no gradient at the trace, so the op reading it may join a reverse run;
+    // set_requires_grad(true) afterwards is a change the program cannot see (docs/compile.md):
+    // the fused loop must leave d's gradient alone, not write it without the eager bookkeeping.
+    const std::size_t n = 9;
+    tensor<double> d(uniform({n}, -1, 1, 61));
+    auto body = [&](const tensor<double>& x) {
+        tensor<double> y = tanh(x * 2.0);
+        tensor<double> z = sigmoid(y) * d;
+        tensor<double> loss = sum(z * z + y);
+        loss.backward();
+        return loss;
+    };
+    auto compiled = compile(body);
+    tensor<double> x0(uniform({n}, -2, 2, 62), true);
+    compiled(x0);  // the trace, d frozen
+    REQUIRE(compiled.stats().fused_backward_loops >= 1);
+    d.set_requires_grad(true);
+    tensor<double> xe(uniform({n}, -2, 2, 63), true), xc(uniform({n}, -2, 2, 63), true);
+    const double le = body(xe).item();  // eager, d unfrozen: d gets a gradient
+    reset_tape<double>();
+    CHECK(d.has_grad());
+    d.zero_grad();
+    const std::uint64_t pass_before = d.node_ptr()->pass;  // the pass that last wrote d's gradient buffers
+    const double lc = compiled(xc).item();
+    CHECK(compiled.stats().replays == 1);
+    CHECK(std::memcmp(&le, &lc, sizeof le) == 0);
+    CHECK(same_bits(xe.grad(), xc.grad()));  // the gradients the program has are right
+    CHECK_FALSE(d.has_grad());               // and the one it does not have is not made up:
+    CHECK(d.node_ptr()->pass == pass_before);  // no write to d's buffers, which no pass claimed
 }
