@@ -432,7 +432,7 @@ template <class T> void bind(typename compiled_core<T>::program& p, const std::v
         if (args[i].labels) {
             p.labels[k++].assign(args[i].labels->begin(), args[i].labels->end());  // same size: no allocation
         } else {
-            p.bound[t] = args[i].owner;
+            if (p.bound[t] != *args[i].owner) p.bound[t] = *args[i].owner;  // the same tensor again: no count changes
             p.arg_nodes[t++] = args[i].tensor_node;
         }
     }

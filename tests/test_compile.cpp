@@ -255,6 +255,26 @@ TEST_CASE("compile: results are the program's buffers, valid until the next call
                          doctest::Contains("pass leaves"), std::invalid_argument);
 }
 
+TEST_CASE("compile: a result outlives its temporary arguments until the next call, then the step lets them go") {
+    tensor<double> w(random<double>({3, 3}, 1), true);
+    auto f = compile([&](const tensor<double>& x) { return sum(tanh(matmul(x, w))); });
+    std::weak_ptr<node<double>> seen;
+    for (int call = 0; call < 3; ++call) {  // the trace, then replays
+        tensor<double> out;
+        {
+            tensor<double> x(random<double>({2, 3}, 5 + call), true);  // dies before the backward below
+            seen = x.owner();
+            out = f(x);
+        }
+        CHECK_FALSE(seen.expired());  // the program's inputs read it: held until the next call
+        w.zero_grad();
+        out.backward();  // reads the argument's value (ASan: no use after free)
+        CHECK(w.has_grad());
+    }
+    f(tensor<double>(random<double>({2, 3}, 9), true));
+    CHECK(seen.expired());  // the next call's arguments replaced it
+}
+
 TEST_CASE("compile: gradcheck works on a compiled function; second order is refused clearly") {
     auto g = compile([](const tensor<double>& a, const tensor<double>& b) {
         return sum(log_softmax(sigmoid(matmul(a, b) + a), 1) * tanh(b));
