@@ -413,9 +413,17 @@ template <class T> void pick_backward(backward_ctx<T>& c) {  // dx[at] += gy
     T* dx = c.grad_data(c.input(0), had);
     if (!had) std::fill(dx, dx + c.x(0).size(), T(0));
     const T* gy = c.gy().data();
-    const std::size_t L = g.cols(), hw = g.h * g.w;
-    for (std::size_t p = 0; p < g.n * g.c; ++p)
-        for (std::size_t l = 0; l < L; ++l) dx[p * hw + at[p * L + l]] += gy[p * L + l];
+    const std::size_t L = g.cols(), hw = g.h * g.w, planes = g.n * g.c;
+    const window2d& w = g.win;
+    if (!had && w.stride[0] >= w.kernel[0] && w.stride[1] >= w.kernel[1]) {
+        // windows do not overlap: each element is written at most once, so a store does (no
+        // read-modify-write chain); + 0 keeps the sign the sum into zeros gives a -0
+        for (std::size_t p = 0; p < planes; ++p)
+            for (std::size_t l = 0; l < L; ++l) dx[p * hw + at[p * L + l]] = gy[p * L + l] + T(0);
+    } else {
+        for (std::size_t p = 0; p < planes; ++p)
+            for (std::size_t l = 0; l < L; ++l) dx[p * hw + at[p * L + l]] += gy[p * L + l];
+    }
     c.mark(c.input(0));
 }
 
@@ -780,16 +788,21 @@ void bn_backward_loops(const bn_backward_buffers<T>& b, const channel_stats<T>& 
         // mean(dxhat) and mean(dxhat xhat) over the channel's m values
         const T mean_d = training ? T(double(scale) * sum_gy / m) : T(0);
         const T mean_dx = training ? T(double(scale) * sum_gy_xhat / m) : T(0);
+        // in xsimd batches: g++ left this loop scalar (its buffers may alias), 2x the hand-written time
+        using V = xsimd::batch<T>;
         for (std::size_t i = 0; i < n; ++i) {
             const std::size_t at = (i * ch + k) * hw;
             const T *p = b.x + at, *g = b.gy + at, *y = b.y + at;
             T* d = b.dx + at;
-            for (std::size_t j = 0; j < hw; ++j) {
-                T gj = g[j];
-                if constexpr (Relu) gj = y[j] > T(0) ? gj : T(0);
-                const T v = r * (scale * gj - mean_d - (p[j] - mu) * r * mean_dx);
-                d[j] = b.had_x ? d[j] + v : v;
-            }
+            auto dx_at = [=](std::size_t j, auto tag) {
+                V gj = simd::load(g + j, tag);
+                if constexpr (Relu) gj = xsimd::select(simd::load(y + j, tag) > V(T(0)), gj, V(T(0)));
+                return V(V(r) * (V(scale) * gj - V(mean_d) - (simd::load(p + j, tag) - V(mu)) * V(r) * V(mean_dx)));
+            };
+            if (b.had_x)
+                simd::for_each<T>(hw, [&](std::size_t j, auto tag) { simd::store(d + j, V(simd::load(d + j, tag) + dx_at(j, tag)), tag); });
+            else
+                simd::for_each<T>(hw, [&](std::size_t j, auto tag) { simd::store(d + j, dx_at(j, tag), tag); });
         }
     }
 }
