@@ -97,27 +97,77 @@ tensor<T> sum_op(const char* op, const tensor<T>& x, const std::vector<int>& axe
 }
 
 // ------------------------------------------------------------ max / min
-/// f(i, o) for every element i of a row-major tensor of shape `xs`, with o the index of
-/// its element in the reduction over the axes where mask != 0 (keepdims layout). No heap.
+/// f(i, o, len, step) for every run of a row-major tensor of shape `xs`: elements
+/// [i, i + len), whose indices in the reduction over the axes where mask != 0 (keepdims
+/// layout) are o + k * step. The trailing axes that share the last axis's mask make the
+/// run: step 0 when they are reduced (one output), 1 when kept. Runs come in element
+/// order, so every output sees its elements in order. No heap.
 template <class S, class M, class F> void for_each_reduced(const S& xs, const M& mask, F&& f) {
     const std::size_t rank = xs.size();
+    if (rank == 0) return f(std::size_t(0), std::size_t(0), std::size_t(1), std::size_t(0));
+    const bool inner_reduced = mask[rank - 1] != 0;
+    std::size_t len = 1, d0 = rank;  // the run: axes [d0, rank)
+    while (d0 > 0 && (mask[d0 - 1] != 0) == inner_reduced) len *= xs[--d0];
     xt::svector<std::size_t, 8> at(rank, 0), ostride(rank, 0);
-    std::size_t size = 1;
+    std::size_t runs = 1;
     for (std::size_t d = rank, s = 1; d-- > 0;) {
         ostride[d] = mask[d] ? 0 : s;
         if (!mask[d]) s *= xs[d];
-        size *= xs[d];
+        if (d < d0) runs *= xs[d];
     }
+    if (len == 0) return;
+    const std::size_t step = inner_reduced ? 0 : 1;
     std::size_t o = 0;
-    for (std::size_t i = 0; i < size; ++i) {
-        f(i, o);
-        for (std::size_t d = rank; d-- > 0;) {  // next multi-index, carrying o along
+    for (std::size_t r = 0, i = 0; r < runs; ++r, i += len) {
+        f(i, o, len, step);
+        for (std::size_t d = d0; d-- > 0;) {  // next outer multi-index, carrying o along
             o += ostride[d];
             if (++at[d] < xs[d]) break;
             o -= ostride[d] * at[d];
             at[d] = 0;
         }
     }
+}
+
+/// The rule of max (Max) or min: v takes over from best when more extreme, or a NaN.
+template <bool Max, class T> bool takes_over(T v, T best) { return (Max ? v > best : v < best) | (v != v); }
+
+/// best after seeing x[0..n) in order, by takes_over: lanes of xsimd batches, then the
+/// lanes in order. Values the rule treats as equal are equal except for the sign of a
+/// zero and NaN payloads, so where the lanes could pick another element than the scan in
+/// order (a zero result, a NaN) the element the scan picks is looked up.
+template <bool Max, class T> T fiber_extreme(const T* x, std::size_t n, T best) {
+    using V = xsimd::batch<T>;
+    constexpr std::size_t lanes = V::size;
+    T seg = Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+    std::size_t k = 0;
+    if (n >= lanes) {
+        V acc(seg);
+        for (; k + lanes <= n; k += lanes) {
+            const V v = V::load_unaligned(x + k);
+            acc = xsimd::select((Max ? v > acc : v < acc) | xsimd::isnan(v), v, acc);  // xsimd's != is ordered: false for NaN
+        }
+        alignas(64) T lane[lanes];
+        acc.store_aligned(lane);
+        for (std::size_t j = 0; j < lanes; ++j)
+            if (takes_over<Max>(lane[j], seg)) seg = lane[j];
+    }
+    for (; k < n; ++k)
+        if (takes_over<Max>(x[k], seg)) seg = x[k];
+    if (seg != seg) {  // the scan in order ends on the last NaN
+        for (std::size_t j = n; j-- > 0;)
+            if (x[j] != x[j]) {
+                seg = x[j];
+                break;
+            }
+    } else if (seg == T(0)) {  // and on the first zero, +0 or -0
+        for (std::size_t j = 0; j < n; ++j)
+            if (x[j] == T(0)) {
+                seg = x[j];
+                break;
+            }
+    }
+    return takes_over<Max>(seg, best) ? seg : best;
 }
 
 // y = max (or min) over axes; dx = gy at the extreme elements, shared equally by ties
@@ -131,46 +181,73 @@ template <class T> void extreme_backward(backward_ctx<T>& c) {
     xt::xarray<T>& share = c.self.pass_grad;
     detail::fit(share, c.y().shape());
     std::fill(share.begin(), share.end(), T(0));
-    for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o) { share.data()[o] += T(x[i] == y[o]); });
+    T* ties = share.data();
+    for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o, std::size_t len, std::size_t step) {
+        if (step) {
+            for (std::size_t k = 0; k < len; ++k) ties[o + k] += T(x[i + k] == y[o + k]);
+            return;
+        }
+        std::size_t count = 0;  // an integer sum vectorises; a float one would be a serial chain
+        for (std::size_t k = 0; k < len; ++k) count += x[i + k] == y[o];
+        ties[o] += T(count);
+    });
     if (c.create_graph) {
         const xshape keep = node_keep_shape(c);
         xt::xarray<T> hit = xt::xarray<T>::from_shape(xv.shape());
-        for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o) { hit.data()[i] = T(x[i] == y[o]); });
-        xt::xarray<T> ties = share;
-        ties.reshape(keep);
-        tensor<T> per_tie = reshape(c.tgy(), to_shape(keep)) / tensor<T>(std::move(ties));
+        T* h = hit.data();
+        for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o, std::size_t len, std::size_t step) {
+            for (std::size_t k = 0; k < len; ++k) h[i + k] = T(x[i + k] == y[o + k * step]);
+        });
+        xt::xarray<T> tie_counts = share;
+        tie_counts.reshape(keep);
+        tensor<T> per_tie = reshape(c.tgy(), to_shape(keep)) / tensor<T>(std::move(tie_counts));
         c.add_graph(0, per_tie * tensor<T>(std::move(hit)));
         return;
     }
-    for (std::size_t o = 0; o < share.size(); ++o) share.data()[o] = c.gy().data()[o] / share.data()[o];
+    for (std::size_t o = 0; o < share.size(); ++o) ties[o] = c.gy().data()[o] / ties[o];
     T* dx;
     const bool had = detail::grad_buffer(c, 0, dx);
     const T* per_tie = share.data();
     // hit * share, as written: a non-extreme element gets 0 * share (NaN where a fiber has no hit)
-    if (had)
-        for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o) { dx[i] += T(x[i] == y[o]) * per_tie[o]; });
-    else
-        for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o) { dx[i] = T(x[i] == y[o]) * per_tie[o]; });
+    for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o, std::size_t len, std::size_t step) {
+        T* d = dx + i;
+        const T* xi = x + i;
+        if (step) {
+            const T *yo = y + o, *po = per_tie + o;
+            if (had) for (std::size_t k = 0; k < len; ++k) d[k] += T(xi[k] == yo[k]) * po[k];
+            else for (std::size_t k = 0; k < len; ++k) d[k] = T(xi[k] == yo[k]) * po[k];
+            return;
+        }
+        const T yo = y[o], po = per_tie[o];
+        if (had) for (std::size_t k = 0; k < len; ++k) d[k] += T(xi[k] == yo) * po;
+        else for (std::size_t k = 0; k < len; ++k) d[k] = T(xi[k] == yo) * po;
+    });
     c.mark(c.input(0));
 }
 
 /// y = max (is_max) or min of xv over the axes where mask[i] != 0, into y (already of
 /// the result's size). The first extreme of a fiber wins a tie (+0 against -0); a NaN
-/// makes its fiber's result NaN, as in PyTorch. No heap.
-template <class T, class M>
-void extreme_values(const xt::xarray<T>& xv, const M& mask, bool is_max, xt::xarray<T>& y) {
+/// makes its fiber's result NaN, as in PyTorch (the last NaN of several). No heap.
+template <bool Max, class T, class M> void extreme_values(const xt::xarray<T>& xv, const M& mask, xt::xarray<T>& y) {
+    using V = xsimd::batch<T>;
     T* out = y.data();
     const T* x = xv.data();
-    const T start = is_max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
-    std::fill(out, out + y.size(), start);
-    if (is_max)
-        for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o) {
-            if (x[i] > out[o] || x[i] != x[i]) out[o] = x[i];
+    std::fill(out, out + y.size(), Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity());
+    for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o, std::size_t len, std::size_t step) {
+        if (!step) {
+            out[o] = fiber_extreme<Max>(x + i, len, out[o]);
+            return;
+        }
+        // a kept inner axis: each output of the run sees one element, in order
+        simd::for_each<T>(len, [&](std::size_t k, auto tag) {
+            const V v = simd::load(x + i + k, tag), best = simd::load(out + o + k, tag);
+            simd::store(out + o + k, xsimd::select((Max ? v > best : v < best) | xsimd::isnan(v), v, best), tag);
         });
-    else
-        for_each_reduced(xv.shape(), mask, [&](std::size_t i, std::size_t o) {
-            if (x[i] < out[o] || x[i] != x[i]) out[o] = x[i];
-        });
+    });
+}
+template <class T, class M> void extreme_values(const xt::xarray<T>& xv, const M& mask, bool is_max, xt::xarray<T>& y) {
+    if (is_max) extreme_values<true>(xv, mask, y);
+    else extreme_values<false>(xv, mask, y);
 }
 // replay (op_data: the mask; scalar[0]: 1 for max): the eager computation
 template <class T> void extreme_forward(node<T>& n, node<T>* const* in) {

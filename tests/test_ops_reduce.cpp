@@ -1,6 +1,8 @@
 // Reductions over every axis and over all, with keepdims; logsumexp, softmax, log_softmax.
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include <doctest/doctest.h>
@@ -87,6 +89,49 @@ TEST_CASE("max and min over any axes of a rank-3 tensor: values, NaN, signed zer
     CHECK(!std::signbit(max(tensor<double>(xarray<double>{0.0, -0.0})).value()()));
     z.backward();
     CHECK(zeros.grad() == xarray<double>{0.5, 0.5});
+}
+
+namespace {
+template <class T> std::uint64_t bits_of(T v) {
+    std::uint64_t b = 0;
+    std::memcpy(&b, &v, sizeof v);
+    return b;
+}
+// Long fibers (several xsimd batches and a tail): the lanes must pick what a scan in
+// order picks. Here the winner sits at every position in turn, with the ties and NaNs
+// whose choice the lanes cannot see: +0 against -0, and two NaN payloads.
+template <class T> void long_fibers() {
+    const std::size_t n = 37;
+    const T nan_a = std::numeric_limits<T>::quiet_NaN(), nan_b = -std::numeric_limits<T>::quiet_NaN();
+    for (std::size_t at = 0; at < n; ++at) {
+        CAPTURE(at);
+        xarray<T> x = xt::cast<T>(uniform({2, n}, -1000, -1, 7));  // all negative: a zero is the maximum
+        x(0, at) = T(1000);                                         // one winner, any position
+        x(1, at) = T(-0.0);                                         // tied zeros: the first wins
+        x(1, (at + 11) % n) = T(0.0);
+        const xarray<T> m = max(tensor<T>(x), {1}).value();
+        CHECK(m(0) == T(1000));
+        CHECK(m(1) == T(0));
+        CHECK(std::signbit(m(1)) == (at < (at + 11) % n));
+        x(0, at) = nan_a;  // two NaNs: the last wins, as a scan in order
+        x(0, (at + 5) % n) = nan_b;
+        const xarray<T> lo = min(tensor<T>(x), {1}).value();
+        CHECK(bits_of(lo(0)) == bits_of(at < (at + 5) % n ? nan_b : nan_a));
+        // the kept axis: column-wise over 2 rows
+        const xarray<T> col = max(tensor<T>(x), {0}).value();
+        CHECK(std::isnan(col(at)));
+        CHECK(std::isnan(col((at + 5) % n)));
+    }
+    // gradients of a long fiber with ties: shared, and all elements reached
+    tensor<T> t(xarray<T>(xt::zeros<T>(std::vector<std::size_t>{1, n}) + T(2)), true);
+    max(t, {1}).backward();
+    for (std::size_t k = 0; k < n; ++k) CHECK(t.grad()(0, k) == doctest::Approx(1.0 / n));
+}
+}  // namespace
+
+TEST_CASE("max and min over long fibers pick what a scan in order picks: signed zeros, NaN payloads, ties") {
+    long_fibers<float>();
+    long_fibers<double>();
 }
 
 TEST_CASE("logsumexp is stable and differentiable") {
