@@ -124,11 +124,13 @@ struct softplus_rule { static constexpr const char* name = "softplus";
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S*) { return gy * sigmoid(x); } };
 
 struct add_rule { static constexpr const char* name = "add"; static constexpr bool simd = true;
+  static constexpr bool grads_read_operands = false;
   template <class A, class B> static auto forward(const A& a, const B& b) { return a + b; }
   // d(a + b) = (1, 1)
   template <class A, class B, class Y, class G> static const G& grad_a(const A&, const B&, const Y&, const G& gy) { return gy; }
   template <class A, class B, class Y, class G> static const G& grad_b(const A&, const B&, const Y&, const G& gy) { return gy; } };
 struct sub_rule { static constexpr const char* name = "sub"; static constexpr bool simd = true;
+  static constexpr bool grads_read_operands = false;
   template <class A, class B> static auto forward(const A& a, const B& b) { return a - b; }
   // d(a - b) = (1, -1)
   template <class A, class B, class Y, class G> static const G& grad_a(const A&, const B&, const Y&, const G& gy) { return gy; }

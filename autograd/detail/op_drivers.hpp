@@ -49,6 +49,27 @@ namespace detail {
 /// Whether Rule opted in to the batch loops.
 template <class Rule, class = void> struct simd_rule : std::false_type {};
 template <class Rule> struct simd_rule<Rule, std::void_t<decltype(Rule::simd)>> : std::bool_constant<Rule::simd> {};
+/// Whether Rule's gradients read the operands (true unless it says `grads_read_operands = false`: add, sub).
+template <class Rule, class = void> struct grads_read_operands : std::true_type {};
+template <class Rule>
+struct grads_read_operands<Rule, std::void_t<decltype(Rule::grads_read_operands)>> : std::bool_constant<Rule::grads_read_operands> {};
+
+/// Per-thread buffers of a broadcasting op's operands expanded to the result's shape
+/// (and of its gradients before they are summed down): xtensor's broadcasting
+/// iterators cost 5-10x a loop over buffers. Kept across calls: no heap in steady state.
+template <class T> xt::xarray<T>& broadcast_scratch(std::size_t i) {
+    thread_local xt::xarray<T> buffers[4] = {xt::xarray<T>(xshape{0}), xt::xarray<T>(xshape{0}),
+                                             xt::xarray<T>(xshape{0}), xt::xarray<T>(xshape{0})};
+    return buffers[i];
+}
+/// x's data when it has shape ys, else x broadcast to ys in broadcast_scratch(slot).
+template <class T, class S> const T* expanded(const xt::xarray<T>& x, const S& ys, std::size_t slot) {
+    if (shapes_equal(x.shape(), ys)) return x.data();
+    xt::xarray<T>& e = broadcast_scratch<T>(slot);
+    const xshape to(ys.begin(), ys.end());
+    broadcast_back<T>(x.data(), xshape(x.shape().begin(), x.shape().end()), e, to, false, T(1));
+    return e.data();
+}
 
 /// dst[0, n) = f(k, tag) (or += when accumulating), one xsimd batch at a time;
 /// large n is split across the engine threads.
@@ -146,8 +167,8 @@ template <class Rule, class T> tensor<T> unary(const tensor<T>& x, T s0 = T(0), 
 // da[k], db[k] (+)= grad_a, grad_b on elements [begin, end), operands of y's shape (the rule's
 // kernel, also a fused reverse loop's)
 template <class Rule, class T>
-void binary_backward_range(node<T>& n, std::size_t begin, std::size_t end, T* const* dst, const bool* had) {
-    const T *a = n.inputs[0]->value.data(), *b = n.inputs[1]->value.data(), *y = n.value.data(), *gy = n.grad.data();
+void binary_backward_buffers(const T* a, const T* b, const T* y, const T* gy, std::size_t begin, std::size_t end,
+                             T* const* dst, const bool* had) {
     auto at = [](const T* p, std::size_t k, auto tag) { return simd::load(p + k, tag); };
     for (std::size_t j = 0; j < 2; ++j) {
         if (!dst[j]) continue;
@@ -162,6 +183,11 @@ void binary_backward_range(node<T>& n, std::size_t begin, std::size_t end, T* co
         else
             simd::for_each<T>(end - begin, [&](std::size_t i, auto tag) { simd::store(d + i, f(i, tag), tag); });
     }
+}
+template <class Rule, class T>
+void binary_backward_range(node<T>& n, std::size_t begin, std::size_t end, T* const* dst, const bool* had) {
+    binary_backward_buffers<Rule, T>(n.inputs[0]->value.data(), n.inputs[1]->value.data(), n.value.data(), n.grad.data(),
+                                     begin, end, dst, had);
 }
 
 template <class Rule, class T> void binary_backward(backward_ctx<T>& c) {
@@ -182,6 +208,32 @@ template <class Rule, class T> void binary_backward(backward_ctx<T>& c) {
             }
             parallel_for(c.y().size(), xsimd::batch<T>::size,
                          [&](std::size_t begin, std::size_t end) { binary_backward_range<Rule, T>(c.self, begin, end, dst, had); });
+            return;
+        }
+        if constexpr (grads_read_operands<Rule>::value) {
+            // a broadcast operand: both expanded to y's shape, the same kernel, then a broadcast
+            // operand's gradient summed down (add and sub pass gy through: the path below)
+            const auto& ys = c.y().shape();
+            const T* a = expanded(c.x(0), ys, 0);
+            const T* b = expanded(c.x(1), ys, 1);
+            T* dst[2] = {nullptr, nullptr};
+            bool had[2] = {false, false};
+            for (std::size_t j = 0; j < 2; ++j) {
+                if (!c.wants(j)) continue;
+                if (shapes_equal(c.x(j).shape(), ys)) {
+                    had[j] = grad_buffer(c, j, dst[j]);
+                    c.mark(c.input(j));
+                } else {
+                    xt::xarray<T>& spread = broadcast_scratch<T>(2 + j);
+                    fit(spread, ys);
+                    dst[j] = spread.data();
+                }
+            }
+            parallel_for(c.y().size(), xsimd::batch<T>::size, [&](std::size_t begin, std::size_t end) {
+                binary_backward_buffers<Rule, T>(a, b, c.y().data(), c.gy().data(), begin, end, dst, had);
+            });
+            for (std::size_t j = 0; j < 2; ++j)
+                if (c.wants(j) && !shapes_equal(c.x(j).shape(), ys)) c.add(j, broadcast_scratch<T>(2 + j));
             return;
         }
     }
@@ -244,6 +296,15 @@ template <class Rule, class T> void binary_forward(node<T>& n, node<T>* const* i
             return;
         }
         if (row_broadcast_forward<Rule>(av, bv, v)) return;
+        // any other broadcast: the operands expanded to the result's shape, then the same loop
+        const xshape ys = broadcast_shape(Rule::name, av.shape(), bv.shape());
+        const T* ad = expanded(av, ys, 0);
+        const T* bd = expanded(bv, ys, 1);
+        fit(v, ys);
+        batch_write(v.data(), v.size(), false, [&](std::size_t k, auto tag) {
+            return Rule::forward(simd::load(ad + k, tag), simd::load(bd + k, tag));
+        });
+        return;
     }
     v.resize(same ? av.shape() : broadcast_shape(Rule::name, av.shape(), bv.shape()));
     xt::noalias(v) = Rule::forward(av, bv);
