@@ -177,6 +177,36 @@ TEST_CASE("softmax and log_softmax: values, gradients on each axis, stability") 
     CHECK(ls(2) == -2000.0f);
 }
 
+TEST_CASE("softmax and log_softmax along a strided axis equal the last axis's, at +-1000, with -inf and NaN") {
+    // [5, 37] along axis 0: 37 lines a block (xsimd batches and a tail) against the contiguous path on the transpose
+    xarray<float> x = xt::cast<float>(uniform({5, 37}, -3, 3, 9));
+    x(0, 3) = 1000.f, x(4, 3) = -1000.f, x(2, 10) = -std::numeric_limits<float>::infinity();
+    for (std::size_t k = 0; k < 5; ++k) x(k, 20) = -std::numeric_limits<float>::infinity();  // a line of -inf: NaN, as contiguous
+    x(1, 30) = std::numeric_limits<float>::quiet_NaN();
+    const xarray<float> xt_ = xt::transpose(x);
+    for (bool log : {false, true}) {
+        CAPTURE(log);
+        tensor<float> a(x, true), b(xt_, true);
+        tensor<float> ya = log ? log_softmax(a, 0) : softmax(a, 0);
+        tensor<float> yb = log ? log_softmax(b, 1) : softmax(b, 1);
+        const xarray<float> want = xt::transpose(yb.value());
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            const float u = ya.value().data()[i], w = want.data()[i];
+            INFO(i, " ", u, " ", w);
+            CHECK(((std::isnan(u) && std::isnan(w)) || u == w || u == doctest::Approx(w).epsilon(1e-6)));
+        }
+        const xarray<float> g = xt::cast<float>(uniform({5, 37}, -1, 1, 10));
+        sum(ya * tensor<float>(g)).backward();
+        sum(yb * tensor<float>(xarray<float>(xt::transpose(g)))).backward();
+        const xarray<float> gwant = xt::transpose(b.grad());
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            const float u = a.grad().data()[i], w = gwant.data()[i];
+            CHECK(((std::isnan(u) && std::isnan(w)) || u == w || u == doctest::Approx(w).epsilon(1e-5).scale(1)));
+        }
+        reset_tape<float>();
+    }
+}
+
 TEST_CASE("reduction axis errors name the op") {
     tensor<double> t(xarray<double>::from_shape({2, 3}));
     CHECK_THROWS_WITH_AS(sum(t, {2}), doctest::Contains("sum: axis 2 is out of range for a tensor of rank 2"), shape_error);
