@@ -46,23 +46,31 @@ template <class S> small_dims strides_of(const S& s) {
     return st;
 }
 
-/// dst[i . dst_st] = src[i . src_st] for every index i of `shape`, the last axis fastest:
-/// the copy behind the replay kernels of permute, slice and concat.
-template <class T, class S>
+/// dst[i . dst_st] = src[i . src_st] (+= with Add) for every index i of `shape`, the last
+/// axis fastest: the copy behind permute, slice and concat, forward and backward (xtensor's
+/// strided views cost 5-10x). Rows with unit strides are plain loops the compiler vectorises.
+template <bool Add = false, class T, class S>
 void copy_strided(const S& shape, const T* src, const small_dims& src_st, T* dst, const small_dims& dst_st) {
     const std::size_t r = shape.size();
     std::size_t total = 1;
     for (std::size_t e : shape) total *= e;
     if (total == 0) return;
     if (r == 0) {
-        *dst = *src;
+        *dst = Add ? *dst + *src : *src;
         return;
     }
     small_dims idx(r, 0);
     const std::size_t inner = shape[r - 1], si = src_st[r - 1], di = dst_st[r - 1];
     std::size_t so = 0, dof = 0;
     for (std::size_t k = 0; k < total; k += inner) {
-        for (std::size_t j = 0; j < inner; ++j) dst[dof + j * di] = src[so + j * si];
+        T* d = dst + dof;
+        const T* q = src + so;
+        if (si == 1 && di == 1) {
+            if constexpr (Add) for (std::size_t j = 0; j < inner; ++j) d[j] += q[j];
+            else std::copy(q, q + inner, d);
+        } else {
+            for (std::size_t j = 0; j < inner; ++j) d[j * di] = Add ? d[j * di] + q[j * si] : q[j * si];
+        }
         for (std::size_t a = r - 1; a-- > 0;) {  // odometer over the outer axes
             if (++idx[a] < shape[a]) {
                 so += src_st[a];
@@ -191,8 +199,8 @@ template <class T> void slice_backward(backward_ctx<T>& c) {
     bool had;
     T* data = c.grad_data(in, had);
     if (!had) std::fill(data, data + xv.size(), T(0));
-    auto view = xt::strided_view(c.target(in), range_on(xv.dimension(), axis, begin, end));
-    xt::noalias(view) += c.gy();
+    const small_dims xst = strides_of(xv.shape());
+    copy_strided<true>(c.gy().shape(), c.gy().data(), strides_of(c.gy().shape()), data + begin * xst[axis], xst);
     c.mark(in);
 }
 // replay: y = x[begin:end] on the axis (op_data: axis, begin, end)
@@ -221,7 +229,8 @@ template <class T> tensor<T> slice(const tensor<T>& x, int axis, std::size_t beg
     shape_t shape = to_shape(xv.shape());
     shape[ax] = end - begin;
     n->value.resize(shape);
-    xt::noalias(n->value) = xt::strided_view(xv, range_on(xv.dimension(), ax, begin, end));
+    const small_dims xst = strides_of(xv.shape());
+    copy_strided(n->value.shape(), xv.data() + begin * xst[ax], xst, n->value.data(), strides_of(n->value.shape()));
     return out;
 }
 
@@ -298,7 +307,15 @@ template <class T> void concat_backward(backward_ctx<T>& c) {
         const std::size_t len = xv.shape()[axis];
         if (c.wants(i)) {
             if (c.create_graph) c.add_graph(i, slice(c.tgy(), int(axis), offset, offset + len));
-            else c.add(i, xt::strided_view(c.gy(), range_on(xv.dimension(), axis, offset, offset + len)));
+            else {
+                bool had;
+                T* d = c.grad_data(c.input(i), had);
+                const small_dims yst = strides_of(c.gy().shape());
+                const T* from = c.gy().data() + offset * yst[axis];
+                if (had) copy_strided<true>(xv.shape(), from, yst, d, strides_of(xv.shape()));
+                else copy_strided(xv.shape(), from, yst, d, strides_of(xv.shape()));
+                c.mark(c.input(i));
+            }
         }
         offset += len;
     }
@@ -340,12 +357,12 @@ template <class T> tensor<T> concat(const std::vector<tensor<T>>& xs, int axis) 
     n->forward = &concat_forward<T>;
     if (n->op_data) n->op_data[0] = ax;
     n->value.resize(shape);
+    const small_dims yst = strides_of(n->value.shape());
     std::size_t offset = 0;
     for (const auto& x : xs) {
-        const std::size_t len = x.value().shape()[ax];
-        auto view = xt::strided_view(n->value, range_on(rank, ax, offset, offset + len));
-        xt::noalias(view) = x.value();
-        offset += len;
+        const auto& xv = x.value();
+        copy_strided(xv.shape(), xv.data(), strides_of(xv.shape()), n->value.data() + offset * yst[ax], yst);
+        offset += xv.shape()[ax];
     }
     return out;
 }
@@ -440,19 +457,28 @@ struct box_axis {
 using box = xt::svector<box_axis, 8>;
 
 /// f(k, offset): k runs over the box's elements in row-major order, offset is the
-/// element's position in a tensor of shape `big`.
+/// element's position in a tensor of shape `big`. The last axis is an inner loop (with
+/// a unit step, the usual slice, one the compiler vectorises); the odometer moves once
+/// per row: per element it cost more than the copy.
 template <class S, class F> void for_each_in_box(const box& b, const S& big, F&& f) {
     const std::size_t r = b.size();
     std::size_t total = 1;
     for (const auto& a : b) total *= a.count;
     if (total == 0) return;
+    if (r == 0) return f(std::size_t(0), std::size_t(0));
     const auto st = strides_of(big);
     small_dims idx(r, 0);
     std::int64_t off = 0;
     for (std::size_t i = 0; i < r; ++i) off += b[i].start * std::int64_t(st[i]);
-    for (std::size_t k = 0; k < total; ++k) {
-        f(k, static_cast<std::size_t>(off));
-        for (std::size_t i = r; i-- > 0;) {  // odometer, last axis fastest
+    const std::size_t row = b[r - 1].count;
+    const std::int64_t inner = b[r - 1].step * std::int64_t(st[r - 1]);
+    for (std::size_t k = 0; k < total; k += row) {
+        const std::size_t o = static_cast<std::size_t>(off);
+        if (inner == 1)
+            for (std::size_t j = 0; j < row; ++j) f(k + j, o + j);
+        else
+            for (std::size_t j = 0; j < row; ++j) f(k + j, static_cast<std::size_t>(off + std::int64_t(j) * inner));
+        for (std::size_t i = r - 1; i-- > 0;) {  // odometer over the other axes, the second last fastest
             if (++idx[i] < b[i].count) {
                 off += b[i].step * std::int64_t(st[i]);
                 break;
