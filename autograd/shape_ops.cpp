@@ -87,23 +87,76 @@ void copy_strided(const S& shape, const T* src, const small_dims& src_st, T* dst
 
 // ----------------------------------------------------------------- permute
 namespace {
+/// copy_strided into a row-major dst whose last axis is strided in src (a transpose):
+/// 16 x 16 tiles of that axis and the one contiguous in src, so both sides are read and
+/// written a cache line at a time; walking dst's rows read one src element per line.
+template <bool Add, class T, class S> void permute_copy(const S& shape, const T* src, const small_dims& src_st, T* dst) {
+    const std::size_t r = shape.size();
+    const small_dims dst_st = strides_of(shape);
+    std::size_t p = r;  // the axis of dst that is contiguous in src
+    for (std::size_t a = 0; r >= 2 && a + 1 < r; ++a)
+        if (src_st[a] == 1 && shape[a] > 1) p = a;
+    if (p == r || src_st[r - 1] == 1) return copy_strided<Add>(shape, src, src_st, dst, dst_st);
+    const std::size_t rows = shape[p], cols = shape[r - 1], sj = src_st[r - 1], di = dst_st[p];
+    small_dims outer_shape, outer_src, outer_dst;  // the other axes
+    for (std::size_t a = 0; a + 1 < r; ++a)
+        if (a != p) outer_shape.push_back(shape[a]), outer_src.push_back(src_st[a]), outer_dst.push_back(dst_st[a]);
+    std::size_t total = 1;
+    for (std::size_t e : outer_shape) total *= e;
+    small_dims idx(outer_shape.size(), 0);
+    std::size_t so = 0, dof = 0;
+    constexpr std::size_t tile = 16;
+    for (std::size_t k = 0; k < total; ++k) {
+        for (std::size_t i0 = 0; i0 < rows; i0 += tile)
+            for (std::size_t j0 = 0; j0 < cols; j0 += tile) {
+                const std::size_t i1 = std::min(rows, i0 + tile), j1 = std::min(cols, j0 + tile);
+                for (std::size_t i = i0; i < i1; ++i) {
+                    T* d = dst + dof + i * di;
+                    const T* q = src + so + i;
+                    for (std::size_t j = j0; j < j1; ++j) d[j] = Add ? d[j] + q[j * sj] : q[j * sj];
+                }
+            }
+        for (std::size_t a = outer_shape.size(); a-- > 0;) {
+            if (++idx[a] < outer_shape[a]) {
+                so += outer_src[a];
+                dof += outer_dst[a];
+                break;
+            }
+            so -= outer_src[a] * (outer_shape[a] - 1);
+            dof -= outer_dst[a] * (outer_shape[a] - 1);
+            idx[a] = 0;
+        }
+    }
+}
+
 // y = x with axes reordered; dx = gy with the inverse order
 template <class T> void permute_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
     const std::size_t r = c.self.n_op_data;
     std::vector<std::size_t> inv(r);
     for (std::size_t i = 0; i < r; ++i) inv[c.self.op_data[i]] = i;
-    if (c.create_graph) c.add_graph(0, permute(c.tgy(), axes_t(inv.begin(), inv.end())));
-    else c.add(0, xt::transpose(c.gy(), inv));
+    if (c.create_graph) {
+        c.add_graph(0, permute(c.tgy(), axes_t(inv.begin(), inv.end())));
+        return;
+    }
+    const small_dims gst = strides_of(c.gy().shape());
+    small_dims src_st(r);
+    for (std::size_t i = 0; i < r; ++i) src_st[i] = gst[inv[i]];
+    bool had;
+    T* dx = c.grad_data(c.input(0), had);
+    if (had) permute_copy<true>(c.x(0).shape(), c.gy().data(), src_st, dx);
+    else permute_copy<false>(c.x(0).shape(), c.gy().data(), src_st, dx);
+    c.mark(c.input(0));
 }
-// replay: y[i] = x[i permuted], the axis order in op_data
-template <class T> void permute_forward(node<T>& n, node<T>* const* in) {
-    const auto& xv = in[0]->value;
+// y[i] = x[i permuted by order] (y already of the permuted shape)
+template <class T> void permute_fill(xt::xarray<T>& y, const xt::xarray<T>& xv, const std::size_t* order) {
     const small_dims xst = strides_of(xv.shape());
-    small_dims src_st(n.n_op_data);
-    for (std::size_t i = 0; i < n.n_op_data; ++i) src_st[i] = xst[n.op_data[i]];
-    copy_strided(n.value.shape(), xv.data(), src_st, n.value.data(), strides_of(n.value.shape()));
+    small_dims src_st(xv.dimension());
+    for (std::size_t i = 0; i < src_st.size(); ++i) src_st[i] = xst[order[i]];
+    permute_copy<false>(y.shape(), xv.data(), src_st, y.data());
 }
+// replay: the axis order in op_data
+template <class T> void permute_forward(node<T>& n, node<T>* const* in) { permute_fill(n.value, in[0]->value, n.op_data); }
 }  // namespace
 
 template <class T> tensor<T> permute(const tensor<T>& x, const axes_t& axes) {
@@ -132,7 +185,7 @@ template <class T> tensor<T> permute(const tensor<T>& x, const axes_t& axes) {
     shape_t shape(r);
     for (std::size_t i = 0; i < r; ++i) shape[i] = xv.shape()[order[i]];
     n->value.resize(shape);
-    xt::noalias(n->value) = xt::transpose(xv, order);
+    permute_fill(n->value, xv, order.data());  // order, not op_data: an unrecorded result has none
     return out;
 }
 

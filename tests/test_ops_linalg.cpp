@@ -1,5 +1,6 @@
 // matmul (checked against xtensor-blas's dot) and the shape ops.
 
+#include <algorithm>
 #include <limits>
 
 #include <doctest/doctest.h>
@@ -100,6 +101,24 @@ TEST_CASE("transpose and permute") {
     expect_grads([](const args& a) { return permute(a[0], {2, 0, 1}); }, {x}, true);
     expect_grads([](const args& a) { return transpose(a[0]); }, {x}, true);
     CHECK_THROWS_WITH_AS(permute(tensor<double>(x), {0, 0, 1}), doctest::Contains("not a permutation"), shape_error);
+}
+
+TEST_CASE("permute: every order of a rank-4 tensor with tiles, a tail and a size-1 axis, and accumulated gradients") {
+    xarray<double> x = uniform({3, 17, 1, 20}, -1, 1, 42);  // 17 and 20: a whole 16 x 16 tile and a partial one
+    std::vector<int> order{0, 1, 2, 3};
+    do {
+        INFO(order[0], order[1], order[2], order[3]);
+        tensor<double> t(x, true);
+        const std::vector<std::size_t> o(order.begin(), order.end());
+        tensor<double> y = permute(t, order);
+        CHECK(y.value() == xarray<double>(xt::transpose(x, o)));
+        const xarray<double> g = uniform(y.shape(), -1, 1, 43);
+        sum((y + permute(t, order)) * tensor<double>(g)).backward();  // x read twice: the second gradient adds
+        std::vector<std::size_t> inv(4);
+        for (std::size_t i = 0; i < 4; ++i) inv[o[i]] = i;
+        CHECK(xt::allclose(t.grad(), 2.0 * xarray<double>(xt::transpose(g, inv)), 0.0, 0.0));
+        reset_tape<double>();
+    } while (std::next_permutation(order.begin(), order.end()));
 }
 
 TEST_CASE("reshape") {
