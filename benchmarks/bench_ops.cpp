@@ -128,6 +128,18 @@ void BM_sum_axis1(benchmark::State& s) { op_bench(s, [](const tf& x) { return su
 void BM_mean_axis1(benchmark::State& s) { op_bench(s, [](const tf& x) { return mean(x, {1}); }, R, C); }
 void BM_max_axis1(benchmark::State& s) { op_bench(s, [](const tf& x) { return tapegrad::max(x, {1}); }, R, C); }
 void BM_softmax(benchmark::State& s) { op_bench(s, [](const tf& x) { return softmax(x, -1); }, R, 1000); }
+// Paths that were 5-50x slower than an elementwise op until 2026-12-03 (docs/benchmarks.md, "Slow paths")
+void BM_max_all(benchmark::State& s) { op_bench(s, [](const tf& x) { return tapegrad::max(x); }, R, C); }
+void BM_mul_column(benchmark::State& s) {
+    tf col = random_leaf({R, 1}, true, 5);
+    op_bench(s, [&](const tf& x) { return x * col; }, R, C);
+}
+void BM_softmax_axis0(benchmark::State& s) { op_bench(s, [](const tf& x) { return softmax(x, 0); }, R, 1000); }
+void BM_cumsum_axis0(benchmark::State& s) { op_bench(s, [](const tf& x) { return cumsum(x, 0); }, R, C); }
+void BM_concat(benchmark::State& s) { op_bench(s, [](const tf& x) { return concat<float>({x, x}, 1); }, R, C); }
+void BM_slice(benchmark::State& s) { op_bench(s, [](const tf& x) { return slice(x, 1, 0, C / 2); }, R, C); }
+void BM_transpose(benchmark::State& s) { op_bench(s, [](const tf& x) { return transpose(x); }, R, C); }
+void BM_softplus(benchmark::State& s) { op_bench(s, [](const tf& x) { return softplus(x); }, R, C); }
 void BM_log_softmax(benchmark::State& s) { op_bench(s, [](const tf& x) { return log_softmax(x, -1); }, R, 1000); }
 void BM_cross_entropy(benchmark::State& s) {
     std::vector<std::size_t> labels(R);
@@ -384,6 +396,14 @@ TAPEGRAD_OP_BENCH(BM_sum_axis1_handwritten);
 TAPEGRAD_OP_BENCH(BM_mean_axis1);
 TAPEGRAD_OP_BENCH(BM_max_axis1);
 TAPEGRAD_OP_BENCH(BM_softmax);
+TAPEGRAD_OP_BENCH(BM_max_all);
+TAPEGRAD_OP_BENCH(BM_mul_column);
+TAPEGRAD_OP_BENCH(BM_softmax_axis0);
+TAPEGRAD_OP_BENCH(BM_cumsum_axis0);
+TAPEGRAD_OP_BENCH(BM_concat);
+TAPEGRAD_OP_BENCH(BM_slice);
+TAPEGRAD_OP_BENCH(BM_transpose);
+TAPEGRAD_OP_BENCH(BM_softplus);
 TAPEGRAD_OP_BENCH(BM_softmax_handwritten);
 TAPEGRAD_OP_BENCH(BM_log_softmax);
 TAPEGRAD_OP_BENCH(BM_cross_entropy);
