@@ -102,8 +102,8 @@ struct leaky_rule   { static constexpr const char* name = "leaky_relu"; static c
   template <class X, class S> static auto forward(const X& x, const S* s) { return where(x > S(0), x, s[0] * x); }
   // d = 1 for x > 0, else slope
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y&, const G& gy, const S* s) { return where(x > S(0), gy, gy * s[0]); } };
-struct elu_rule     { static constexpr const char* name = "elu";
-  template <class X, class S> static auto forward(const X& x, const S* s) { return xt::where(x > S(0), x, s[0] * xt::expm1(x)); }
+struct elu_rule     { static constexpr const char* name = "elu"; static constexpr bool simd = true;
+  template <class X, class S> static auto forward(const X& x, const S* s) { return where(x > S(0), x, s[0] * expm1(x)); }
   // d = 1 for x > 0, else alpha e^x = y + alpha
   template <class X, class Y, class G, class S> static auto grad(const X& x, const Y& y, const G& gy, const S* s) { return where(x > S(0), gy, gy * (y + s[0])); } };
 struct gelu_rule    { static constexpr const char* name = "gelu";
