@@ -232,11 +232,6 @@ template <class T> tensor<T> reshape(const tensor<T>& x, const shape_t& shape) {
 
 // ------------------------------------------------------------------- slice
 namespace {
-xt::xstrided_slice_vector range_on(std::size_t rank, std::size_t axis, std::size_t begin, std::size_t end) {
-    xt::xstrided_slice_vector sv(rank, xt::all());
-    sv[axis] = xt::range(begin, end);
-    return sv;
-}
 
 // y = x[begin:end] on axis; dx is gy placed in that range, zeros elsewhere
 template <class T> void slice_backward(backward_ctx<T>& c) {

@@ -117,7 +117,12 @@ template <class T> node<T>* tape<T>::push(const char* op, backward_fn<T> backwar
 }
 
 template <class T> void tape<T>::restamp() {
-    for (std::size_t i = 0; i < size_; ++i) slot(i).serial = next_serial_++;
+    for (std::size_t b = 0, left = size_; left > 0; ++b) {  // block by block: no division per node
+        node<T>* block = blocks_[b].get();
+        const std::size_t count = std::min(left, block_nodes);
+        for (std::size_t i = 0; i < count; ++i) block[i].serial = next_serial_++;
+        left -= count;
+    }
 }
 
 template <class T> void tape<T>::keep(const std::shared_ptr<node<T>>& leaf) {

@@ -49,9 +49,11 @@ template <class SA, class SB> bool shapes_equal(const SA& a, const SB& b) {
     return true;
 }
 
+/// fit's rare path, out of line so that fit itself inlines to a few compares.
+template <class T, class S> [[gnu::noinline]] void refit(xt::xarray<T>& a, const S& shape) { a.resize(shape); }
 /// Resize `a` to `shape` unless it already has it (xtensor's resize compares through memcmp).
-template <class T, class S> void fit(xt::xarray<T>& a, const S& shape) {
-    if (!shapes_equal(a.shape(), shape)) a.resize(shape);
+template <class T, class S> [[gnu::always_inline]] inline void fit(xt::xarray<T>& a, const S& shape) {
+    if (!shapes_equal(a.shape(), shape)) refit(a, shape);
 }
 
 /// dst (+)= src summed down to dst's shape; src's shape must broadcast from dst's.
