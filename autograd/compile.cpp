@@ -53,6 +53,7 @@ template <class T> struct compiled_core<T>::program {
     std::vector<std::size_t> key;
     std::unique_ptr<tape<T>> tp = std::make_unique<tape<T>>();
     label_slots labels;
+    index_slots indices;  // sized at the trace, never after: ops keep their addresses
     std::vector<node<T>*> arg_nodes;                      // the trace's tensor arguments
     std::vector<std::shared_ptr<node<T>>> bound;          // this call's tensor arguments, held while in use
     std::vector<std::pair<node<T>**, std::size_t>> patches;  // input slots that read argument i
@@ -124,6 +125,8 @@ template <class T> struct recorder final : tracer<T> {
     bool is_label_argument(const void* labels) const override {
         for (const auto& l : p.labels)
             if (&l == labels) return true;
+        for (const auto& i : p.indices)
+            if (&i == labels) return true;
         return false;
     }
 };
@@ -135,6 +138,12 @@ template <class T> void make_key(const std::vector<compiled_arg<T>>& args, std::
         if (a.labels) {
             key.push_back(2);
             key.push_back(a.labels->size());
+            continue;
+        }
+        if (a.index) {
+            key.push_back(3);
+            key.push_back(a.index->dimension());
+            key.insert(key.end(), a.index->shape().begin(), a.index->shape().end());
             continue;
         }
         const auto& s = a.tensor_node->value.shape();
@@ -152,6 +161,14 @@ template <class T> bool same_key(const std::vector<compiled_arg<T>>& args, const
         if (a.labels) {
             if (at + 2 > n || key[at] != 2 || key[at + 1] != a.labels->size()) return false;
             at += 2;
+            continue;
+        }
+        if (a.index) {
+            const auto& s = a.index->shape();
+            if (at + 2 + s.size() > n || key[at] != 3 || key[at + 1] != s.size()) return false;
+            for (std::size_t d = 0; d < s.size(); ++d)
+                if (key[at + 2 + d] != s[d]) return false;
+            at += 2 + s.size();
             continue;
         }
         const auto& s = a.tensor_node->value.shape();
@@ -277,11 +294,16 @@ tensor<T> compiled_core<T>::trace(program& p, const std::vector<compiled_arg<T>>
     p.reason.clear();
     p.out = nullptr;
     p.arg_nodes.clear();
-    std::size_t n_labels = 0;
-    for (const auto& a : args) n_labels += a.labels != nullptr;
+    std::size_t n_labels = 0, n_indices = 0;
+    for (const auto& a : args) {
+        n_labels += a.labels != nullptr;
+        n_indices += a.index != nullptr;
+    }
     p.labels.resize(n_labels);
-    for (std::size_t i = 0, k = 0; i < args.size(); ++i) {
+    p.indices.resize(n_indices);
+    for (std::size_t i = 0, k = 0, j = 0; i < args.size(); ++i) {
         if (args[i].labels) p.labels[k++] = *args[i].labels;
+        else if (args[i].index) p.indices[j++] = *args[i].index;
         else p.arg_nodes.push_back(args[i].tensor_node);
     }
     recorder<T> rec(p);
@@ -300,7 +322,7 @@ tensor<T> compiled_core<T>::trace(program& p, const std::vector<compiled_arg<T>>
             }
         } scope(p.tp.get(), &rec);
         force_recording all(true);
-        out = run.call(run.ctx, p.labels);
+        out = run.call(run.ctx, p.labels, p.indices);
     }
     if (p.capture) std::exchange(p.capture, nullptr)();
     tape<T>& tp = *p.tp;
@@ -428,9 +450,12 @@ namespace {
 // tensors into the input slots that read them.
 template <class T> void bind(typename compiled_core<T>::program& p, const std::vector<compiled_arg<T>>& args) {
     p.bound.resize(p.arg_nodes.size());
-    for (std::size_t i = 0, t = 0, k = 0; i < args.size(); ++i) {
+    for (std::size_t i = 0, t = 0, k = 0, j = 0; i < args.size(); ++i) {
         if (args[i].labels) {
             p.labels[k++].assign(args[i].labels->begin(), args[i].labels->end());  // same size: no allocation
+        } else if (args[i].index) {
+            const xt::xarray<std::size_t>& from = *args[i].index;  // the key matched its shape
+            std::copy(from.data(), from.data() + from.size(), p.indices[j++].data());
         } else {
             if (p.bound[t] != *args[i].owner) p.bound[t] = *args[i].owner;  // the same tensor again: no count changes
             p.arg_nodes[t++] = args[i].tensor_node;

@@ -94,7 +94,7 @@ template <class T, class F> void replayed_sgd(F&& fn, sgd_fusion<T>* sgd) {
 
 namespace detail {
 
-/// One argument of a compiled call: a tensor (its node and owner) or class labels.
+/// One argument of a compiled call: a tensor (its node and owner), class labels or an index array.
 /// `owner` points into the caller's tensor, alive for the call: reading it costs no
 /// reference count (two atomic operations per argument and call).
 template <class T> struct compiled_arg {
@@ -102,16 +102,18 @@ template <class T> struct compiled_arg {
     const std::shared_ptr<node<T>>* owner = nullptr;
     bool requires_grad = false;
     const std::vector<std::size_t>* labels = nullptr;
+    const xt::xarray<std::size_t>* index = nullptr;  // an index argument (gather)
 };
 
 /// The type-erased engine behind compiled<T, Args...> (autograd/compile.cpp).
 template <class T> class compiled_core {
   public:
     using label_slots = std::vector<std::vector<std::size_t>>;
-    /// Calls the user's function with the program's label slots.
+    using index_slots = std::vector<xt::xarray<std::size_t>>;
+    /// Calls the user's function with the program's label and index slots.
     struct invoker {
         void* ctx;
-        tensor<T> (*call)(void* ctx, const label_slots& labels);
+        tensor<T> (*call)(void* ctx, const label_slots& labels, const index_slots& indices);
     };
     explicit compiled_core(compile_options o);
     ~compiled_core();
@@ -140,10 +142,13 @@ template <class T> class compiled_core {
 
 template <class A> struct arg_kind;
 template <class T> struct arg_kind<tensor<T>> {
-    static constexpr bool is_labels = false;
+    static constexpr bool is_labels = false, is_index = false;
 };
 template <> struct arg_kind<std::vector<std::size_t>> {
-    static constexpr bool is_labels = true;
+    static constexpr bool is_labels = true, is_index = false;
+};
+template <> struct arg_kind<xt::xarray<std::size_t>> {
+    static constexpr bool is_labels = false, is_index = true;
 };
 
 template <class F> struct fn_traits : fn_traits<decltype(&F::operator())> {};
@@ -155,9 +160,10 @@ template <class C, class R, class... A> struct fn_traits<R (C::*)(A...)> : fn_tr
 
 }  // namespace detail
 
-/// A compiled step: call it like the function it wraps. Arguments are tensors and
-/// class-label vectors (const std::vector<std::size_t>&); the first call with a new
-/// signature (tensor shapes and requires_grad, label counts) traces, later ones
+/// A compiled step: call it like the function it wraps. Arguments are tensors,
+/// class-label vectors (const std::vector<std::size_t>&) and index arrays for gather
+/// (const xt::xarray<std::size_t>&); the first call with a new signature (tensor
+/// shapes and requires_grad, label counts, index shapes) traces, later ones
 /// replay that signature's program. The result is the function's result; it stays
 /// readable until the next call of the step (detach() to keep it). Not copyable;
 /// a step runs on one thread at a time.
@@ -175,9 +181,11 @@ template <class T, class... Args> class compiled {
             compiled* self;
             std::tuple<const Args&...> args;
         } ctx{this, std::tuple<const Args&...>(args...)};
-        typename detail::compiled_core<T>::invoker run{&ctx, [](void* c, const typename detail::compiled_core<T>::label_slots& slots) {
+        using core = detail::compiled_core<T>;
+        typename core::invoker run{&ctx, [](void* c, const typename core::label_slots& labels,
+                                            const typename core::index_slots& indices) {
             auto* x = static_cast<ctx_t*>(c);
-            return x->self->invoke(x->args, slots, std::index_sequence_for<Args...>{});
+            return x->self->invoke(x->args, labels, indices, std::index_sequence_for<Args...>{});
         }};
         tensor<T> out = core_->call(args_, run);
         for (auto& a : args_) a.owner = nullptr;  // the caller's tensors: not ours to read after the call
@@ -189,37 +197,50 @@ template <class T, class... Args> class compiled {
 
   private:
     static void describe(detail::compiled_arg<T>& d, const tensor<T>& t) {
-        d.tensor_node = t.node_ptr();
-        if (!t.defined()) throw std::invalid_argument("compile: a tensor argument is undefined");
-        if (!t.is_leaf())
+        node<T>* n = d.tensor_node = t.node_ptr();
+        if (!n) throw std::invalid_argument("compile: a tensor argument is undefined");
+        if (n->on_tape)  // op_name() checks the handle first (a stale or another thread's result throws there)
             throw std::invalid_argument(std::string("compile: a tensor argument is the result of op '") + t.op_name() +
                                         "'; pass leaves (detach() it) to a compiled step");
         d.owner = &t.owner();
-        d.requires_grad = t.requires_grad();
+        d.requires_grad = n->requires_grad;  // a leaf: its handle needs no checks
         d.labels = nullptr;
+        d.index = nullptr;
     }
     static void describe(detail::compiled_arg<T>& d, const std::vector<std::size_t>& labels) {
         d.tensor_node = nullptr;
         d.owner = nullptr;
         d.labels = &labels;
+        d.index = nullptr;
+    }
+    static void describe(detail::compiled_arg<T>& d, const xt::xarray<std::size_t>& index) {
+        d.tensor_node = nullptr;
+        d.owner = nullptr;
+        d.labels = nullptr;
+        d.index = &index;
     }
 
-    // Label arguments are passed as the program's own copies, whose addresses the replay keeps.
+    // Label and index arguments are passed as the program's own copies, whose addresses the replay keeps.
     template <std::size_t I, class Tuple>
-    decltype(auto) pick(const Tuple& args, const typename detail::compiled_core<T>::label_slots& slots) {
+    decltype(auto) pick(const Tuple& args, const typename detail::compiled_core<T>::label_slots& labels,
+                        const typename detail::compiled_core<T>::index_slots& indices) {
         using A = std::decay_t<std::tuple_element_t<I, std::tuple<Args...>>>;
         if constexpr (detail::arg_kind<A>::is_labels) {
             std::size_t k = 0;  // label arguments before I
             for (std::size_t j = 0; j < I; ++j) k += args_[j].labels != nullptr;
-            return static_cast<const std::vector<std::size_t>&>(slots[k]);
+            return static_cast<const std::vector<std::size_t>&>(labels[k]);
+        } else if constexpr (detail::arg_kind<A>::is_index) {
+            std::size_t k = 0;  // index arguments before I
+            for (std::size_t j = 0; j < I; ++j) k += args_[j].index != nullptr;
+            return static_cast<const xt::xarray<std::size_t>&>(indices[k]);
         } else {
             return static_cast<const A&>(std::get<I>(args));
         }
     }
     template <class Tuple, std::size_t... I>
-    tensor<T> invoke(const Tuple& args, const typename detail::compiled_core<T>::label_slots& slots,
-                     std::index_sequence<I...>) {
-        return fn_(pick<I>(args, slots)...);
+    tensor<T> invoke(const Tuple& args, const typename detail::compiled_core<T>::label_slots& labels,
+                     const typename detail::compiled_core<T>::index_slots& indices, std::index_sequence<I...>) {
+        return fn_(pick<I>(args, labels, indices)...);
     }
 
     function fn_;

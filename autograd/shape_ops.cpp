@@ -14,7 +14,8 @@
 // Replay kernels (a compiled step's forward, autograd/compile.hpp) recompute the ops
 // whose parameters are fixed at the trace (axes, ranges, boxes, shapes) without
 // allocating; index_select's replay reads each call's indices from a label argument
-// (detail::store_indices); gather and scatter-add, whose indices are C++ data, have none.
+// (detail::store_indices), gather's from an index argument. scatter-add (only in
+// gather's recorded backward) has none.
 
 #include <algorithm>
 #include <cstdint>
@@ -733,23 +734,25 @@ template <class T> tensor<T> slice(const tensor<T>& x, int axis, std::size_t beg
 // ---------------------------------------------------- gather, scatter-add
 // gather: y[i] = x[i with axis entry index[i]]; scatter-add is its transpose:
 // y = zeros(x shape), y[i with axis entry index[i]] += g[i]. Each is the other's
-// backward. op_data: [axis, rank, big shape (x's), index shape, index values...]
+// backward. op_data: [axis, rank, big shape (x's), index shape, index values...,
+// the index argument's address (gather's replay; 0 when there is none)]
 namespace {
 
-template <class T> struct gather_spec {
-    std::size_t axis;
-    shape_t big, ishape;
-    const std::size_t* index;  // ishape's product values
+struct gather_spec {
+    std::size_t axis, rank, count;
+    const std::size_t* big;     // x's shape (rank values)
+    const std::size_t* ishape;  // the index's shape (rank values)
+    const std::size_t* index;   // count values
 };
 
-/// f(k, offset in big) for each index element k (row-major over ishape).
-template <class F> void for_each_gathered(const std::size_t axis, const shape_t& big, const shape_t& ishape,
-                                          const std::size_t* index, F&& f) {
-    const std::size_t r = big.size();
+/// f(k, offset in big) for each index element k (row-major over ishape); nothing on the heap up to rank 8.
+template <class F>
+void for_each_gathered(std::size_t axis, std::size_t r, const std::size_t* big, const std::size_t* ishape,
+                       const std::size_t* index, F&& f) {
     std::size_t total = 1;
-    for (std::size_t d : ishape) total *= d;
-    const auto st = strides_of(big);
-    std::vector<std::size_t> idx(r, 0);
+    for (std::size_t i = 0; i < r; ++i) total *= ishape[i];
+    small_dims st(r, 1), idx(r, 0);
+    for (std::size_t i = r; i-- > 1;) st[i - 1] = st[i] * big[i];
     for (std::size_t k = 0; k < total; ++k) {
         std::size_t off = 0;
         for (std::size_t i = 0; i < r; ++i) off += (i == axis ? index[k] : idx[i]) * st[i];
@@ -760,6 +763,11 @@ template <class F> void for_each_gathered(const std::size_t axis, const shape_t&
         }
     }
 }
+template <class F> void for_each_gathered(const gather_spec& s, F&& f) {
+    for_each_gathered(s.axis, s.rank, s.big, s.ishape, s.index, std::forward<F>(f));
+}
+
+constexpr std::size_t gather_words(std::size_t rank, std::size_t count) { return 3 + 2 * rank + count; }
 
 template <class T> void store_gather(node<T>* n, std::size_t axis, const shape_t& big, const shape_t& ishape,
                                      const std::size_t* index, std::size_t count) {
@@ -771,11 +779,13 @@ template <class T> void store_gather(node<T>* n, std::size_t axis, const shape_t
     std::copy(big.begin(), big.end(), a + 2);
     std::copy(ishape.begin(), ishape.end(), a + 2 + r);
     std::copy(index, index + count, a + 2 + 2 * r);
+    a[2 + 2 * r + count] = 0;
 }
-template <class T> gather_spec<T> load_gather(const node<T>& n) {
+template <class T> gather_spec load_gather(const node<T>& n) {
     const std::size_t r = n.op_data[1];
-    return {n.op_data[0], shape_t(n.op_data + 2, n.op_data + 2 + r), shape_t(n.op_data + 2 + r, n.op_data + 2 + 2 * r), n.op_data + 2 + 2 * r};
+    return {n.op_data[0], r, n.n_op_data - gather_words(r, 0), n.op_data + 2, n.op_data + 2 + r, n.op_data + 2 + 2 * r};
 }
+shape_t shape_of(const std::size_t* dims, std::size_t rank) { return shape_t(dims, dims + rank); }
 
 template <class T> tensor<T> gather_op(const tensor<T>& x, std::size_t axis, const shape_t& ishape, const std::size_t* index);
 template <class T>
@@ -786,27 +796,49 @@ template <class T> void gather_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
     const auto s = load_gather(c.self);
     if (c.create_graph) {
-        c.add_graph(0, scatter_add_op(c.tgy(), s.axis, s.big, s.index));
+        c.add_graph(0, scatter_add_op(c.tgy(), s.axis, shape_of(s.big, s.rank), s.index));
         return;
     }
     bool had;
     T* dx = c.grad_data(c.input(0), had);
     if (!had) std::fill(dx, dx + c.x(0).size(), T(0));
     const T* gy = c.gy().data();
-    for_each_gathered(s.axis, s.big, s.ishape, s.index, [&](std::size_t k, std::size_t o) { dx[o] += gy[k]; });
+    for_each_gathered(s, [&](std::size_t k, std::size_t o) { dx[o] += gy[k]; });
     c.mark(c.input(0));
+}
+
+// replay: the index argument of this call (the call's signature fixed its shape), checked, then gathered
+template <class T> void gather_forward(node<T>& n, node<T>* const* in) {
+    const auto s = load_gather(n);
+    const auto& index = *reinterpret_cast<const xt::xarray<std::size_t>*>(
+        static_cast<std::uintptr_t>(n.op_data[n.n_op_data - 1]));
+    const auto& xv = in[0]->value;
+    if (xv.dimension() != s.rank || !std::equal(s.big, s.big + s.rank, xv.shape().begin()))
+        throw shape_error("gather: replayed on an input of shape " + shape_str(xv.shape()) + ", traced with " +
+                          shape_str(shape_of(s.big, s.rank)));
+    const std::size_t* iv = index.data();
+    for (std::size_t j = 0; j < s.count; ++j)
+        if (iv[j] >= s.big[s.axis])
+            throw std::out_of_range("gather: index value " + std::to_string(iv[j]) + " at flat position " +
+                                    std::to_string(j) + " is out of range for axis " + std::to_string(s.axis) +
+                                    " of shape " + shape_str(xv.shape()));
+    std::copy(iv, iv + s.count, n.op_data + 2 + 2 * s.rank);  // where the backward reads them
+    T* y = n.value.data();
+    const T* x = xv.data();
+    for_each_gathered(s, [&](std::size_t k, std::size_t o) { y[k] = x[o]; });
 }
 
 template <class T> tensor<T> gather_op(const tensor<T>& x, std::size_t axis, const shape_t& ishape, const std::size_t* index) {
     const auto& xv = x.value();
     const shape_t big = to_shape(xv.shape());
     const std::size_t count = std::accumulate(ishape.begin(), ishape.end(), std::size_t(1), std::multiplies<>());
-    tensor<T> out = make_result<T>("gather", &gather_backward<T>, {&x}, 2 + 2 * big.size() + count);
+    tensor<T> out = make_result<T>("gather", &gather_backward<T>, {&x}, gather_words(big.size(), count));
     node<T>* n = out.node_ptr();
     store_gather(n, axis, big, ishape, index, count);
     n->value.resize(ishape);
     T* y = n->value.data();
-    for_each_gathered(axis, big, ishape, index, [&](std::size_t k, std::size_t o) { y[k] = xv.data()[o]; });
+    for_each_gathered(axis, big.size(), big.data(), ishape.data(), index,
+                      [&](std::size_t k, std::size_t o) { y[k] = xv.data()[o]; });
     return out;
 }
 
@@ -815,14 +847,13 @@ template <class T> void scatter_add_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
     const auto s = load_gather(c.self);
     if (c.create_graph) {
-        c.add_graph(0, gather_op(c.tgy(), s.axis, s.ishape, s.index));
+        c.add_graph(0, gather_op(c.tgy(), s.axis, shape_of(s.ishape, s.rank), s.index));
         return;
     }
     bool had;
     T* dg = c.grad_data(c.input(0), had);
     const T* gy = c.gy().data();
-    for_each_gathered(s.axis, s.big, s.ishape, s.index,
-                      [&](std::size_t k, std::size_t o) { dg[k] = had ? dg[k] + gy[o] : gy[o]; });
+    for_each_gathered(s, [&](std::size_t k, std::size_t o) { dg[k] = had ? dg[k] + gy[o] : gy[o]; });
     c.mark(c.input(0));
 }
 
@@ -830,13 +861,14 @@ template <class T>
 tensor<T> scatter_add_op(const tensor<T>& g, std::size_t axis, const shape_t& big, const std::size_t* index) {
     const auto& gv = g.value();
     const shape_t ishape = to_shape(gv.shape());
-    tensor<T> out = make_result<T>("scatter_add", &scatter_add_backward<T>, {&g}, 2 + 2 * big.size() + gv.size());
+    tensor<T> out = make_result<T>("scatter_add", &scatter_add_backward<T>, {&g}, gather_words(big.size(), gv.size()));
     node<T>* n = out.node_ptr();
     store_gather(n, axis, big, ishape, index, gv.size());
     n->value.resize(big);
     std::fill(n->value.begin(), n->value.end(), T(0));
     T* y = n->value.data();
-    for_each_gathered(axis, big, ishape, index, [&](std::size_t k, std::size_t o) { y[o] += gv.data()[k]; });
+    for_each_gathered(axis, big.size(), big.data(), ishape.data(), index,
+                      [&](std::size_t k, std::size_t o) { y[o] += gv.data()[k]; });
     return out;
 }
 
@@ -857,7 +889,15 @@ template <class T> tensor<T> gather(const tensor<T>& x, int axis, const xt::xarr
             throw std::out_of_range("gather: index value " + std::to_string(index.data()[j]) + " at flat position " +
                                     std::to_string(j) + " is out of range for axis " + std::to_string(axis) +
                                     " of shape " + shape_str(xs));
-    return gather_op(x, k, is, index.data());
+    detail::check_traced_labels<T>(&index, "gather", "const xt::xarray<std::size_t>&");  // the replay reads it again
+    tensor<T> out = gather_op(x, k, is, index.data());
+    node<T>* n = out.node_ptr();
+    if (n->op_data) {
+        static_assert(sizeof(std::size_t) == sizeof(std::uintptr_t), "op_data holds a pointer");
+        n->op_data[n->n_op_data - 1] = static_cast<std::size_t>(reinterpret_cast<std::uintptr_t>(&index));
+        n->forward = &gather_forward<T>;
+    }
+    return out;
 }
 
 // index_select along any axis: the axis moved to the front, rows picked, moved back.

@@ -195,6 +195,57 @@ TEST_CASE("compile: index_select replays with each call's indices when they are 
     CHECK(frozen.stats().eager_reason.find("index_select read class labels or indices") != std::string::npos);
 }
 
+TEST_CASE("compile: gather replays with each call's index array when it is an index argument") {
+    const xt::xarray<double> w0 = uniform({4, 5, 3}, -1, 1, 61);
+    tensor<double> we(w0, true), wc(w0, true);
+    auto step_with = [](tensor<double>& w, const xt::xarray<std::size_t>& index) {
+        w.zero_grad();
+        tensor<double> g = gather(w, 1, index);  // [4, 2, 3], repeated entries scatter-add in the backward
+        tensor<double> loss = sum(g * g * tanh(g));
+        loss.backward();
+        replayed<double>([&] { w.mutable_value() -= 0.1 * w.grad(); });
+        return loss;
+    };
+    auto compiled = compile([&](const xt::xarray<std::size_t>& index) { return step_with(wc, index); });
+    std::mt19937 rng(7);
+    std::uniform_int_distribution<std::size_t> pick(0, 4);
+    for (int call = 0; call < 4; ++call) {
+        xt::xarray<std::size_t> index = xt::zeros<std::size_t>({4, 2, 3});
+        for (auto& v : index) v = pick(rng);
+        if (call == 1) index.fill(4);  // every entry the last one
+        const double le = step_with(we, index).item();
+        reset_tape<double>();
+        const double lc = compiled(index).item();
+        CHECK(std::memcmp(&le, &lc, sizeof le) == 0);
+        CHECK(same_bits(we.value(), wc.value()));
+        CHECK(same_bits(we.grad(), wc.grad()));
+    }
+    CHECK(compiled.stats().traces == 1);
+    CHECK(compiled.stats().replays == 3);
+    CHECK(compiled.stats().eager_reason == "");
+
+    // an out-of-range entry throws before the update runs: the parameter keeps its value
+    const xt::xarray<double> before = wc.value();
+    xt::xarray<std::size_t> bad = xt::zeros<std::size_t>({4, 2, 3});
+    bad(3, 1, 2) = 5;
+    CHECK_THROWS_AS(compiled(bad), std::out_of_range);
+    CHECK(same_bits(wc.value(), before));
+
+    // another index shape is another signature: traced once more, then both replay
+    const xt::xarray<std::size_t> narrow = xt::zeros<std::size_t>({4, 1, 3});
+    compiled(narrow);
+    compiled(narrow);
+    CHECK(compiled.stats().traces == 2);
+    CHECK(compiled.stats().programs == 2);
+
+    // an index that is not an argument would be frozen at the trace: eager, and says why
+    const xt::xarray<std::size_t> fixed = xt::zeros<std::size_t>({4, 2, 3});
+    auto frozen = compile([&](const tensor<double>& x) { return sum(gather(x, 1, fixed)); });
+    frozen(tensor<double>(w0));
+    CHECK(frozen.stats().eager_reason.find("gather read class labels or indices") != std::string::npos);
+    CHECK(frozen.stats().eager_reason.find("xt::xarray<std::size_t>") != std::string::npos);
+}
+
 namespace {
 
 /// Elementwise chains whose backward the fuse_backward_elementwise pass runs as blocked loops:

@@ -29,7 +29,7 @@ template <class T> struct tracer {
     virtual void on_host(std::function<void()> fn, sgd_fusion<T>* sgd, bool grads_only = false) = 0;
     /// Something the replay cannot repeat happened: the step runs eagerly, and `why` says so.
     virtual void not_replayable(std::string why) = 0;
-    /// Whether `labels` is one of the compiled function's label arguments.
+    /// Whether `labels` is one of the compiled function's label or index arguments.
     virtual bool is_label_argument(const void* labels) const = 0;
 };
 
@@ -50,14 +50,15 @@ template <class T> struct pause_trace {
     pause_trace& operator=(const pause_trace&) = delete;
 };
 
-/// During a trace: a label vector read by `op` must be an argument of the compiled
-/// function, or the replay would read the trace's labels again.
-template <class T> void check_traced_labels(const void* labels, const char* op) {
+/// During a trace: labels or indices read by `op` must be an argument of the compiled
+/// function (of type `as`), or the replay would read the trace's again.
+template <class T>
+void check_traced_labels(const void* labels, const char* op, const char* as = "const std::vector<std::size_t>&") {
     tracer<T>* t = active_tracer<T>();
     if (t && !t->is_label_argument(labels))
         t->not_replayable(std::string(op) +
                           " read class labels or indices that are not an argument of the compiled function; pass "
-                          "them as a const std::vector<std::size_t>& argument");
+                          "them as a " + as + " argument");
 }
 
 }  // namespace tapegrad::detail
