@@ -2,6 +2,8 @@
 // shapes and broadcasting in each operand, kinks nudged away, stability at +-1000.
 
 #include <cmath>
+#include <cstring>
+#include <limits>
 
 #include <doctest/doctest.h>
 
@@ -73,6 +75,25 @@ TEST_CASE("scalar ops") {
         expect_grads([](const args& a) { return tapegrad::pow(a[0], 3.5); }, {x}, true);
         expect_grads([](const args& a) { return tapegrad::pow(a[0], -1.5); }, {x});
     }
+}
+
+TEST_CASE("pow(x, 2) is x * x exactly, with gradient 2 x, at the extremes too") {
+    const double inf = std::numeric_limits<double>::infinity();
+    const xarray<double> x = {-1000.0, -3.0, -0.0, 0.0, 1e-200, 0.1, 1000.0, 1e200, -inf, inf, std::nan("")};
+    tensor<double> t(x, true);
+    tensor<double> y = tapegrad::pow(t, 2.0);
+    const xarray<double> want = x * x;
+    CHECK(std::memcmp(y.value().data(), want.data(), x.size() * sizeof(double)) == 0);  // +0 for -0, inf, NaN
+    sum(y).backward();
+    const xarray<double> dwant = 2.0 * x;
+    CHECK(std::memcmp(t.grad().data(), dwant.data(), x.size() * sizeof(double)) == 0);
+    // float, past one xsimd batch with a partial tail
+    const xarray<float> xf = xt::cast<float>(uniform({19}, -1000, 1000, 13));
+    const xarray<float> wf = xf * xf;
+    CHECK(tapegrad::pow(tensor<float>(xf), 2.0f).value() == wf);
+    unsigned seed = 140;
+    for (const auto& s : shapes)
+        expect_grads([](const args& a) { return tapegrad::pow(a[0], 2.0); }, {uniform(s, -2.0, 2.0, seed++)}, true);
 }
 
 TEST_CASE("unary math ops: gradients and second derivatives") {
