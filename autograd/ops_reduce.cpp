@@ -382,8 +382,7 @@ template <class T> void softmax_backward(backward_ctx<T>& c) {
         return;
     }
     for_each_line(L, [&](std::size_t, std::size_t o, auto s) {
-        T dot = 0;
-        for (std::size_t k = 0; k < L.len; ++k) dot += gy[o + k * s] * y[o + k * s];
+        const T dot = detail::line_dot(gy + o, y + o, L.len, s);
         for (std::size_t k = 0; k < L.len; ++k) {
             const std::size_t i = o + k * s;
             const T d = y[i] * (gy[i] - dot);
@@ -425,8 +424,7 @@ template <class T> void log_softmax_backward(backward_ctx<T>& c) {
         return;
     }
     for_each_line(L, [&](std::size_t, std::size_t o, auto s) {
-        T total = 0;
-        for (std::size_t k = 0; k < L.len; ++k) total += gy[o + k * s];
+        const T total = detail::line_dot<T>(gy + o, nullptr, L.len, s);
         detail::add_scaled_exp<T>(dx + o, had, gy + o, -total, y + o, T(0), L.len, s);
     });
     c.mark(c.input(0));

@@ -207,6 +207,45 @@ TEST_CASE("softmax and log_softmax along a strided axis equal the last axis's, a
     }
 }
 
+namespace {
+// softmax and log_softmax backward along contiguous rows of n against long-double formulas:
+// dx = y (g - sum(g y)) and dx = g - softmax sum(g), where the sums run in xsimd accumulators.
+template <class T> void check_long_rows(T tol) {
+    for (std::size_t n : {1, 7, 8, 9, 17, 31, 32, 33, 65, 1000}) {
+        CAPTURE(n);
+        const xarray<T> x = xt::cast<T>(uniform({2, n}, -4, 4, 30 + unsigned(n)));
+        const xarray<T> g = xt::cast<T>(uniform({2, n}, -1, 1, 31 + unsigned(n)));
+        for (bool log : {false, true}) {
+            CAPTURE(log);
+            tensor<T> a(x, true);
+            tensor<T> y = log ? log_softmax(a, -1) : softmax(a, -1);
+            sum(y * tensor<T>(g)).backward();
+            for (std::size_t r = 0; r < 2; ++r) {
+                long double top = x(r, 0), total = 0, dot = 0, gsum = 0;
+                for (std::size_t k = 0; k < n; ++k) top = std::max<long double>(top, x(r, k));
+                for (std::size_t k = 0; k < n; ++k) total += std::exp(static_cast<long double>(x(r, k)) - top);
+                for (std::size_t k = 0; k < n; ++k) {
+                    const long double p = std::exp(static_cast<long double>(x(r, k)) - top) / total;
+                    dot += g(r, k) * p;
+                    gsum += g(r, k);
+                }
+                for (std::size_t k = 0; k < n; ++k) {
+                    const long double p = std::exp(static_cast<long double>(x(r, k)) - top) / total;
+                    const long double want = log ? g(r, k) - p * gsum : p * (g(r, k) - dot);
+                    CHECK(std::abs(static_cast<long double>(a.grad()(r, k)) - want) <= tol * (1 + std::abs(want)));
+                }
+            }
+            reset_tape<T>();
+        }
+    }
+}
+}  // namespace
+
+TEST_CASE("softmax and log_softmax gradients along long contiguous rows (xsimd sums and tails)") {
+    check_long_rows<float>(2e-5f);
+    check_long_rows<double>(1e-13);
+}
+
 TEST_CASE("reduction axis errors name the op") {
     tensor<double> t(xarray<double>::from_shape({2, 3}));
     CHECK_THROWS_WITH_AS(sum(t, {2}), doctest::Contains("sum: axis 2 is out of range for a tensor of rank 2"), shape_error);

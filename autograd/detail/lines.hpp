@@ -50,6 +50,31 @@ template <class T, class S> T safe_max(const T* x, std::size_t n, S stride) {
     return std::isinf(m) || n == 0 ? T(0) : m;
 }
 
+/// sum of a[k] (b[k] when b is given) along the line. A contiguous line runs in four
+/// xsimd accumulators: one chain of dependent adds is latency-bound (4 cycles an
+/// element). A line shorter than a batch is summed in order, as a strided one.
+template <class T, class S> T line_dot(const T* a, const T* b, std::size_t n, S stride) {
+    T s = 0;
+    std::size_t k = 0;
+    if constexpr (std::is_same<S, unit>::value) {
+        using V = xsimd::batch<T>;
+        constexpr std::size_t w = V::size;
+        if (n >= w) {
+            V acc[4] = {V(T(0)), V(T(0)), V(T(0)), V(T(0))};
+            auto term = [&](std::size_t at) {
+                const V x = V::load_unaligned(a + at);
+                return b ? V(x * V::load_unaligned(b + at)) : x;
+            };
+            for (; k + 4 * w <= n; k += 4 * w)
+                for (std::size_t j = 0; j < 4; ++j) acc[j] = acc[j] + term(k + j * w);
+            for (; k + w <= n; k += w) acc[0] = acc[0] + term(k);
+            s = xsimd::hadd(V((acc[0] + acc[1]) + (acc[2] + acc[3])));
+        }
+    }
+    for (; k < n; ++k) s += b ? a[k * stride] * b[k * stride] : a[k * stride];
+    return s;
+}
+
 /// y = exp(x - shift) along the line; returns sum(y).
 template <class T> T exp_shifted(const T* x, T shift, T* y, std::size_t n, unit) {
     simd::for_each<T>(n, [&](std::size_t k, auto tag) {
