@@ -169,6 +169,8 @@ template <class T> tape_stats tape<T>::stats() const {
     s.value_bytes += scratch_.size() * sizeof(T);
     s.arena_bytes = arena_.capacity();
     s.kept_leaves = kept_.size();
+    for (std::size_t i = 0; i < detail::broadcast_scratch_buffers; ++i)
+        s.thread_scratch_bytes += detail::broadcast_scratch<T>(i).size() * sizeof(T);
     return s;
 }
 

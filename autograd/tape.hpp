@@ -22,6 +22,8 @@ struct tape_stats {
     std::size_t value_bytes = 0;    ///< bytes held by value and gradient buffers of all slots
     std::size_t arena_bytes = 0;    ///< bytes of the arena for inputs and op data
     std::size_t kept_leaves = 0;    ///< leaves referenced since the last reset
+    /// bytes of the calling thread's buffers for broadcasting ops (shared by its tapes, kept for reuse)
+    std::size_t thread_scratch_bytes = 0;
 };
 
 /// Options of a reverse pass.

@@ -141,6 +141,20 @@ TEST_CASE_FIXTURE(fresh_tape, "reset keeps capacity: 100,000 training steps do n
     CHECK(warm.peak_nodes == 7);  // 2 matmul, 2 add, tanh, softmax, mse
 }
 
+TEST_CASE_FIXTURE(fresh_tape, "stats report the thread's broadcast buffers, which steady steps reuse") {
+    tape<double>& tp = tape<double>::current();
+    tensor<double> x(xt::ones<double>({40, 50}), true), col(xt::ones<double>({40, 1}), true);
+    auto step = [&] {
+        sum(x * col).backward();  // a column, not a bias row: the operands go through the buffers
+        tp.reset();
+    };
+    step();
+    const tape_stats warm = tp.stats();
+    CHECK(warm.thread_scratch_bytes >= 2 * 40 * 50 * sizeof(double));  // col expanded, and its gradient before the sum
+    step();
+    CHECK(tp.stats().thread_scratch_bytes == warm.thread_scratch_bytes);
+}
+
 TEST_CASE_FIXTURE(fresh_tape, "rewind drops what was recorded after a mark") {
     tensor<double> x(xarray<double>{3.0}, true);
     auto a = x * x;

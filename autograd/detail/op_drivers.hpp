@@ -54,14 +54,6 @@ template <class Rule, class = void> struct grads_read_operands : std::true_type 
 template <class Rule>
 struct grads_read_operands<Rule, std::void_t<decltype(Rule::grads_read_operands)>> : std::bool_constant<Rule::grads_read_operands> {};
 
-/// Per-thread buffers of a broadcasting op's operands expanded to the result's shape
-/// (and of its gradients before they are summed down): xtensor's broadcasting
-/// iterators cost 5-10x a loop over buffers. Kept across calls: no heap in steady state.
-template <class T> xt::xarray<T>& broadcast_scratch(std::size_t i) {
-    thread_local xt::xarray<T> buffers[4] = {xt::xarray<T>(xshape{0}), xt::xarray<T>(xshape{0}),
-                                             xt::xarray<T>(xshape{0}), xt::xarray<T>(xshape{0})};
-    return buffers[i];
-}
 /// x's data when it has shape ys, else x broadcast to ys in broadcast_scratch(slot).
 template <class T, class S> const T* expanded(const xt::xarray<T>& x, const S& ys, std::size_t slot) {
     if (shapes_equal(x.shape(), ys)) return x.data();

@@ -56,6 +56,17 @@ template <class T, class S> [[gnu::always_inline]] inline void fit(xt::xarray<T>
     if (!shapes_equal(a.shape(), shape)) refit(a, shape);
 }
 
+/// Per-thread buffers of a broadcasting op's operands expanded to the result's shape
+/// (and of its gradients before they are summed down): xtensor's broadcasting
+/// iterators cost 5-10x a loop over buffers. Kept across calls: no heap in steady
+/// state; tape_stats::thread_scratch_bytes reports them.
+constexpr std::size_t broadcast_scratch_buffers = 4;
+template <class T> xt::xarray<T>& broadcast_scratch(std::size_t i) {
+    thread_local xt::xarray<T> buffers[broadcast_scratch_buffers] = {
+        xt::xarray<T>(xshape{0}), xt::xarray<T>(xshape{0}), xt::xarray<T>(xshape{0}), xt::xarray<T>(xshape{0})};
+    return buffers[i];
+}
+
 /// dst (+)= src summed down to dst's shape; src's shape must broadcast from dst's.
 /// The reverse of broadcasting, used by every op whose inputs broadcast.
 template <class T> void sum_to(const xt::xarray<T>& src, xt::xarray<T>& dst, const xshape& dst_shape, bool accumulate);
