@@ -155,14 +155,33 @@ void running_sums(const detail::line_layout& L, const T* src, T* dst, bool from_
         }
         return;
     }
-    detail::for_each_line(L, [&](std::size_t, std::size_t o, auto s) {
-        T a = 0;
-        for (std::size_t k = 0; k < L.len; ++k) {
-            const std::size_t i = o + (from_end ? L.len - 1 - k : k) * s;
-            a += src[i];
-            dst[i] = accumulate ? dst[i] + a : a;
+    // Contiguous lines, four at a time: one line's sums are a chain of dependent adds
+    // (4 cycles an element); four lines interleaved keep four chains in flight.
+    const std::size_t n = L.len;
+    auto lines = [&](std::size_t begin, std::size_t end) {
+        std::size_t l = begin;
+        for (; l + 4 <= end; l += 4) {
+            T a[4] = {};
+            for (std::size_t k = 0; k < n; ++k) {
+                const std::size_t at = l * n + (from_end ? n - 1 - k : k);
+                for (std::size_t j = 0; j < 4; ++j) {
+                    const std::size_t i = at + j * n;
+                    a[j] += src[i];
+                    dst[i] = accumulate ? dst[i] + a[j] : a[j];
+                }
+            }
         }
-    });
+        for (; l < end; ++l) {
+            T a = 0;
+            for (std::size_t k = 0; k < n; ++k) {
+                const std::size_t i = l * n + (from_end ? n - 1 - k : k);
+                a += src[i];
+                dst[i] = accumulate ? dst[i] + a : a;
+            }
+        }
+    };
+    if (L.lines() * n >= detail::parallel_grain && engine_threads() > 1) detail::parallel_run(L.lines(), 4, lines);
+    else lines(0, L.lines());
 }
 
 /// y = running sums of x along `axis` (from its end when `reverse`).

@@ -3,6 +3,7 @@
 // zeros in prod, ties in the inf-norm, the 2-norm at 0, and axis errors.
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include <doctest/doctest.h>
@@ -104,6 +105,32 @@ TEST_CASE("cumsum along any axis, twice differentiable") {
     for (int a : {0, 1, 2, -1}) expect_grads([a](const args& t) { return cumsum(t[0], a) * t[0]; }, {r}, true);
     CHECK_THROWS_WITH_AS(cumsum(tensor<double>(x), 2), doctest::Contains("cumsum: axis 2 is out of range for a tensor of rank 2"),
                          shape_error);
+}
+
+TEST_CASE("cumsum along contiguous rows, four at a time: the in-order sums, bit for bit") {
+    // 7 rows of 13: one group of four interleaved rows, then three alone; forward, and the
+    // backward (reverse running sums) accumulated with another term, from both ends
+    const xarray<float> x = xt::cast<float>(uniform({7, 13}, -1000, 1000, 232));
+    const xarray<float> g = xt::cast<float>(uniform({7, 13}, -1, 1, 233)), w = xt::cast<float>(uniform({7, 13}, -1, 1, 234));
+    for (bool reverse : {false, true}) {
+        CAPTURE(reverse);
+        xarray<float> want = xt::zeros<float>({7, 13}), dwant = want;
+        for (std::size_t r = 0; r < 7; ++r) {
+            float a = 0, d = 0;
+            for (std::size_t k = 0; k < 13; ++k) {
+                const std::size_t j = reverse ? 12 - k : k, i = reverse ? k : 12 - k;
+                want(r, j) = (a += x(r, j));
+                dwant(r, i) = (d += g(r, i));  // the gradient runs the other way
+            }
+        }
+        dwant += w;
+        tensor<float> t(x, true);
+        tensor<float> y = reverse ? flip(cumsum(flip(t, {1}), 1), {1}) : cumsum(t, 1);
+        CHECK(std::memcmp(y.value().data(), want.data(), x.size() * sizeof(float)) == 0);
+        sum(y * tensor<float>(g) + t * tensor<float>(w)).backward();
+        CHECK(std::memcmp(t.grad().data(), dwant.data(), x.size() * sizeof(float)) == 0);
+        reset_tape<float>();
+    }
 }
 
 TEST_CASE("logsumexp over several axes: stable at +-1000, gradient softmax") {
