@@ -161,16 +161,17 @@ struct pow_rule { static constexpr const char* name = "pow";
     return where(exponent_is_zero(b), 0, gy * b * pow(where(exponent_is_zero(b), 1, a), b - 1)); }
   template <class A, class B, class Y, class G> static auto grad_b(const A& a, const B& b, const Y& y, const G& gy) {
     return where(base_is_zero(a, b), 0, gy * y * log(where(base_is_zero(a, b), 1, a))); } };  // no stored lazy mask: it would dangle
-struct maximum_rule { static constexpr const char* name = "maximum";
-  template <class A, class B> static auto forward(const A& a, const B& b) { return xt::maximum(a, b); }
+// maximum and minimum run in xsimd batches with xtensor's rule, select(a > b, a, b), NaN included
+struct maximum_rule { static constexpr const char* name = "maximum"; static constexpr bool simd = true;
+  template <class A, class B> static auto forward(const A& a, const B& b) { return maximum(a, b); }
   // d max(a, b) = (1, 0) where a > b, (0, 1) where a < b, (1/2, 1/2) on ties
-  template <class A, class B, class Y, class G> static auto grad_a(const A& a, const B& b, const Y&, const G& gy) { return where(a - b > 0, gy, where(a - b < 0, 0, gy * 0.5)); }
-  template <class A, class B, class Y, class G> static auto grad_b(const A& a, const B& b, const Y&, const G& gy) { return where(b - a > 0, gy, where(b - a < 0, 0, gy * 0.5)); } };
-struct minimum_rule { static constexpr const char* name = "minimum";
-  template <class A, class B> static auto forward(const A& a, const B& b) { return xt::minimum(a, b); }
+  template <class A, class B, class Y, class G, class S = scalar_of<G>> static auto grad_a(const A& a, const B& b, const Y&, const G& gy) { return where(a - b > S(0), gy, where(a - b < S(0), 0, gy * S(0.5))); }
+  template <class A, class B, class Y, class G, class S = scalar_of<G>> static auto grad_b(const A& a, const B& b, const Y&, const G& gy) { return where(b - a > S(0), gy, where(b - a < S(0), 0, gy * S(0.5))); } };
+struct minimum_rule { static constexpr const char* name = "minimum"; static constexpr bool simd = true;
+  template <class A, class B> static auto forward(const A& a, const B& b) { return minimum(a, b); }
   // d min(a, b) = (1, 0) where a < b, (0, 1) where a > b, (1/2, 1/2) on ties
-  template <class A, class B, class Y, class G> static auto grad_a(const A& a, const B& b, const Y&, const G& gy) { return where(a - b < 0, gy, where(a - b > 0, 0, gy * 0.5)); }
-  template <class A, class B, class Y, class G> static auto grad_b(const A& a, const B& b, const Y&, const G& gy) { return where(b - a < 0, gy, where(b - a > 0, 0, gy * 0.5)); } };
+  template <class A, class B, class Y, class G, class S = scalar_of<G>> static auto grad_a(const A& a, const B& b, const Y&, const G& gy) { return where(a - b < S(0), gy, where(a - b > S(0), 0, gy * S(0.5))); }
+  template <class A, class B, class Y, class G, class S = scalar_of<G>> static auto grad_b(const A& a, const B& b, const Y&, const G& gy) { return where(b - a < S(0), gy, where(b - a > S(0), 0, gy * S(0.5))); } };
 // clang-format on
 
 }  // namespace rules

@@ -62,6 +62,32 @@ TEST_CASE("maximum and minimum split the gradient on ties, as PyTorch") {
     CHECK(b.grad() == xarray<double>{0.5, 1.0, 0.0});
 }
 
+TEST_CASE("maximum and minimum in batches: xtensor's values bit for bit, NaN and signed zeros included") {
+    // 19 floats: two batches and a tail; NaN in either operand, ties, -0 against +0
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    xarray<float> a = xt::cast<float>(uniform({19}, -1000, 1000, 70)), b = xt::cast<float>(uniform({19}, -1000, 1000, 71));
+    a(1) = nan, b(2) = nan, a(3) = b(3), a(9) = b(9), a(5) = -0.0f, b(5) = 0.0f, a(17) = nan, b(17) = nan, a(18) = b(18);
+    const xarray<float> g = xt::cast<float>(uniform({19}, -1, 1, 72));
+    for (bool max : {true, false}) {
+        CAPTURE(max);
+        tensor<float> ta(a, true), tb(b, true);
+        tensor<float> y = max ? maximum(ta, tb) : minimum(ta, tb);
+        const xarray<float> want = max ? xarray<float>(xt::maximum(a, b)) : xarray<float>(xt::minimum(a, b));
+        CHECK(std::memcmp(y.value().data(), want.data(), a.size() * sizeof(float)) == 0);
+        sum(y * tensor<float>(g)).backward();
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            CAPTURE(i);
+            const float d = a(i) - b(i);
+            const bool a_wins = max ? d > 0 : d < 0, b_wins = max ? d < 0 : d > 0;
+            const float ga = a_wins ? g(i) : b_wins ? 0.0f : g(i) * 0.5f;  // ties and NaN: half each
+            const float gb = b_wins ? g(i) : a_wins ? 0.0f : g(i) * 0.5f;
+            CHECK(std::memcmp(&ta.grad()(i), &ga, sizeof ga) == 0);
+            CHECK(std::memcmp(&tb.grad()(i), &gb, sizeof gb) == 0);
+        }
+        reset_tape<float>();
+    }
+}
+
 TEST_CASE("scalar ops") {
     unsigned seed = 100;
     for (const auto& s : shapes) {

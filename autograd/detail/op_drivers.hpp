@@ -42,6 +42,18 @@ xsimd::batch<T, A> where(const xsimd::batch_bool<T, A>& c, const xsimd::batch<T,
 template <class T, class A> xsimd::batch<T, A> where(const xsimd::batch_bool<T, A>& c, const xsimd::batch<T, A>& a, T b) {
     return xsimd::select(c, a, xsimd::batch<T, A>(b));
 }
+template <class T, class A> xsimd::batch<T, A> where(const xsimd::batch_bool<T, A>& c, int a, const xsimd::batch<T, A>& b) {
+    return xsimd::select(c, xsimd::batch<T, A>(T(a)), b);
+}
+// xt::maximum and xt::minimum's rule, spelled out so that batches give its bits (NaN, signed zeros) on any target
+template <class T, class A> xsimd::batch<T, A> maximum(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b) {
+    return xsimd::select(a > b, a, b);
+}
+template <class T, class A> xsimd::batch<T, A> minimum(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b) {
+    return xsimd::select(a < b, a, b);
+}
+/// The scalar type of a rule's argument: a tensor's, an xtensor expression's or a batch's.
+template <class G> using scalar_of = typename G::value_type;
 }  // namespace rules
 
 namespace detail {
