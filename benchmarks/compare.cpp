@@ -547,6 +547,7 @@ int main(int argc, char** argv) {
         step_memory mem, engine_mem[n_engines];
         double per_op = 0;
         int index = 0;
+        std::vector<double> paired[n_engines];  // per round: this engine's time over the hand-written one's
     };
     std::vector<row> rows;
     for (std::size_t ci = 0; ci < cases.size(); ++ci) {
@@ -609,6 +610,9 @@ int main(int argc, char** argv) {
                 if (c.threads > 1) std::this_thread::sleep_for(std::chrono::milliseconds(150));
             }
         for (int e : live) r.t[e] = median(times[e]) / (c.per_op > 0 ? c.per_op : 1);
+        if (eng[2])
+            for (int e : live)
+                for (std::size_t k = 0; k < times[e].size(); ++k) r.paired[e].push_back(times[e][k] / times[2][k]);
         rows.push_back(r);
         std::fprintf(stderr, "done %s\n", c.name.c_str());
     }
@@ -631,6 +635,27 @@ int main(int argc, char** argv) {
         if (any_wide) std::printf(" %s | %s |", cell(5).c_str(), fmt_ratio(r.t[0], r.t[5]).c_str());
         std::printf("\n");
     }
+    // The host's speed drifts between minutes, and one round runs every engine within about a
+    // second: the ratio within each round cancels the drift, and its spread over the rounds is the noise.
+    std::printf("\nRatios to hand-written within each round (a round runs every engine once), over the %d rounds: "
+                "median, middle half, and rounds in which the engine was faster:\n",
+                o.rounds);
+    std::printf("| case | compiled/hand | middle half | compiled faster | tapegrad/hand | middle half | tapegrad "
+                "faster |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for (const auto& r : rows) {
+        auto stats = [&](int e) {
+            if (r.paired[e].empty()) return std::string("- | - | -");
+            std::vector<double> v = r.paired[e];
+            std::sort(v.begin(), v.end());
+            const std::size_t n = v.size();
+            const auto faster = std::count_if(v.begin(), v.end(), [](double x) { return x < 1; });
+            char buf[96];
+            std::snprintf(buf, sizeof buf, "%.3fx | %.3f-%.3fx | %td of %zu", median(v), v[n / 4], v[(3 * n) / 4], faster, n);
+            return std::string(buf);
+        };
+        std::printf("| %s | %s | %s |\n", r.name.c_str(), stats(6).c_str(), stats(0).c_str());
+    }
+
     std::printf("\nFirst-step loss (opchain: a value or gradient element) per engine, a correctness check:\n");
     for (const auto& r : rows) {
         bool agree = true;
