@@ -772,7 +772,7 @@ void bn_backward_loops(const bn_backward_buffers<T>& b, const channel_stats<T>& 
         for (std::size_t i = 0; i < n; ++i) {
             const std::size_t at = (i * ch + k) * hw;
             const T *p = b.x + at, *g = b.gy + at, *y = b.y + at;
-            auto grad = [g, y](std::size_t j) {
+            auto grad = [=](std::size_t j) {  // [=]: y is read only with Relu
                 if constexpr (Relu) return y[j] > T(0) ? g[j] : T(0);
                 else return g[j];
             };
