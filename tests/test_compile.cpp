@@ -124,6 +124,9 @@ TEST_CASE("compile: the elementwise and bias passes are bit-identical; fused SGD
         CHECK(eager_vs_compiled<float>({20, 64, 33, 5}, nn::activation::relu, k, no_sgd, 6, 40) == 0.0);
         CHECK(eager_vs_compiled<double>({20, 64, 5}, nn::activation::tanh, k, no_sgd, 4, 40) == 0.0);
     }
+    // rows of 9 cut by the fused loop's 2048-element blocks inside a SIMD batch (2048 = 227 * 9 + 5)
+    CHECK(eager_vs_compiled<float>({6, 9, 3}, nn::activation::relu, opt_kind::adam, no_sgd, 3, 300) == 0.0);
+    CHECK(eager_vs_compiled<double>({6, 9, 3}, nn::activation::relu, opt_kind::adam, no_sgd, 3, 300) == 0.0);
     // w = (1 - lr wd) w - lr g in the gemm against w - lr (g + wd w): rounding only
     const double f = eager_vs_compiled<float>({20, 64, 33, 5}, nn::activation::relu, opt_kind::sgd, passes(true), 8, 40);
     const double d = eager_vs_compiled<double>({20, 64, 5}, nn::activation::relu, opt_kind::sgd, passes(true), 8, 40);

@@ -331,26 +331,33 @@ template <class Rule, class T> void binary_row_forward_range(node<T>& n, std::si
     const auto& bv = n.inputs[1]->value;
     const bool a_big = av.size() == n.value.size();
     const std::size_t inner = (a_big ? bv : av).size();
+    constexpr std::size_t lanes = xsimd::batch<T>::size;
     const T *a = av.data(), *b = bv.data();
     T* y = n.value.data();
     for (std::size_t r = begin / inner; r * inner < end; ++r) {
         const std::size_t o = r * inner, lo = std::max(begin, o) - o, hi = std::min(end, o + inner) - o;
-        // batches start where row_broadcast_forward's do (at multiples of the lanes from the row's start)
-        const std::size_t lanes = xsimd::batch<T>::size, first = lo - lo % lanes;
-        simd::for_each<T>(inner - first, [&](std::size_t i, auto tag) {
-            const std::size_t k = first + i;
-            if (k >= hi) return;
-            const T* ar = a_big ? a + o : a;
-            const T* br = a_big ? b : b + o;
-            const auto v = xsimd::batch<T>(Rule::forward(simd::load(ar + k, tag), simd::load(br + k, tag)));
-            if (k >= lo && k + lanes <= hi) {
-                simd::store(y + o + k, v, tag);
-                return;
-            }
-            alignas(64) T buf[xsimd::batch<T>::size];
-            v.store_unaligned(buf);
-            for (std::size_t j = std::max(k, lo); j < std::min(k + lanes, hi); ++j) y[o + j] = buf[j - k];
-        });
+        const T* ar = a_big ? a + o : a;
+        const T* br = a_big ? b : b + o;
+        T* yr = y + o;
+        // batches start where row_broadcast_forward's do (at multiples of the lanes from the
+        // row's start); one cut by the range's ends is computed whole and stored in part
+        auto cut = [&](std::size_t k) {
+            alignas(64) T buf[lanes];
+            auto piece = [&](auto tag) {
+                xsimd::batch<T>(Rule::forward(simd::load(ar + k, tag), simd::load(br + k, tag))).store_unaligned(buf);
+            };
+            if (k + lanes <= inner) piece(simd::full{});
+            else piece(simd::partial{inner - k});
+            for (std::size_t j = std::max(k, lo); j < std::min(k + lanes, hi); ++j) yr[j] = buf[j - k];
+        };
+        std::size_t k = lo - lo % lanes;
+        if (k < lo) {
+            cut(k);
+            k += lanes;
+        }
+        for (const simd::full all{}; k + lanes <= hi; k += lanes)
+            simd::store(yr + k, xsimd::batch<T>(Rule::forward(simd::load(ar + k, all), simd::load(br + k, all))), all);
+        if (k < hi) cut(k);
     }
 }
 
