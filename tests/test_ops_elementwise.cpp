@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
 
 #include <doctest/doctest.h>
 
@@ -40,6 +41,44 @@ TEST_CASE("binary ops: values and gradients with broadcasting in either operand"
             expect_grads([op](const args& x) { return op(x[0], x[1]); }, {a, b}, seed % 3 == 0);
         }
     }
+}
+
+TEST_CASE("add and sub with a bias row: gy passes through, the row's gradient adds the rows in order") {
+    // float values whose sums depend on the order: row 0, then row 1, ... from zero, onto a held gradient too
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> u(-1e4f, 1e4f);
+    for (const auto& [big, row] : std::vector<std::pair<shape_t, shape_t>>{
+             {{37, 3}, {3}}, {{5, 2, 16}, {2, 16}}, {{1, 9}, {9}}, {{6, 5}, {1, 5}}}) {
+        for (bool is_sub : {false, true})
+            for (bool row_first : {false, true}) {
+                INFO(shape_str(big), " with ", shape_str(row), is_sub ? " sub" : " add", row_first ? ", row first" : "");
+                xarray<float> xv = xarray<float>::from_shape(big), bv = xarray<float>::from_shape(row),
+                              gv = xarray<float>::from_shape(big);
+                for (auto* a : {&xv, &bv, &gv})
+                    for (auto& v : *a) v = u(rng) * (u(rng) > 0 ? 1e-4f : 1.0f);
+                tensor<float> x(xv, true), b(bv, true);
+                const std::size_t n = bv.size(), rows = gv.size() / n;
+                // the row's sign in the op: b's gradient is -gy in x - b and gy in b - x
+                const float sign = is_sub && !row_first ? -1.0f : 1.0f, x_sign = is_sub && row_first ? -1.0f : 1.0f;
+                for (int step = 0; step < 2; ++step) {  // the second backward accumulates onto the first
+                    tensor<float> y = row_first ? (is_sub ? b - x : b + x) : (is_sub ? x - b : x + b);
+                    y.backward(gv);
+                    reset_tape<float>();
+                }
+                std::vector<float> want(n, 0.0f);  // the second pass adds its rows onto the held sums
+                for (int step = 0; step < 2; ++step)
+                    for (std::size_t r = 0; r < rows; ++r)
+                        for (std::size_t k = 0; k < n; ++k) want[k] += sign * gv.data()[r * n + k];
+                REQUIRE(shape_t(b.grad().shape().begin(), b.grad().shape().end()) == row);
+                for (std::size_t k = 0; k < n; ++k) CHECK(b.grad().data()[k] == want[k]);
+                for (std::size_t k = 0; k < gv.size(); ++k) CHECK(x.grad().data()[k] == x_sign * gv.data()[k] * 2.0f);
+            }
+    }
+    // -0.0 rows sum to +0.0 (a zero-filled start), as sum_to's
+    tensor<float> x(xarray<float>{{1.0f, 2.0f}, {3.0f, 4.0f}}, true), b(xarray<float>{0.0f, 0.0f}, true);
+    (x + b).backward(xarray<float>{{-0.0f, -0.0f}, {-0.0f, -0.0f}});
+    CHECK_FALSE(std::signbit(b.grad()(0)));
+    reset_tape<float>();
 }
 
 TEST_CASE("binary op values match xtensor") {
