@@ -76,6 +76,18 @@ template <class T> struct compiled_core<T>::program {
     std::vector<reverse_run> reverse_runs;
     std::vector<std::size_t> reverse_first, reverse_last;
     reverse_ranges reverse;
+    // Pass: the reverse pass as a plan, made at the first replay of the program's one backward()
+    enum class grad_kind : std::uint8_t { none, node, leaf, other };  // what an input is, for its gradient
+    struct plan_step {
+        node<T>* n;
+        grad_kind in[2]{};  // as planned; a call that finds otherwise keeps the tape's loop
+    };
+    std::vector<plan_step> plan;
+    bool plan_made = false;  // for the latest trace
+    bool plan_allowed = false;  // plan_backward, and the program has one backward()
+    bool planned = false;    // a plan exists
+    node<T>* plan_root = nullptr;
+    const xt::xarray<T>* plan_seed = nullptr;
     node<T>* out = nullptr;
     // check mode: called by the trace when the eager run reaches event `capture_at` (or at its end)
     std::function<void()> capture;
@@ -291,6 +303,8 @@ tensor<T> compiled_core<T>::trace(program& p, const std::vector<compiled_arg<T>>
     p.patches.clear();
     p.fused.clear();
     p.fused_from.clear();
+    p.plan_made = p.planned = p.plan_allowed = false;
+    p.plan.clear();
     p.reason.clear();
     p.out = nullptr;
     p.arg_nodes.clear();
@@ -352,6 +366,7 @@ tensor<T> compiled_core<T>::trace(program& p, const std::vector<compiled_arg<T>>
     // directly followed by the SGD step, and weights read by one matmul only.
     std::size_t backwards = 0;
     for (const auto& e : p.events) backwards += e.k == program::kind::backward;
+    p.plan_allowed = o_.plan_backward && backwards == 1;
     if (o_.fuse_sgd && backwards == 1)
         for (std::size_t j = 0; j + 1 < p.events.size(); ++j) {
             const auto& b = p.events[j];
@@ -446,6 +461,97 @@ tensor<T> compiled_core<T>::trace(program& p, const std::vector<compiled_arg<T>>
 
 namespace {
 
+// What input m of a compiled step's node is for its gradient: none (no gradient), a node
+// of the step's tape, a leaf without hooks, or other (a hooked leaf, another tape's node).
+template <class T>
+typename compiled_core<T>::program::grad_kind grad_kind_of(const tape<T>& tp, const node<T>* m) {
+    using kind = typename compiled_core<T>::program::grad_kind;
+    if (!m->requires_grad) return kind::none;
+    if (m->on_tape) return m->home == &tp ? kind::node : kind::other;
+    return m->hooks ? kind::other : kind::leaf;
+}
+
+// The plan of the backward() from root: the nodes the pass reaches, in the order the
+// tape's loop takes them, or none when one of them has hooks, no kernel or more inputs.
+template <class T> void make_plan(typename compiled_core<T>::program& p, node<T>* root, const xt::xarray<T>* seed) {
+    using program = typename compiled_core<T>::program;
+    p.plan_made = true;
+    p.planned = false;
+    p.plan.clear();
+    tape<T>& tp = *p.tp;
+    if (p.reverse.count || !root->on_tape || root->home != &tp) return;
+    std::vector<char> reached(tp.size(), 0);
+    reached[root->index] = 1;
+    for (std::size_t i = root->index + 1; i-- > 0;) {
+        node<T>& n = tp.at(i);
+        if (!reached[i] || !n.backward) continue;
+        if (n.hooks || !n.backward_kernel || n.n_inputs > 2) return;
+        typename program::plan_step s{&n};
+        for (std::uint32_t j = 0; j < n.n_inputs; ++j) {
+            node<T>* m = n.inputs[j];
+            s.in[j] = grad_kind_of(tp, m);
+            if (s.in[j] == program::grad_kind::other) return;
+            if (s.in[j] == program::grad_kind::node) reached[m->index] = 1;
+        }
+        p.plan.push_back(s);
+    }
+    p.plan_root = root;
+    p.plan_seed = seed;
+    p.planned = true;
+}
+
+// The planned pass: every input's gradient buffer as backward_ctx::targets finds it (a
+// node's: held if this pass wrote it; a leaf's: claimed, held if it holds a gradient; the
+// weight of a fused SGD step: its value), then the node's kernel.
+template <class T> bool run_plan(void* ctx, std::uint64_t pass) {
+    using program = typename compiled_core<T>::program;
+    using kind = typename program::grad_kind;
+    program& p = *static_cast<program*>(ctx);
+    tape<T>& tp = *p.tp;
+    for (const auto& s : p.plan) {  // as planned, or nothing is written
+        if (s.n->hooks) return false;
+        for (std::uint32_t j = 0; j < s.n->n_inputs; ++j)
+            if (grad_kind_of(tp, s.n->inputs[j]) != s.in[j]) return false;
+    }
+    node<T>* root = p.plan_root;
+    fit(root->grad, root->value.shape());
+    T* g = root->grad.data();
+    if (p.plan_seed) std::copy(p.plan_seed->data(), p.plan_seed->data() + p.plan_seed->size(), g);
+    else std::fill(g, g + root->value.size(), T(1));  // d root / d root
+    root->pass = pass;
+    for (const auto& s : p.plan) {
+        node<T>& n = *s.n;
+        grad_target<T> out[2];
+        bool any = false;
+        for (std::uint32_t j = 0; j < n.n_inputs; ++j) {
+            node<T>* m = n.inputs[j];
+            if (s.in[j] == kind::none) continue;
+            any = true;
+            if (s.in[j] == kind::node) {
+                const bool had = m->pass == pass;
+                if (!had) fit(m->grad, m->value.shape());
+                out[j] = {m->grad.data(), had, false};
+                m->pass = pass;
+                continue;
+            }
+            if (m->writer.load(std::memory_order_acquire) != &tp) tp.claim(m);
+            const fused_sgd_step<T>* f = n.fused_step;
+            if (f && f->weight == m && !m->grad_defined) {
+                out[j] = {m->value.data(), false, true};
+                continue;
+            }
+            const bool had = m->grad_defined;
+            if (!had) fit(m->grad, m->value.shape());
+            else backward_ctx<T>::check_held(m, m->grad);
+            out[j] = {m->grad.data(), had, false};
+            m->grad_defined = true;
+            m->pass = pass;
+        }
+        if (any) n.backward_kernel(n, out);
+    }
+    return true;
+}
+
 // Point the program at this call's arguments: its labels into the label slots, its
 // tensors into the input slots that read them.
 template <class T> void bind(typename compiled_core<T>::program& p, const std::vector<compiled_arg<T>>& args) {
@@ -477,7 +583,10 @@ template <class T> void run_op(typename compiled_core<T>::program& p, const type
             p.fused[f].decay = T(1 - req.lr * req.weight_decay);
         }
         const auto& e = p.events[o.event];
-        p.tp->replay_backward(o.n, e.seeded ? &e.seed : nullptr, p.reverse.count ? &p.reverse : nullptr);  // the trace's backward() checked root and seed
+        const xt::xarray<T>* seed = e.seeded ? &e.seed : nullptr;  // the trace's backward() checked root and seed
+        if (!p.plan_made && p.plan_allowed) make_plan(p, o.n, seed);
+        if (p.planned && p.tp->replay_planned({&p, &run_plan<T>})) break;
+        p.tp->replay_backward(o.n, seed, p.reverse.count ? &p.reverse : nullptr);
         break;
     }
     case program::kind::host: p.events[o.event].host(); break;
@@ -665,6 +774,7 @@ template <class T> compile_stats compiled_core<T>::stats() const {
         s.fused_bias_activation = last_->bias_loops;
         s.fused_sgd_weights = last_->fused.size();
         s.fused_backward_loops = last_->reverse_runs.size();
+        s.planned_backward_nodes = last_->planned ? last_->plan.size() : 0;
         s.eager_reason = last_->reason;
     }
     return s;

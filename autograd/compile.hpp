@@ -48,6 +48,12 @@ struct compile_options {
     /// results differ by rounding, a few ulp per step). Only for a weight read by one
     /// matmul, in a step with one backward() followed directly by the SGD step.
     bool fuse_sgd = true;
+    /// The reverse pass of a step with one backward() runs as a plan made at its first
+    /// replay: the nodes it reaches, in order, each one call of its op's backward kernel
+    /// into gradient buffers found without the rules' dispatch (bit-identical: the eager
+    /// rules call the same kernels). Steps with hooks, or an op without a kernel, keep the
+    /// tape's loop; so does a call whose parameters changed requires_grad or got hooks.
+    bool plan_backward = true;
     /// Debug: every call of a replayable step also runs it eagerly; up to the first event
     /// that may change values (an optimizer step), the replay must record the same ops and
     /// give the same values and gradients (of ops and leaves) bit for bit, else
@@ -65,6 +71,7 @@ struct compile_stats {
     std::size_t fused_bias_activation = 0;  ///< latest program: bias + activation passes after a gemm
     std::size_t fused_sgd_weights = 0;      ///< latest program: weights stepped inside their gemm
     std::size_t fused_backward_loops = 0;   ///< latest program: elementwise chains whose backward runs as one loop
+    std::size_t planned_backward_nodes = 0; ///< latest program: nodes of its planned reverse pass (0: no plan)
     std::string eager_reason;     ///< latest program: why it runs eagerly ("" when it replays)
 };
 

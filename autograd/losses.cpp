@@ -122,6 +122,8 @@ template <class T> void mse_forward(node<T>& n, node<T>* const* in) {
     n.value.data()[0] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) * n.scalar[0];
 }
 
+template <class T> void mse_kernel(node<T>& n, const grad_target<T>* out);
+
 // dp = 2 s (p - t) gy, dt = -dp
 template <class T> void mse_backward(backward_ctx<T>& c) {
     const T scale = c.self.scalar[0];
@@ -131,20 +133,23 @@ template <class T> void mse_backward(backward_ctx<T>& c) {
         if (c.wants(1)) c.add_graph(1, -d);
         return;
     }
-    const T kg = T(2) * scale * c.gy().data()[0];
-    const T* p = c.x(0).data();
-    const T* t = c.x(1).data();
-    const std::size_t size = c.x(0).size();
+    c.run_kernel();
+}
+
+template <class T> void mse_kernel(node<T>& n, const grad_target<T>* out) {
+    const T kg = T(2) * n.scalar[0] * n.grad.data()[0];
+    const T* p = n.inputs[0]->value.data();
+    const T* t = n.inputs[1]->value.data();
+    const std::size_t size = n.inputs[0]->value.size();
     for (std::size_t i = 0; i < 2; ++i) {
-        if (!c.wants(i)) continue;
-        bool had;
-        T* g = c.grad_data(c.input(i), had);
+        T* g = out[i].data;
+        if (!g) continue;
+        const bool had = out[i].add;
         const T sign = i == 0 ? kg : -kg;
         for (std::size_t j = 0; j < size; ++j) {
             const T d = sign * (p[j] - t[j]);
             g[j] = had ? g[j] + d : d;
         }
-        c.mark(c.input(i));
     }
 }
 
@@ -153,6 +158,7 @@ template <class T> tensor<T> fused_mse(const tensor<T>& pred, const tensor<T>& t
     node<T>* n = out.node_ptr();
     n->scalar[0] = scale;
     n->forward = &mse_forward<T>;
+    n->backward_kernel = &mse_kernel<T>;
     node<T>* const in[2] = {pred.node_ptr(), target.node_ptr()};
     mse_forward(*n, in);
     return out;

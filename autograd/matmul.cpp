@@ -122,8 +122,9 @@ template <class T> nd_dims nd_check(const xt::xarray<T>& a, const xt::xarray<T>&
 }
 
 
-// Backward rules, defined below the forward.
+// Backward rules and kernels, defined below the forward.
 template <class T> void matmul_backward(backward_ctx<T>& c);
+template <class T> void matmul_kernel(node<T>& n, const grad_target<T>* out);
 template <class T> void matmul_nd_backward(backward_ctx<T>& c);
 
 // ---------------------------------------------------------- forward, N-D
@@ -203,6 +204,7 @@ template <class T> tensor<T> matmul(const tensor<T>& a, const tensor<T>& b, bool
     n->scalar[0] = ta ? T(1) : T(0);
     n->scalar[1] = tb ? T(1) : T(0);
     n->forward = &matmul_forward<T>;
+    n->backward_kernel = &matmul_kernel<T>;
     node<T>* const in[2] = {a.node_ptr(), b.node_ptr()};
     matmul_forward(*n, in);
     return out;
@@ -219,37 +221,59 @@ namespace {
 // ---------------------------------------- SGD fused into the weight-gradient gemm
 // A compiled step's fuse_sgd pass (autograd/compile.cpp) hands this matmul a weight
 // whose only reader it is: in backward() the gemm that computes dL/dw writes
-// w = decay * w - lr * dL/dw in place, unless w already holds a gradient or has hooks.
-template <class T> bool fuses_step(const backward_ctx<T>& c, std::size_t i) {
-    const fused_sgd_step<T>* f = c.self.fused_step;
-    node<T>* n = c.input(i);
-    return f && f->weight == n && c.into_leaf_grad && !n->hooks && n->requires_grad && !c.defined(n);
-}
+// w = decay * w - lr * dL/dw in place, unless w already holds a gradient or has hooks
+// (backward_ctx::targets decides: a target with sgd set).
 
-// Where input i's gemms write, with their alpha and first beta: the gradient buffer
-// (beta 1 if it holds a gradient, else 0), or the fused weight's value itself
-// (w = decay * w - lr * g: alpha -lr, beta decay).
-template <class T> struct mm_out {
-    T* data;
-    T alpha, beta;
-};
-
-template <class T> mm_out<T> mm_target(backward_ctx<T>& c, std::size_t i, bool fused) {
-    node<T>* in = c.input(i);
-    if (fused) {
-        fused_sgd_step<T>& f = *c.self.fused_step;
-        *f.taken = 1;
-        return {in->value.data(), -f.lr, f.decay};
-    }
-    bool had;
-    T* g = c.grad_data(in, had);
-    c.mark(in);
-    return {g, T(1), had ? T(1) : T(0)};
+// Input i's gemms' alpha and first beta: 1 and 0 or 1 into a gradient buffer (beta 1 if
+// it holds this pass's gradient), or -lr and decay into the fused weight's value.
+template <class T> std::pair<T, T> mm_scales(const node<T>& n, const grad_target<T>& out) {
+    if (!out.sgd) return {T(1), out.add ? T(1) : T(0)};
+    const fused_sgd_step<T>& f = *n.fused_step;
+    *f.taken = 1;
+    return {-f.lr, f.decay};
 }
 
 // ------------------------------------------------------------ backward, 2-D / 3-D
 // y = op(A) op(B). Reverse: d op(A) = gy op(B)^T and d op(B) = op(A)^T gy, each
 // transposed back when its operand was used transposed.
+template <class T> void matmul_kernel(node<T>& n, const grad_target<T>* out) {
+    const bool ta = n.scalar[0] != T(0), tb = n.scalar[1] != T(0);
+    const auto& av = n.inputs[0]->value;
+    const auto& bv = n.inputs[1]->value;
+    const mm_dims d = mm_check(av, bv, ta, tb);
+    const T* gy = n.grad.data();
+    auto grad_a = [&] {
+        const auto [alpha, beta] = mm_scales(n, out[0]);
+        for (std::size_t p = 0; p < d.batch; ++p) {
+            const T* bp = bv.data() + (d.batched_b ? p * d.br * d.bc : 0);
+            const T* gp = gy + p * d.m * d.n;
+            T* o = out[0].data + p * d.ar * d.ac;
+            if (!ta) blas::gemm(false, !tb, d.m, d.k, d.n, alpha, gp, d.n, bp, d.bc, beta, o, d.ac);
+            else blas::gemm(tb, true, d.k, d.m, d.n, alpha, bp, d.bc, gp, d.n, beta, o, d.ac);
+        }
+    };
+    auto grad_b = [&] {
+        auto [alpha, beta] = mm_scales(n, out[1]);
+        for (std::size_t p = 0; p < d.batch; ++p) {
+            const T* ap = av.data() + p * d.ar * d.ac;
+            const T* gp = gy + p * d.m * d.n;
+            T* o = out[1].data + (d.batched_b ? p * d.br * d.bc : 0);
+            if (!tb) blas::gemm(!ta, false, d.k, d.n, d.m, alpha, ap, d.ac, gp, d.n, beta, o, d.bc);
+            else blas::gemm(true, ta, d.n, d.k, d.m, alpha, gp, d.n, ap, d.ac, beta, o, d.bc);
+            if (!d.batched_b) beta = T(1);  // a shared B sums its gradient over the batch
+        }
+    };
+    // A fused operand is overwritten with its new value, so the other operand's
+    // gradient, which reads it, goes first; at most one of the two is fused.
+    if (out[0].sgd) {
+        if (out[1].data) grad_b();
+        grad_a();
+        return;
+    }
+    if (out[0].data) grad_a();
+    if (out[1].data) grad_b();
+}
+
 template <class T> void matmul_backward(backward_ctx<T>& c) {
     const bool ta = c.self.scalar[0] != T(0), tb = c.self.scalar[1] != T(0);
     if (c.create_graph) {
@@ -261,42 +285,7 @@ template <class T> void matmul_backward(backward_ctx<T>& c) {
         if (c.wants(1)) c.add_graph(1, tb ? matmul(gy, a, true, ta) : matmul(a, gy, !ta, false));
         return;
     }
-    const auto& av = c.x(0);
-    const auto& bv = c.x(1);
-    const mm_dims d = mm_check(av, bv, ta, tb);
-    const T* gy = c.gy().data();
-    auto grad_a = [&](bool fused) {
-        const mm_out<T> o = mm_target(c, 0, fused);
-        for (std::size_t p = 0; p < d.batch; ++p) {
-            const T* bp = bv.data() + (d.batched_b ? p * d.br * d.bc : 0);
-            const T* gp = gy + p * d.m * d.n;
-            T* out = o.data + p * d.ar * d.ac;
-            if (!ta) blas::gemm(false, !tb, d.m, d.k, d.n, o.alpha, gp, d.n, bp, d.bc, o.beta, out, d.ac);
-            else blas::gemm(tb, true, d.k, d.m, d.n, o.alpha, bp, d.bc, gp, d.n, o.beta, out, d.ac);
-        }
-    };
-    auto grad_b = [&](bool fused) {
-        const mm_out<T> o = mm_target(c, 1, fused);
-        T beta = o.beta;
-        for (std::size_t p = 0; p < d.batch; ++p) {
-            const T* ap = av.data() + p * d.ar * d.ac;
-            const T* gp = gy + p * d.m * d.n;
-            T* out = o.data + (d.batched_b ? p * d.br * d.bc : 0);
-            if (!tb) blas::gemm(!ta, false, d.k, d.n, d.m, o.alpha, ap, d.ac, gp, d.n, beta, out, d.bc);
-            else blas::gemm(true, ta, d.n, d.k, d.m, o.alpha, gp, d.n, ap, d.ac, beta, out, d.bc);
-            if (!d.batched_b) beta = T(1);  // a shared B sums its gradient over the batch
-        }
-    };
-    // A fused operand is overwritten with its new value, so the other operand's
-    // gradient, which reads it, goes first; at most one of the two is fused.
-    const bool fuse_b = fuses_step(c, 1), fuse_a = !fuse_b && fuses_step(c, 0);
-    if (fuse_a) {
-        if (c.wants(1)) grad_b(false);
-        grad_a(true);
-        return;
-    }
-    if (c.wants(0)) grad_a(false);
-    if (c.wants(1)) grad_b(fuse_b);
+    c.run_kernel();
 }
 
 

@@ -34,6 +34,17 @@ template <class T> using forward_range_fn = void (*)(node<T>&, std::size_t begin
 template <class T>
 using backward_range_fn = void (*)(node<T>&, std::size_t begin, std::size_t end, T* const* dst, const bool* had);
 
+/// Where a backward kernel writes the gradient of one input.
+template <class T> struct grad_target {
+    T* data = nullptr;  // null: the input takes no gradient
+    bool add = false;   // add to what data holds (it holds this pass's gradient), else overwrite
+    bool sgd = false;   // data is a weight's value, stepped in place (a matmul's fused SGD step)
+};
+/// A node's backward kernel: the gradients of its inputs (at most two), from its value,
+/// inputs and grad, into out[i]. The node's rule finds the buffers and runs it, and so
+/// does a compiled step's planned reverse pass: one kernel, the same bits.
+template <class T> using backward_kernel_fn = void (*)(node<T>& n, const grad_target<T>* out);
+
 /// A weight whose plain SGD step a compiled step takes inside this matmul's
 /// weight-gradient gemm (compile_options::fuse_sgd): weight = decay * weight - lr * dL/dweight.
 template <class T> struct fused_sgd_step {
@@ -55,6 +66,7 @@ template <class T> struct node {
     forward_fn<T> forward = nullptr;             // tape nodes: replay kernel (null: the op cannot be replayed)
     forward_range_fn<T> forward_range = nullptr;  // tape nodes of elementwise ops: the kernel on a range
     backward_range_fn<T> backward_range = nullptr;  // the same for their backward (inputs of the node's shape)
+    backward_kernel_fn<T> backward_kernel = nullptr;  // tape nodes whose rule is one kernel over found buffers
     fused_sgd_step<T>* fused_step = nullptr;      // tape nodes of matmuls in a compiled step (fuse_sgd pass)
     const char* op = "leaf";
     node<T>** inputs = nullptr;   // arena-allocated, n_inputs long

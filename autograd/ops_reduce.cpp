@@ -351,19 +351,12 @@ template <class T> void logsumexp_backward(backward_ctx<T>& c) {
 }
 
 // y = e^x / sum e^x; dx = y (gy - sum(gy y))
-template <class T> void softmax_backward(backward_ctx<T>& c) {
-    if (!c.wants(0)) return;
-    const std::size_t axis = c.self.op_data[0];
-    if (c.create_graph) {
-        tensor<T> y = c.ty(), gy = c.tgy();
-        c.add_graph(0, y * (gy - sum(gy * y, {int(axis)}, true)));
-        return;
-    }
-    const line_layout L(c.y().shape(), axis);
-    const T* y = c.y().data();
-    const T* gy = c.gy().data();
-    bool had;
-    T* dx = c.grad_data(c.input(0), had);
+template <class T> void softmax_kernel(node<T>& n, const grad_target<T>* out) {
+    const line_layout L(n.value.shape(), n.op_data[0]);
+    const T* y = n.value.data();
+    const T* gy = n.grad.data();
+    const bool had = out[0].add;
+    T* dx = out[0].data;
     if (L.inner > 1) {
         using V = xsimd::batch<T>;
         for_each_block<T>(L, [&](std::size_t base, T* dot, T*) {
@@ -378,7 +371,6 @@ template <class T> void softmax_backward(backward_ctx<T>& c) {
                 simd::store(db + i, had ? V(simd::load(db + i, tag) + d) : d, tag);
             });
         });
-        c.mark(c.input(0));
         return;
     }
     for_each_line(L, [&](std::size_t, std::size_t o, auto s) {
@@ -389,7 +381,16 @@ template <class T> void softmax_backward(backward_ctx<T>& c) {
             dx[i] = had ? dx[i] + d : d;
         }
     });
-    c.mark(c.input(0));
+}
+
+template <class T> void softmax_backward(backward_ctx<T>& c) {
+    if (!c.wants(0)) return;
+    if (c.create_graph) {
+        tensor<T> y = c.ty(), gy = c.tgy();
+        c.add_graph(0, y * (gy - sum(gy * y, {int(c.self.op_data[0])}, true)));
+        return;
+    }
+    c.run_kernel();
 }
 
 // y = x - logsumexp(x); dx = gy - e^y sum(gy)
@@ -553,6 +554,7 @@ template <class T> tensor<T> logsumexp(const tensor<T>& x, int axis, bool keepdi
 template <class T> tensor<T> softmax(const tensor<T>& x, int axis) {
     std::size_t ax;
     tensor<T> out = along_axis_op<T>("softmax", &softmax_backward<T>, &softmax_forward<T>, x, axis, ax);
+    if (out.node_ptr()->op_data) out.node_ptr()->backward_kernel = &softmax_kernel<T>;
     softmax_fill(*out.node_ptr(), x.node_ptr(), ax);
     return out;
 }

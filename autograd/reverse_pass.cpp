@@ -159,6 +159,13 @@ template <class T> void tape<T>::replay_backward(node<T>* root, const array_type
     run(root, nullptr, seed, true, false, ranges);
 }
 
+template <class T> bool tape<T>::replay_planned(const reverse_plan& plan) {
+    pass_scope scope(*this);  // releases the leaves the plan claims
+    const std::uint64_t pass = pass_ = ++g_pass;
+    last_recorded_ = false;
+    return plan.run(plan.ctx, pass);
+}
+
 template <class T>
 std::vector<tensor<T>> tape<T>::gradient(const tensor<T>& loss, const std::vector<tensor<T>>& wrt,
                                          gradient_options opts) {
@@ -222,6 +229,7 @@ template <class T> void backward_ctx<T>::add_graph_to(node<T>* n, tensor<T> g) {
     template void tape<T>::run(node<T>*, const tensor<T>*, const xt::xarray<T>*, bool, bool, const reverse_ranges*); \
     template void tape<T>::backward(const tensor<T>&, const xt::xarray<T>*); \
     template void tape<T>::replay_backward(node<T>*, const xt::xarray<T>*, const reverse_ranges*); \
+    template bool tape<T>::replay_planned(const reverse_plan&); \
     template std::vector<tensor<T>> tape<T>::gradient(const tensor<T>&, const std::vector<tensor<T>>&, gradient_options); \
     template std::vector<tensor<T>> tape<T>::gradient(const tensor<T>&, const std::vector<tensor<T>>&, const tensor<T>&, gradient_options);
 TAPEGRAD_INSTANTIATE(float)

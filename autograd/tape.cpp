@@ -112,6 +112,8 @@ template <class T> node<T>* tape<T>::push(const char* op, backward_fn<T> backwar
     n.scalar[0] = n.scalar[1] = T(0);
     n.forward = nullptr;
     n.forward_range = nullptr;
+    n.backward_range = nullptr;  // a reused slot must not keep its last op's kernels
+    n.backward_kernel = nullptr;
     n.fused_step = nullptr;
     return &n;
 }

@@ -47,6 +47,14 @@ struct reverse_ranges {
     void (*run)(void* ctx, std::size_t k, std::size_t top, std::uint64_t pass) = nullptr;
 };
 
+/// Internal: a compiled step's planned reverse pass (autograd/compile.cpp). run(ctx, pass)
+/// writes the pass's gradients, or returns false before writing any (the tape's own loop
+/// then runs the pass).
+struct reverse_plan {
+    void* ctx = nullptr;
+    bool (*run)(void* ctx, std::uint64_t pass) = nullptr;
+};
+
 /// The per-thread, per-scalar-type tape. Ops record on `tape<T>::current()`.
 ///
 /// Threading rule (docs/threads.md): a tensor produced by a recorded op belongs to
@@ -77,6 +85,8 @@ template <class T> class tape {
     /// Internal: backward() from a node of this tape whose checks a compiled step's
     /// trace already made (the replay of a recorded backward()).
     void replay_backward(node<T>* root, const array_type* seed, const reverse_ranges* ranges = nullptr);
+    /// Internal: the same pass as a compiled step's plan; false when the plan declined.
+    bool replay_planned(const reverse_plan& plan);
 
     /// Forget all recorded nodes, keeping their memory for the next step.
     /// Every tensor produced by a recorded op becomes invalid.

@@ -37,6 +37,7 @@ compile_options options_of(compiled_passes p) {
     o.fuse_bias_activation = p.bias_activation;
     o.fuse_sgd = p.sgd;
     o.fuse_backward_elementwise = p.backward_elementwise;
+    o.plan_backward = p.plan_backward;
     return o;
 }
 

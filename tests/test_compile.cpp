@@ -416,6 +416,72 @@ TEST_CASE("compile: a step called from its own function is refused, and works on
 }
 
 
+namespace {
+/// The article's network, softmax(W2 tanh(W1 x + b1) + b2) trained with MSE: every op of
+/// its reverse pass has a backward kernel, so a compiled step runs that pass as a plan.
+template <class T> struct article_net {
+    trainee<T> t;
+    explicit article_net(opt_kind k) : t({4, 16, 3}, nn::activation::tanh, k) {}
+    tensor<T> step(const tensor<T>& x, const tensor<T>& onehot) {
+        t.opt->zero_grad();
+        tensor<T> loss = mse(softmax(t.net->forward(x), -1), onehot);
+        loss.backward();
+        t.opt->step();
+        return loss;
+    }
+};
+
+/// Parameters of two nets equal bit for bit.
+template <class T> bool same_params(nn::sequential<T>& a, nn::sequential<T>& b) {
+    auto pa = a.parameters(), pb = b.parameters();
+    for (std::size_t i = 0; i < pa.size(); ++i)
+        if (!(pa[i].value() == pb[i].value())) return false;
+    return true;
+}
+}  // namespace
+
+TEST_CASE("compile: the planned reverse pass equals eager and the tape's loop bit for bit, and steps aside when it must") {
+    using T = float;
+    for (auto k : {opt_kind::sgd, opt_kind::sgd_momentum, opt_kind::adam})
+        for (bool fuse : {false, true})
+            for (std::size_t batch : {std::size_t(1), std::size_t(7)}) {
+                CAPTURE(int(k));
+                CAPTURE(fuse);
+                CAPTURE(batch);
+                compile_options planned = passes(fuse), looped = passes(fuse);
+                looped.plan_backward = false;
+                article_net<T> eager(k), a(k), b(k);
+                auto step_a = compile([&](const tensor<T>& x, const tensor<T>& y) { return a.step(x, y); }, planned);
+                auto step_b = compile([&](const tensor<T>& x, const tensor<T>& y) { return b.step(x, y); }, looped);
+                for (int s = 0; s < 9; ++s) {
+                    // a frozen bias, then a hooked weight: not as planned, so those calls take the tape's loop
+                    if (s == 3 || s == 5)
+                        for (auto* n : {&eager, &a, &b}) n->t.net->parameters()[1].set_requires_grad(s == 5);
+                    if (s == 7)
+                        for (auto* n : {&eager, &a, &b})
+                            n->t.net->parameters()[2].register_hook([](const tensor<T>& g) { return mul_scalar(g, T(0.5)); });
+                    tensor<T> x(random<T>({batch, 4}, 300 + s));
+                    xt::xarray<T> onehot = xt::zeros<T>({batch, std::size_t(3)});
+                    const auto labels = labels_for(batch, 3, 400 + s);
+                    for (std::size_t r = 0; r < batch; ++r) onehot(r, labels[r]) = T(1);
+                    tensor<T> y(onehot);
+                    const T le = eager.step(x, y).item();
+                    reset_tape<T>();
+                    const T la = step_a(x, y).item(), lb = step_b(x, y).item();
+                    CHECK(la == lb);
+                    CHECK(same_params(*a.t.net, *b.t.net));  // plan or loop: one set of kernels
+                    if (!fuse) {  // and without the SGD fusion, eager's bits
+                        CHECK(la == le);
+                        CHECK(same_params(*a.t.net, *eager.t.net));
+                    }
+                    if (s == 0) CHECK(step_a.stats().planned_backward_nodes == 0);  // made at the first replay
+                    if (s == 1) CHECK(step_a.stats().planned_backward_nodes == 7);  // mse, softmax, add, matmul, tanh, add, matmul
+                }
+                CHECK(step_b.stats().planned_backward_nodes == 0);
+                CHECK(step_a.stats().replays == 8);
+            }
+}
+
 TEST_CASE("compile: hooks and retain_grad on a step's results act on every replay as on every eager step") {
     tensor<double> w(random<double>({3}, 1), true);
     int hook_calls = 0;

@@ -114,16 +114,20 @@ void unary_backward_range(node<T>& n, std::size_t begin, std::size_t end, T* con
         simd::for_each<T>(end - begin, [&](std::size_t i, auto tag) { simd::store(dx + i, f(i, tag), tag); });
 }
 
+// The range kernel over the whole node, split across the engine threads as any elementwise loop
+template <class Rule, class T> void unary_backward_kernel(node<T>& n, const grad_target<T>* out) {
+    T* const dst[1] = {out[0].data};
+    const bool had[1] = {out[0].add};
+    parallel_for(n.value.size(), xsimd::batch<T>::size,
+                 [&](std::size_t begin, std::size_t end) { unary_backward_range<Rule, T>(n, begin, end, dst, had); });
+}
+
 template <class Rule, class T> void unary_backward(backward_ctx<T>& c) {
     if (!c.wants(0)) return;
     if (c.create_graph) {
         c.add_graph(0, Rule::grad(c.tx(0), c.ty(), c.tgy(), c.self.scalar));
     } else if constexpr (simd_rule<Rule>::value) {
-        T* dst[1];
-        const bool had[1] = {grad_buffer(c, 0, dst[0])};
-        parallel_for(c.y().size(), xsimd::batch<T>::size,
-                     [&](std::size_t begin, std::size_t end) { unary_backward_range<Rule, T>(c.self, begin, end, dst, had); });
-        c.mark(c.input(0));
+        c.run_kernel();
     } else {
         c.add(0, Rule::grad(c.x(0), c.y(), c.gy(), c.self.scalar));
     }
@@ -162,6 +166,7 @@ template <class Rule, class T> tensor<T> unary(const tensor<T>& x, T s0 = T(0), 
     if constexpr (simd_rule<Rule>::value) {
         n->forward_range = &unary_forward_range<Rule, T>;
         n->backward_range = &unary_backward_range<Rule, T>;
+        n->backward_kernel = &unary_backward_kernel<Rule, T>;
     }
     node<T>* const in[1] = {x.node_ptr()};
     unary_forward<Rule>(*n, in);
@@ -194,26 +199,66 @@ void binary_backward_range(node<T>& n, std::size_t begin, std::size_t end, T* co
                                      begin, end, dst, had);
 }
 
+// Operands of y's shape: the range kernel over the whole node, split across the engine threads
+template <class Rule, class T> void binary_backward_kernel(node<T>& n, const grad_target<T>* out) {
+    T* const dst[2] = {out[0].data, out[1].data};
+    const bool had[2] = {out[0].add, out[1].add};
+    parallel_for(n.value.size(), xsimd::batch<T>::size,
+                 [&](std::size_t begin, std::size_t end) { binary_backward_range<Rule, T>(n, begin, end, dst, had); });
+}
+
+/// Elements of `row` when, without its leading 1s, it is the trailing axes of `big` and
+/// not all ones (a bias row repeated over big's rows); else 0.
+template <class S> std::size_t bias_row(const S& big, const S& row) {
+    std::size_t lead = 0;
+    while (lead < row.size() && row[lead] == 1) ++lead;
+    const std::size_t r = row.size() - lead;
+    if (r == 0 || r > big.size()) return 0;
+    std::size_t extent = 1;
+    for (std::size_t i = 0; i < r; ++i) {
+        if (row[lead + i] != big[big.size() - r + i]) return 0;
+        extent *= row[lead + i];
+    }
+    return extent;
+}
+
+// Add and sub of a bias row (bias_row): gy passed through to the full operand, and the rows
+// of gy summed in order into the row's gradient, as add_to and sum_to's bias path do (same bits).
+// y = a + row: da = gy, drow = sum over rows of gy (sub's b: -gy and -sum)
+template <class Rule, class T> void bias_backward_kernel(node<T>& n, const grad_target<T>* out) {
+    const std::size_t full = shapes_equal(n.inputs[0]->value.shape(), n.value.shape()) ? 0 : 1;  // [16] + [1, 16]: b
+    const std::size_t inner = n.inputs[1 - full]->value.size();
+    const T* gy = n.grad.data();
+    const std::size_t size = n.value.size();
+    for (std::size_t j = 0; j < 2; ++j) {
+        T* d = out[j].data;
+        if (!d) continue;
+        const bool negate = j == 1 && Rule::grad_b(T(0), T(0), T(0), T(1)) < T(0);  // the rule's sign: sub's b
+        if (j == full) {
+            if (negate) for (std::size_t k = 0; k < size; ++k) d[k] = out[j].add ? d[k] + -gy[k] : -gy[k];
+            else if (out[j].add) for (std::size_t k = 0; k < size; ++k) d[k] += gy[k];
+            else std::copy(gy, gy + size, d);
+            continue;
+        }
+        if (!out[j].add) std::fill(d, d + inner, T(0));
+        for (std::size_t r = 0; r < size; r += inner) {
+            if (negate) for (std::size_t k = 0; k < inner; ++k) d[k] += -gy[r + k];
+            else for (std::size_t k = 0; k < inner; ++k) d[k] += gy[r + k];
+        }
+    }
+}
+
 template <class Rule, class T> void binary_backward(backward_ctx<T>& c) {
     if (c.create_graph) {
         if (c.wants(0)) c.add_graph(0, Rule::grad_a(c.tx(0), c.tx(1), c.ty(), c.tgy()));
         if (c.wants(1)) c.add_graph(1, Rule::grad_b(c.tx(0), c.tx(1), c.ty(), c.tgy()));
         return;
     }
+    if (c.self.backward_kernel) {  // operands of y's shape (both buffers first: x * x sees the first as held), or a bias row
+        c.run_kernel();
+        return;
+    }
     if constexpr (simd_rule<Rule>::value) {
-        if (shapes_equal(c.x(0).shape(), c.x(1).shape())) {
-            // both buffers first (x * x: the second sees the first as held), then one kernel call
-            T* dst[2] = {nullptr, nullptr};
-            bool had[2] = {false, false};
-            for (std::size_t j = 0; j < 2; ++j) {
-                if (!c.wants(j)) continue;
-                had[j] = grad_buffer(c, j, dst[j]);
-                c.mark(c.input(j));
-            }
-            parallel_for(c.y().size(), xsimd::batch<T>::size,
-                         [&](std::size_t begin, std::size_t end) { binary_backward_range<Rule, T>(c.self, begin, end, dst, had); });
-            return;
-        }
         if constexpr (grads_read_operands<Rule>::value) {
             // a broadcast operand: both expanded to y's shape, the same kernel, then a broadcast
             // operand's gradient summed down (add and sub pass gy through: the path below)
@@ -375,12 +420,20 @@ template <class Rule, class T> tensor<T> binary(const tensor<T>& a, const tensor
         if (same) {
             n->forward_range = &binary_forward_range<Rule, T>;
             n->backward_range = &binary_backward_range<Rule, T>;
+            n->backward_kernel = &binary_backward_kernel<Rule, T>;
         } else {
             const bool a_big = av.dimension() >= bv.dimension() && av.size() >= bv.size();
             const std::size_t inner = row_extent((a_big ? av : bv).shape(), (a_big ? bv : av).shape());
             if (inner >= xsimd::batch<T>::size && (a_big ? av : bv).size() == n->value.size() &&
                 (a_big ? av : bv).dimension() >= (a_big ? bv : av).dimension())
                 n->forward_range = &binary_row_forward_range<Rule, T>;
+            if constexpr (!grads_read_operands<Rule>::value) {  // add, sub: a bias row's gradient is a row sum
+                const auto& ys = n->value.shape();
+                const xt::xarray<T>& full = shapes_equal(av.shape(), ys) ? av : bv;
+                const xt::xarray<T>& row = &full == &av ? bv : av;
+                if (shapes_equal(full.shape(), ys) && bias_row(ys, row.shape()) != 0)
+                    n->backward_kernel = &bias_backward_kernel<Rule, T>;
+            }
         }
     }
     return out;

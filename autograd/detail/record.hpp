@@ -207,6 +207,33 @@ template <class T> struct backward_ctx {
         return g.data();
     }
 
+    /// Where each input's gradient goes this pass, in input order (null for an input that
+    /// takes none), claimed and marked as written; the weight whose SGD step this matmul takes
+    /// (a compiled step's fuse_sgd) gets its value instead, unless it holds a gradient or has hooks.
+    /// Then the node's backward kernel writes them (run_kernel).
+    void targets(grad_target<T>* out) {
+        for (std::uint32_t i = 0; i < self.n_inputs; ++i) {
+            node<T>* m = self.inputs[i];
+            out[i] = {};
+            if (!m->requires_grad) continue;
+            const fused_sgd_step<T>* f = self.fused_step;
+            if (f && f->weight == m && into_leaf_grad && !m->hooks && !defined(m)) {
+                out[i] = {m->value.data(), false, true};
+                continue;
+            }
+            bool had;
+            out[i].data = grad_data(m, had);
+            out[i].add = had;
+            mark(m);
+        }
+    }
+    /// The rule of an op with a backward kernel, outside create_graph.
+    void run_kernel() {
+        grad_target<T> out[2];
+        targets(out);
+        self.backward_kernel(self, out);
+    }
+
     /// A held gradient must have its tensor's shape (a leaf whose value was replaced by
     /// one of another shape keeps its old .grad until zero_grad()).
     static void check_held(const node<T>* n, const xt::xarray<T>& g) {
