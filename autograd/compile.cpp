@@ -79,8 +79,9 @@ template <class T> struct compiled_core<T>::program {
     // Pass: the reverse pass as a plan, made at the first replay of the program's one backward()
     enum class grad_kind : std::uint8_t { none, node, leaf, other };  // what an input is, for its gradient
     struct plan_step {
-        node<T>* n;
+        node<T>* n;         // null: run `range` of the fused reverse loops, its nodes at indices <= top
         grad_kind in[2]{};  // as planned; a call that finds otherwise keeps the tape's loop
+        std::size_t range = 0, top = 0;
     };
     std::vector<plan_step> plan;
     bool plan_made = false;  // for the latest trace
@@ -472,17 +473,36 @@ typename compiled_core<T>::program::grad_kind grad_kind_of(const tape<T>& tp, co
 }
 
 // The plan of the backward() from root: the nodes the pass reaches, in the order the
-// tape's loop takes them, or none when one of them has hooks, no kernel or more inputs.
+// tape's loop takes them (a fused reverse loop as one step, where the loop runs it), or
+// none when one of them has hooks, no kernel or more inputs.
 template <class T> void make_plan(typename compiled_core<T>::program& p, node<T>* root, const xt::xarray<T>* seed) {
     using program = typename compiled_core<T>::program;
     p.plan_made = true;
     p.planned = false;
     p.plan.clear();
     tape<T>& tp = *p.tp;
-    if (p.reverse.count || !root->on_tape || root->home != &tp) return;
+    if (!root->on_tape || root->home != &tp) return;
     std::vector<char> reached(tp.size(), 0);
     reached[root->index] = 1;
+    const reverse_ranges& runs = p.reverse;
+    std::size_t next_range = 0;
     for (std::size_t i = root->index + 1; i-- > 0;) {
+        while (next_range < runs.count && runs.first[next_range] > i) ++next_range;
+        if (next_range < runs.count && i < runs.last[next_range]) {  // as tape::run: the run's nodes <= i, at once
+            const std::size_t first = runs.first[next_range];
+            for (std::size_t r = i + 1; r-- > first;) {  // what run_reverse_range writes: the inputs of reached nodes
+                const node<T>& n = tp.at(r);
+                if (!reached[r] || !n.requires_grad) continue;
+                for (std::uint32_t j = 0; j < n.n_inputs; ++j)
+                    if (n.inputs[j]->requires_grad && n.inputs[j]->on_tape) reached[n.inputs[j]->index] = 1;
+            }
+            typename program::plan_step s{nullptr};
+            s.range = next_range++;
+            s.top = i;
+            p.plan.push_back(s);
+            i = first;
+            continue;
+        }
         node<T>& n = tp.at(i);
         if (!reached[i] || !n.backward) continue;
         if (n.hooks || !n.backward_kernel || n.n_inputs > 2) return;
@@ -509,6 +529,7 @@ template <class T> bool run_plan(void* ctx, std::uint64_t pass) {
     program& p = *static_cast<program*>(ctx);
     tape<T>& tp = *p.tp;
     for (const auto& s : p.plan) {  // as planned, or nothing is written
+        if (!s.n) continue;  // a fused run checked its nodes at the trace
         if (s.n->hooks) return false;
         for (std::uint32_t j = 0; j < s.n->n_inputs; ++j)
             if (grad_kind_of(tp, s.n->inputs[j]) != s.in[j]) return false;
@@ -520,6 +541,10 @@ template <class T> bool run_plan(void* ctx, std::uint64_t pass) {
     else std::fill(g, g + root->value.size(), T(1));  // d root / d root
     root->pass = pass;
     for (const auto& s : p.plan) {
+        if (!s.n) {
+            p.reverse.run(p.reverse.ctx, s.range, s.top, pass);
+            continue;
+        }
         node<T>& n = *s.n;
         grad_target<T> out[2];
         bool any = false;
@@ -774,7 +799,9 @@ template <class T> compile_stats compiled_core<T>::stats() const {
         s.fused_bias_activation = last_->bias_loops;
         s.fused_sgd_weights = last_->fused.size();
         s.fused_backward_loops = last_->reverse_runs.size();
-        s.planned_backward_nodes = last_->planned ? last_->plan.size() : 0;
+        s.planned_backward_nodes = 0;
+        if (last_->planned)
+            for (const auto& step : last_->plan) s.planned_backward_nodes += step.n != nullptr;
         s.eager_reason = last_->reason;
     }
     return s;

@@ -57,9 +57,20 @@ template <class T> void sum_backward(backward_ctx<T>& c) {
     if (c.create_graph) {
         tensor<T> g = broadcast_to(reshape(c.tgy(), to_shape(keep)), to_shape(c.x(0).shape()));
         c.add_graph(0, scale == T(1) ? g : mul_scalar(g, scale));
+    } else if (c.self.backward_kernel) {
+        c.run_kernel();
     } else {
         c.add_broadcast(0, c.gy().data(), keep, scale);
     }
+}
+
+// Every axis reduced: dx (+)= s gy, one value at every element (broadcast_back's bits)
+template <class T> void sum_all_kernel(node<T>& n, const grad_target<T>* out) {
+    const T v = n.scalar[0] * n.grad.data()[0];
+    T* d = out[0].data;
+    const std::size_t size = n.inputs[0]->value.size();
+    if (out[0].add) for (std::size_t k = 0; k < size; ++k) d[k] += v;
+    else std::fill(d, d + size, v);
 }
 
 // replay: the recorded reduction (axes in op_data, scale in scalar[0]) into the recorded shape
@@ -84,6 +95,7 @@ tensor<T> sum_op(const char* op, const tensor<T>& x, const std::vector<int>& axe
         std::copy(mask.begin(), mask.end(), n->op_data);
         n->forward = &sum_forward<T>;
     }
+    if (std::all_of(mask.begin(), mask.end(), [](auto m) { return m != 0; })) n->backward_kernel = &sum_all_kernel<T>;
     std::size_t count = 1;
     for (std::size_t i = 0; i < mask.size(); ++i)
         if (mask[i]) count *= xv.shape()[i];

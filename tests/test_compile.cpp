@@ -482,6 +482,54 @@ TEST_CASE("compile: the planned reverse pass equals eager and the tape's loop bi
             }
 }
 
+TEST_CASE("compile: a planned pass adds into a node read three times, negates sub's bias, and takes a seed") {
+    using T = double;
+    tensor<T> w(random<T>({3, 4}, 11), true), b(random<T>({4}, 12), true);
+    const xt::xarray<T> seed = random<T>({5, 4}, 13);
+    auto fn = [&](const tensor<T>& x) {
+        w.zero_grad();
+        b.zero_grad();
+        tensor<T> h = tanh(matmul(x, w) - b);  // sub of a bias row
+        tensor<T> y = h * h + h;               // h's gradient: three contributions
+        y.backward(seed);
+        return y;
+    };
+    compile_options looped, unfused;
+    looped.plan_backward = false;
+    unfused.fuse_backward_elementwise = false;
+    auto planned_step = compile(fn), unfused_step = compile(fn, unfused), looped_step = compile(fn, looped);
+    for (int s = 0; s < 3; ++s) {
+        tensor<T> x(random<T>({5, 3}, 20 + s));
+        fn(x);
+        reset_tape<T>();
+        const xt::xarray<T> gw = w.grad(), gb = b.grad();
+        for (auto* step : {&planned_step, &unfused_step, &looped_step}) {
+            (*step)(x);
+            CHECK(w.grad() == gw);
+            CHECK(b.grad() == gb);
+        }
+    }
+    // with the reverse-pass fusion, add, mul and tanh are one fused run: one step of the plan
+    CHECK(planned_step.stats().fused_backward_loops == 1);
+    CHECK(planned_step.stats().planned_backward_nodes == 2);  // sub, matmul
+    CHECK(unfused_step.stats().planned_backward_nodes == 5);  // add, mul, tanh, sub, matmul
+    CHECK(looped_step.stats().planned_backward_nodes == 0);
+    // the values themselves: d/dh (h^2 + h) = 2h + 1, through tanh and the bias's minus sign
+    tensor<T> x(random<T>({5, 3}, 30));
+    planned_step(x);
+    xt::xarray<T> z = xt::zeros<T>({5, 4}), gw = xt::zeros<T>({3, 4}), gb = xt::zeros<T>({4});
+    for (std::size_t i = 0; i < 5; ++i)
+        for (std::size_t j = 0; j < 4; ++j) {
+            for (std::size_t k = 0; k < 3; ++k) z(i, j) += x.value()(i, k) * w.value()(k, j);
+            const T h = std::tanh(z(i, j) - b.value()(j));
+            const T dz = seed(i, j) * (2 * h + 1) * (1 - h * h);
+            gb(j) -= dz;
+            for (std::size_t k = 0; k < 3; ++k) gw(k, j) += x.value()(i, k) * dz;
+        }
+    CHECK(xt::allclose(b.grad(), gb));
+    CHECK(xt::allclose(w.grad(), gw));
+}
+
 TEST_CASE("compile: hooks and retain_grad on a step's results act on every replay as on every eager step") {
     tensor<double> w(random<double>({3}, 1), true);
     int hook_calls = 0;
