@@ -480,7 +480,7 @@ template <class T> void logsumexp_forward(node<T>& n, node<T>* const* in) {
 template <class T> void softmax_fill(node<T>& n, const node<T>* in, std::size_t ax) {
     const auto& xv = in->value;
     auto& v = n.value;
-    v.resize(xv.shape());
+    detail::fit(v, xv.shape());  // a replay finds the shape in place: no stride recomputation
     const line_layout L(xv.shape(), ax);
     if (L.inner > 1) {
         using V = xsimd::batch<T>;
@@ -513,7 +513,7 @@ template <class T> void softmax_fill(node<T>& n, const node<T>* in, std::size_t 
 template <class T> void log_softmax_fill(node<T>& n, const node<T>* in, std::size_t ax) {
     const auto& xv = in->value;
     auto& v = n.value;
-    v.resize(xv.shape());
+    detail::fit(v, xv.shape());  // a replay finds the shape in place: no stride recomputation
     const line_layout L(xv.shape(), ax);
     if (L.inner > 1) {
         using V = xsimd::batch<T>;
