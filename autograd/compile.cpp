@@ -22,6 +22,7 @@ namespace tapegrad {
 
 namespace detail {
 template <class T> bool fusable_matmul(const node<T>& n);  // autograd/matmul.cpp
+template <class T> int pass_through_operand(const node<T>& n);  // autograd/ops_elementwise.cpp
 }  // namespace detail
 
 namespace detail {
@@ -81,11 +82,18 @@ template <class T> struct compiled_core<T>::program {
     struct plan_step {
         node<T>* n;         // null: run `range` of the fused reverse loops, its nodes at indices <= top
         grad_kind in[2]{};  // as planned; a call that finds otherwise keeps the tape's loop
+        int alias = -1;     // alias_bias_grad: the input that takes n's gradient buffer instead of a copy
         std::size_t range = 0, top = 0;
     };
     std::vector<plan_step> plan;
+    struct leaf_check {
+        const node<T>* n;
+        grad_kind k;
+    };
+    std::vector<leaf_check> plan_leaves;  // each input off the step's tape, once: what a freeze or a hook changes
     bool plan_made = false;  // for the latest trace
     bool plan_allowed = false;  // plan_backward, and the program has one backward()
+    bool alias_allowed = false; // alias_bias_grad, and not check mode
     bool planned = false;    // a plan exists
     node<T>* plan_root = nullptr;
     const xt::xarray<T>* plan_seed = nullptr;
@@ -368,6 +376,7 @@ tensor<T> compiled_core<T>::trace(program& p, const std::vector<compiled_arg<T>>
     std::size_t backwards = 0;
     for (const auto& e : p.events) backwards += e.k == program::kind::backward;
     p.plan_allowed = o_.plan_backward && backwards == 1;
+    p.alias_allowed = o_.alias_bias_grad && !o_.check;
     if (o_.fuse_sgd && backwards == 1)
         for (std::size_t j = 0; j + 1 < p.events.size(); ++j) {
             const auto& b = p.events[j];
@@ -480,6 +489,7 @@ template <class T> void make_plan(typename compiled_core<T>::program& p, node<T>
     p.plan_made = true;
     p.planned = false;
     p.plan.clear();
+    p.plan_leaves.clear();
     tape<T>& tp = *p.tp;
     if (!root->on_tape || root->home != &tp) return;
     std::vector<char> reached(tp.size(), 0);
@@ -512,7 +522,17 @@ template <class T> void make_plan(typename compiled_core<T>::program& p, node<T>
             s.in[j] = grad_kind_of(tp, m);
             if (s.in[j] == program::grad_kind::other) return;
             if (s.in[j] == program::grad_kind::node) reached[m->index] = 1;
+            const bool listed = std::any_of(p.plan_leaves.begin(), p.plan_leaves.end(),
+                                            [&](const typename program::leaf_check& c) { return c.n == m; });
+            if (!(m->on_tape && m->home == &tp) && !listed) p.plan_leaves.push_back({m, s.in[j]});
         }
+        // A bias add's full operand, read by it alone, takes its gradient as it is: the
+        // buffers trade places instead of a copy (a node's gradient is read by its own
+        // rule only; check mode compares them, so it keeps the copy).
+        const int through = p.alias_allowed ? pass_through_operand(n) : -1;
+        node<T>* dummy = nullptr;
+        if (through >= 0 && s.in[through] == program::grad_kind::node && readers_of(tp, n.inputs[through], &dummy) == 1)
+            s.alias = through;
         p.plan.push_back(s);
     }
     p.plan_root = root;
@@ -528,12 +548,13 @@ template <class T> bool run_plan(void* ctx, std::uint64_t pass) {
     using kind = typename program::grad_kind;
     program& p = *static_cast<program*>(ctx);
     tape<T>& tp = *p.tp;
-    for (const auto& s : p.plan) {  // as planned, or nothing is written
-        if (!s.n) continue;  // a fused run checked its nodes at the trace
-        if (s.n->hooks) return false;
-        for (std::uint32_t j = 0; j < s.n->n_inputs; ++j)
-            if (grad_kind_of(tp, s.n->inputs[j]) != s.in[j]) return false;
-    }
+    // As planned, or nothing is written. Only inputs off the step's tape change what they
+    // are for the pass (set_requires_grad, hooks); its own nodes gain hooks through the
+    // step's result only.
+    for (const auto& c : p.plan_leaves)
+        if (grad_kind_of(tp, c.n) != c.k) return false;
+    for (const auto& s : p.plan)
+        if (s.n && s.n->hooks) return false;  // a fused run checked its nodes at the trace
     node<T>* root = p.plan_root;
     fit(root->grad, root->value.shape());
     T* g = root->grad.data();
@@ -548,9 +569,14 @@ template <class T> bool run_plan(void* ctx, std::uint64_t pass) {
         node<T>& n = *s.n;
         grad_target<T> out[2];
         bool any = false;
+        node<T>* alias = nullptr;
         for (std::uint32_t j = 0; j < n.n_inputs; ++j) {
             node<T>* m = n.inputs[j];
             if (s.in[j] == kind::none) continue;
+            if (static_cast<int>(j) == s.alias && m->pass != pass) {  // its one reader: gradient n's, unchanged
+                alias = m;
+                continue;
+            }
             any = true;
             if (s.in[j] == kind::node) {
                 const bool had = m->pass == pass;
@@ -573,6 +599,10 @@ template <class T> bool run_plan(void* ctx, std::uint64_t pass) {
             m->pass = pass;
         }
         if (any) n.backward_kernel(n, out);
+        if (alias) {  // after the kernel, which read n's gradient
+            std::swap(alias->grad, n.grad);
+            alias->pass = pass;
+        }
     }
     return true;
 }
@@ -801,7 +831,10 @@ template <class T> compile_stats compiled_core<T>::stats() const {
         s.fused_backward_loops = last_->reverse_runs.size();
         s.planned_backward_nodes = 0;
         if (last_->planned)
-            for (const auto& step : last_->plan) s.planned_backward_nodes += step.n != nullptr;
+            for (const auto& step : last_->plan) {
+                s.planned_backward_nodes += step.n != nullptr;
+                s.aliased_bias_grads += step.alias >= 0;
+            }
         s.eager_reason = last_->reason;
     }
     return s;

@@ -54,6 +54,10 @@ struct compile_options {
     /// rules call the same kernels). Steps with hooks, or an op without a kernel, keep the
     /// tape's loop; so does a call whose parameters changed requires_grad or got hooks.
     bool plan_backward = true;
+    /// In the planned reverse pass, the matmul before a bias add takes the add's gradient
+    /// buffer instead of a copy of it (bit-identical; the add's own gradient is left
+    /// undefined, which only check mode would read, so check mode keeps the copy).
+    bool alias_bias_grad = true;
     /// Debug: every call of a replayable step also runs it eagerly; up to the first event
     /// that may change values (an optimizer step), the replay must record the same ops and
     /// give the same values and gradients (of ops and leaves) bit for bit, else
@@ -72,6 +76,7 @@ struct compile_stats {
     std::size_t fused_sgd_weights = 0;      ///< latest program: weights stepped inside their gemm
     std::size_t fused_backward_loops = 0;   ///< latest program: elementwise chains whose backward runs as one loop
     std::size_t planned_backward_nodes = 0; ///< latest program: nodes of its planned reverse pass (0: no plan)
+    std::size_t aliased_bias_grads = 0;     ///< latest program: planned bias adds that hand on their gradient buffer
     std::string eager_reason;     ///< latest program: why it runs eagerly ("" when it replays)
 };
 

@@ -283,6 +283,18 @@ template <class T> void where_forward(node<T>& n, node<T>* const* in) {
 }
 }  // namespace
 
+namespace detail {
+// The operand whose gradient a bias add (or sub's a) passes on unchanged, for the compiled
+// step's planned reverse pass (autograd/compile.cpp); -1 for any other reverse kernel.
+template <class T> int pass_through_operand(const node<T>& n) {
+    const bool add = n.backward_kernel == &bias_backward_kernel<rules::add_rule, T>;
+    const bool sub = n.backward_kernel == &bias_backward_kernel<rules::sub_rule, T>;
+    if (!add && !sub) return -1;
+    const int full = shapes_equal(n.inputs[0]->value.shape(), n.value.shape()) ? 0 : 1;  // as the kernel decides
+    return sub && full == 1 ? -1 : full;  // sub's b takes -gy
+}
+}  // namespace detail
+
 template <class T> tensor<T> where(const tensor<T>& cond, const tensor<T>& a, const tensor<T>& b) {
     const auto &cv = cond.value(), &av = a.value(), &bv = b.value();
     detail::xshape shape = detail::broadcast_shape("where", detail::broadcast_shape("where", cv.shape(), av.shape()), bv.shape());
@@ -325,7 +337,8 @@ template <class T> tensor<T> where(const tensor<T>& cond, const tensor<T>& a, co
     template tensor<T> softplus(const tensor<T>&);                                       \
     template tensor<T> greater(const tensor<T>&, T);                                     \
     template tensor<T> less(const tensor<T>&, T);                                        \
-    template tensor<T> sign(const tensor<T>&);
+    template tensor<T> sign(const tensor<T>&);                                           \
+    template int detail::pass_through_operand(const node<T>&);
 TAPEGRAD_INSTANTIATE_OPS(TAPEGRAD_ELEMENTWISE)
 
 }  // namespace tapegrad

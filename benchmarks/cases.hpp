@@ -182,7 +182,8 @@ std::unique_ptr<runner> make_tapegrad(const mlp_problem& p);
 std::unique_ptr<runner> make_tapegrad_nn(const mlp_problem& p);  ///< nn::mlp + optim::sgd/adam
 /// The compiled step's passes (tapegrad::compile_options, named here so this header needs no xtensor).
 struct compiled_passes {
-    bool elementwise = true, bias_activation = true, sgd = true, backward_elementwise = true, plan_backward = true;
+    bool elementwise = true, bias_activation = true, sgd = true, backward_elementwise = true, plan_backward = true,
+         alias_bias_grad = true;
 };
 /// The same as a compiled step (compile()), with the given passes.
 std::unique_ptr<runner> make_tapegrad_compiled(const mlp_problem& p, compiled_passes passes = {});

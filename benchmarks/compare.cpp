@@ -255,23 +255,24 @@ int run_passes(const options& o) {
         const char* name;
         compiled_passes passes;
     };
-    const variant variants[] = {{"all passes", {true, true, true, true, true}},
-                                {"no fuse_elementwise", {false, true, true, true, true}},
-                                {"no fuse_bias_activation", {true, false, true, true, true}},
-                                {"no fuse_sgd", {true, true, false, true, true}},
-                                {"no fuse_backward_elementwise", {true, true, true, false, true}},
-                                {"no plan_backward", {true, true, true, true, false}},
-                                {"no passes", {false, false, false, false, false}}};
-    constexpr int n_variants = 7, hand = n_variants;
+    const variant variants[] = {{"all passes", {true, true, true, true, true, true}},
+                                {"no fuse_elementwise", {false, true, true, true, true, true}},
+                                {"no fuse_bias_activation", {true, false, true, true, true, true}},
+                                {"no fuse_sgd", {true, true, false, true, true, true}},
+                                {"no fuse_backward_elementwise", {true, true, true, false, true, true}},
+                                {"no plan_backward", {true, true, true, true, false, false}},
+                                {"no alias_bias_grad", {true, true, true, true, true, false}},
+                                {"no passes", {false, false, false, false, false, false}}};
+    constexpr int n_variants = 8, hand = n_variants;
     std::printf("Compiled step with its passes switched off one at a time (opchain: per op), medians of %d rounds of "
                 "~%.0f ms blocks; 'gain' is the median over the rounds of the step's time with that pass off over "
                 "its time with all passes in the same round\n",
                 o.rounds, o.block_ms);
     std::printf("| case | all passes | no fuse_elementwise | no fuse_bias_activation | no fuse_sgd | "
-                "no fuse_backward_elementwise | no plan_backward | no passes | hand-written | all/hand | "
-                "gain: elementwise | gain: bias+activation | gain: sgd | gain: backward elementwise | "
-                "gain: plan | gain: all |\n"
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+                "no fuse_backward_elementwise | no plan_backward | no alias_bias_grad | no passes | hand-written | "
+                "all/hand | gain: elementwise | gain: bias+activation | gain: sgd | gain: backward elementwise | "
+                "gain: plan (alias too) | gain: alias | gain: all |\n"
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     struct one_case {
         std::string name;
         int threads;

@@ -38,6 +38,7 @@ compile_options options_of(compiled_passes p) {
     o.fuse_sgd = p.sgd;
     o.fuse_backward_elementwise = p.backward_elementwise;
     o.plan_backward = p.plan_backward;
+    o.alias_bias_grad = p.alias_bias_grad;
     return o;
 }
 

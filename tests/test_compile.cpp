@@ -476,6 +476,7 @@ TEST_CASE("compile: the planned reverse pass equals eager and the tape's loop bi
                     }
                     if (s == 0) CHECK(step_a.stats().planned_backward_nodes == 0);  // made at the first replay
                     if (s == 1) CHECK(step_a.stats().planned_backward_nodes == 7);  // mse, softmax, add, matmul, tanh, add, matmul
+                    if (s == 1) CHECK(step_a.stats().aliased_bias_grads == 2);  // both matmuls take their add's gradient
                 }
                 CHECK(step_b.stats().planned_backward_nodes == 0);
                 CHECK(step_a.stats().replays == 8);
@@ -514,6 +515,7 @@ TEST_CASE("compile: a planned pass adds into a node read three times, negates su
     CHECK(planned_step.stats().planned_backward_nodes == 2);  // sub, matmul
     CHECK(unfused_step.stats().planned_backward_nodes == 5);  // add, mul, tanh, sub, matmul
     CHECK(looped_step.stats().planned_backward_nodes == 0);
+    CHECK(planned_step.stats().aliased_bias_grads == 1);  // sub's a, the matmul, takes sub's gradient buffer
     // the values themselves: d/dh (h^2 + h) = 2h + 1, through tanh and the bias's minus sign
     tensor<T> x(random<T>({5, 3}, 30));
     planned_step(x);
@@ -528,6 +530,46 @@ TEST_CASE("compile: a planned pass adds into a node read three times, negates su
         }
     CHECK(xt::allclose(b.grad(), gb));
     CHECK(xt::allclose(w.grad(), gw));
+}
+
+TEST_CASE("compile: a matmul takes its bias add's gradient buffer only when the add is its one reader") {
+    using T = double;
+    tensor<T> w(random<T>({3, 4}, 41), true), b(random<T>({4}, 42), true);
+    auto fn = [&](const tensor<T>& x, bool twice) {
+        w.zero_grad();
+        b.zero_grad();
+        tensor<T> z = matmul(x, w);
+        tensor<T> h = tanh(b + z);  // the bias first: the full operand is the add's b
+        tensor<T> loss = sum(twice ? h * z : h * h);  // twice: z has a second reader
+        loss.backward();
+        return loss;
+    };
+    compile_options no_alias;
+    no_alias.alias_bias_grad = false;
+    for (bool twice : {false, true}) {
+        CAPTURE(twice);
+        auto f = [&, twice](const tensor<T>& x) { return fn(x, twice); };
+        auto aliased = compile(f), copied = compile(f, no_alias);
+        for (int s = 0; s < 4; ++s) {
+            tensor<T> x(random<T>({5, 3}, 50 + s));
+            const T le = f(x).item();
+            reset_tape<T>();
+            const xt::xarray<T> gw = w.grad(), gb = b.grad();
+            for (auto* step : {&aliased, &copied}) {
+                CHECK((*step)(x).item() == le);
+                CHECK(w.grad() == gw);  // the buffers trade places: the same bits
+                CHECK(b.grad() == gb);
+            }
+        }
+        CHECK(aliased.stats().planned_backward_nodes > 0);
+        CHECK(aliased.stats().aliased_bias_grads == (twice ? 0u : 1u));
+        CHECK(copied.stats().aliased_bias_grads == 0);
+    }
+    compile_options checked;
+    checked.check = true;  // the check compares ops' gradients: it keeps the copy
+    auto step = compile([&](const tensor<T>& x) { return fn(x, false); }, checked);
+    for (int s = 0; s < 3; ++s) step(tensor<T>(random<T>({5, 3}, 60 + s)));
+    CHECK(step.stats().aliased_bias_grads == 0);
 }
 
 TEST_CASE("compile: hooks and retain_grad on a step's results act on every replay as on every eager step") {
