@@ -600,7 +600,8 @@ template <class T> bool run_plan(void* ctx, std::uint64_t pass) {
         }
         if (any) n.backward_kernel(n, out);
         if (alias) {  // after the kernel, which read n's gradient
-            std::swap(alias->grad, n.grad);
+            fit(alias->grad, n.grad.shape());  // one shape: only the first pass allocates
+            alias->grad.storage().swap(n.grad.storage());  // the buffers trade places (xarray's swap copies shapes)
             alias->pass = pass;
         }
     }
