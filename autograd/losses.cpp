@@ -3,8 +3,8 @@
 // (y[i] = x[i, label[i]]). The two losses of every training loop, mse and
 // cross-entropy with labels, are single fused nodes when reduced (one pass
 // forward, one backward, instead of four and five nodes), each with a backward on
-// values for speed and one with ops, so they stay twice differentiable: mse a native
-// op, cross-entropy a custom op (autograd/function.hpp).
+// values for speed and one with ops, so they stay twice differentiable; both are
+// native ops (a custom op's dispatch cost more than the loss on small nets).
 
 #include <algorithm>
 #include <cmath>
@@ -249,83 +249,95 @@ tensor<T> weighted_nll(const tensor<T>& lp2, const class_picks<T>& p, reduction 
 // with soft targets, composed from recorded ops (log_softmax, pick, sum).
 namespace {
 
-// A custom op (autograd/function.hpp): labels and scale are its typed parameters;
-// the forward saves softmax(x) for the backward.
-template <class T> struct ce_params {
-    const std::vector<std::size_t>* labels;
-    T scale;
-};
-template <class T> struct ce_saved {
-    std::vector<std::size_t> labels;  // reused across steps: assign() keeps the capacity
-    xt::xarray<T> probs{typename xt::xarray<T>::shape_type{0}};
-    T scale = 0;
-};
+// A native op, as mse: labels in op_data (detail::store_indices, so a compiled step's
+// replay reads each call's), the scale (1 / rows for the mean) in scalar[0], and
+// softmax(x) in pass_grad, the slot's scratch, for the backward.
 
-// y = s sum_i (logsumexp(x_i) - x_i[label_i]) (s = 1 / rows for the mean);
+// y = s sum_i (logsumexp(x_i) - x_i[label_i]); p = softmax(x) into probs (a row at a
+// time into one row when no backward will read it)
+template <class T>
+void ce_fill(node<T>& n, const xt::xarray<T>& xv, const std::vector<std::size_t>& labels, xt::xarray<T>& probs,
+             bool all_rows) {
+    const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
+    if (labels.size() != rows)  // a compiled step's replay reaches here without check_labels
+        throw shape_error("cross_entropy: " + std::to_string(labels.size()) + " labels for scores of shape " +
+                          shape_str(xv.shape()));
+    for (std::size_t i = 0; i < rows; ++i)
+        if (labels[i] >= cols)
+            throw std::out_of_range("cross_entropy: label " + std::to_string(labels[i]) + " at row " +
+                                    std::to_string(i) + " is out of range for " + std::to_string(cols) +
+                                    " classes (labels must be in 0.." + std::to_string(cols - 1) + ")");
+    if (all_rows) detail::fit(probs, xv.shape());
+    else detail::fit(probs, detail::xshape{cols});
+    T total = 0;
+    for (std::size_t i = 0; i < rows; ++i) {
+        const T* x = xv.data() + i * cols;
+        T* p = all_rows ? probs.data() + i * cols : probs.data();
+        const T m = detail::safe_max(x, cols, detail::unit{});
+        const T e = detail::exp_shifted(x, m, p, cols, detail::unit{});
+        total += m + std::log(e) - x[labels[i]];
+        const T inv = T(1) / e;
+        for (std::size_t j = 0; j < cols; ++j) p[j] *= inv;
+    }
+    detail::fit(n.value, detail::xshape{});
+    n.value.data()[0] = total * n.scalar[0];
+}
+
+// replay: this call's labels, checked by ce_fill, then kept for the backward
+template <class T> void ce_forward(node<T>& n, node<T>* const* in) {
+    const auto& labels = detail::stored_indices_source(n);
+    ce_fill(n, in[0]->value, labels, n.pass_grad, true);
+    std::copy(labels.begin(), labels.end(), n.op_data);
+}
+
+template <class T> void ce_kernel(node<T>& n, const grad_target<T>* out);
+
 // dx = s gy (softmax(x) - onehot(labels))
-template <class T> const custom_op<T, ce_saved<T>, ce_params<T>>& cross_entropy_op() {
-    static const auto op = [] {
-        custom_op<T, ce_saved<T>, ce_params<T>> o("cross_entropy");
-        o.forward([](auto& a) {
-            const auto& xv = a.x(0);
-            const std::vector<std::size_t>& labels = *a.params().labels;
-            const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
-            ce_saved<T>& sv = a.saved();
-            // Recorded: the probabilities are saved for the backward; otherwise one row in the tape's scratch.
-            xt::xarray<T>& probs = a.recording ? sv.probs : tape<T>::current().scratch();
-            if (a.recording) {
-                sv.labels.assign(labels.begin(), labels.end());
-                sv.scale = a.params().scale;
-                probs.resize(xv.shape());
-            } else {
-                probs.resize({cols});
-            }
-            if (labels.size() != rows)  // a compiled step's replay reaches here without check_labels
-                throw shape_error("cross_entropy: " + std::to_string(labels.size()) + " labels for scores of shape " +
-                                  shape_str(xv.shape()));
-            for (std::size_t i = 0; i < rows; ++i)
-                if (labels[i] >= cols)
-                    throw std::out_of_range("cross_entropy: label " + std::to_string(labels[i]) + " at row " +
-                                            std::to_string(i) + " is out of range for " + std::to_string(cols) +
-                                            " classes (labels must be in 0.." + std::to_string(cols - 1) + ")");
-            T total = 0;
-            for (std::size_t i = 0; i < rows; ++i) {
-                const T* x = xv.data() + i * cols;
-                T* p = a.recording ? probs.data() + i * cols : probs.data();
-                const T m = detail::safe_max(x, cols, detail::unit{});
-                const T s = detail::exp_shifted(x, m, p, cols, detail::unit{});
-                total += m + std::log(s) - x[labels[i]];
-                const T inv = T(1) / s;
-                for (std::size_t j = 0; j < cols; ++j) p[j] *= inv;
-            }
-            a.y().resize(detail::xshape{});
-            a.y().data()[0] = total * a.params().scale;
-        });
-        o.backward_values([](auto& a) {
-            if (!a.wants(0)) return;
-            const ce_saved<T>& sv = a.saved();
-            const std::size_t rows = a.x(0).shape()[0], cols = a.x(0).shape()[1];
-            const T k = sv.scale * a.gy().data()[0];
-            const T* p = sv.probs.data();
-            T* dx = a.grad(0).data();
-            for (std::size_t j = 0, n = rows * cols; j < n; ++j) dx[j] = k * p[j];
-            for (std::size_t i = 0; i < rows; ++i) dx[i * cols + sv.labels[i]] -= k;
-        });
-        o.backward_tensors([](auto& a) {  // the same with ops: twice differentiable
-            const ce_saved<T>& sv = a.saved();
-            const std::size_t rows = sv.labels.size(), cols = a.x(0).shape()[1];
-            a.set_grad(0, mul_scalar(softmax(a.x(0), 1) - tensor<T>(one_hot<T>(sv.labels, rows, cols)), sv.scale) *
-                              a.gy());
-        });
-        return o;
-    }();
-    return op;
+template <class T> void ce_backward(backward_ctx<T>& c) {
+    if (!c.wants(0)) return;
+    if (c.create_graph) {  // the same with ops: twice differentiable
+        const std::size_t rows = c.x(0).shape()[0], cols = c.x(0).shape()[1];
+        tensor<T> onehot(one_hot<T>(c.self.op_data, rows, cols));
+        c.add_graph(0, mul_scalar(softmax(c.tx(0), 1) - onehot, c.self.scalar[0]) * c.tgy());
+        return;
+    }
+    c.run_kernel();
+}
+
+template <class T> void ce_kernel(node<T>& n, const grad_target<T>* out) {
+    T* dx = out[0].data;
+    if (!dx) return;
+    const auto& xv = n.inputs[0]->value;
+    const std::size_t rows = xv.shape()[0], cols = xv.shape()[1];
+    const T k = n.scalar[0] * n.grad.data()[0];
+    const T* p = n.pass_grad.data();
+    const bool had = out[0].add;
+    for (std::size_t i = 0; i < rows; ++i) {
+        const std::size_t label = n.op_data[i];
+        T* d = dx + i * cols;
+        const T* pi = p + i * cols;
+        if (had) {
+            for (std::size_t j = 0; j < cols; ++j) d[j] += j == label ? k * pi[j] - k : k * pi[j];
+        } else {
+            for (std::size_t j = 0; j < cols; ++j) d[j] = k * pi[j];
+            d[label] -= k;
+        }
+    }
 }
 
 template <class T> tensor<T> fused_cross_entropy(const tensor<T>& logits, const std::vector<std::size_t>& labels, T scale) {
-    const tensor<T>* in[1] = {&logits};
     detail::check_traced_labels<T>(&labels, "cross_entropy");  // the replay reads them through the pointer
-    return cross_entropy_op<T>().apply(in, 1, ce_params<T>{&labels, scale});
+    tensor<T> out = detail::make_result<T>("cross_entropy", &ce_backward<T>, {&logits}, labels.size() + 1);
+    node<T>* n = out.node_ptr();
+    n->scalar[0] = scale;
+    const bool recorded = n->op_data != nullptr;  // no_grad: no backward reads the probabilities
+    if (recorded) {
+        detail::store_indices(n, labels);
+        n->forward = &ce_forward<T>;
+        n->backward_kernel = &ce_kernel<T>;
+    }
+    ce_fill(*n, logits.value(), labels, recorded ? n->pass_grad : tape<T>::current().scratch(), recorded);
+    return out;
 }
 
 }  // namespace

@@ -146,6 +146,10 @@ TEST_CASE("compile: the passes are applied where they can be, and each switch tu
     CHECK(s.fused_sgd_weights == 3);      // every weight is read by one matmul
     step(x, y);
     CHECK(step.stats().replays == 1);
+    // the reverse pass as a plan: cross_entropy, then matmul, bias add and relu per layer;
+    // each matmul takes its bias add's gradient buffer
+    CHECK(step.stats().planned_backward_nodes == 9);
+    CHECK(step.stats().aliased_bias_grads == 3);
 
     trainee<float> u({20, 64, 33, 5}, nn::activation::relu, opt_kind::sgd);
     auto off = compile([&](const tensor<float>& x, const std::vector<std::size_t>& y) { return u.step(x, y); },
