@@ -93,6 +93,22 @@ TEST_CASE("mse and cross_entropy are one fused node each and match their composi
     CHECK(cross_entropy(big, labels).item() == recorded);
 }
 
+TEST_CASE("cross_entropy adds into a gradient its logits already hold") {
+    // z feeds two losses and a sum: its second and third contributions add into its buffer
+    xarray<double> z = uniform({3, 4}, -5, 5, 21);
+    const std::vector<std::size_t> y{3, 0, 3}, y2{1, 1, 2};
+    expect_grads([&](const args& x) { return cross_entropy(x[0], y) + cross_entropy(x[0], y2, reduction::sum) + sum(x[0]); },
+                 {z}, true);
+    tensor<double> w(z, true);
+    (cross_entropy(w, y) + mul_scalar(cross_entropy(w, y2, reduction::sum), 2.0)).backward();
+    const auto p = softmax(tensor<double>(z), 1).value();
+    for (std::size_t i = 0; i < 3; ++i)
+        for (std::size_t j = 0; j < 4; ++j) {
+            const double expected = (p(i, j) - (j == y[i])) / 3 + 2 * (p(i, j) - (j == y2[i]));
+            CHECK(w.grad()(i, j) == doctest::Approx(expected).epsilon(1e-13));
+        }
+}
+
 TEST_CASE("cross_entropy with probability targets") {
     xarray<double> z = uniform({3, 4}, -2, 2, 4);
     xarray<double> q = softmax(tensor<double>(uniform({3, 4}, -1, 1, 5)), 1).value();
