@@ -87,10 +87,10 @@ template <class T> struct compiled_core<T>::program {
     };
     std::vector<plan_step> plan;
     struct leaf_check {
-        const node<T>* n;
+        node<T>* const* slot;  // the input slot: an argument's is patched on every call
         grad_kind k;
     };
-    std::vector<leaf_check> plan_leaves;  // each input off the step's tape, once: what a freeze or a hook changes
+    std::vector<leaf_check> plan_leaves;  // the inputs off the step's tape: what a freeze or a hook changes
     bool plan_made = false;  // for the latest trace
     bool plan_allowed = false;  // plan_backward, and the program has one backward()
     bool alias_allowed = false; // alias_bias_grad, and not check mode
@@ -522,9 +522,11 @@ template <class T> void make_plan(typename compiled_core<T>::program& p, node<T>
             s.in[j] = grad_kind_of(tp, m);
             if (s.in[j] == program::grad_kind::other) return;
             if (s.in[j] == program::grad_kind::node) reached[m->index] = 1;
+            // each leaf once, but every slot of an argument: the next call may bind other tensors there
+            const bool argument = std::find(p.arg_nodes.begin(), p.arg_nodes.end(), m) != p.arg_nodes.end();
             const bool listed = std::any_of(p.plan_leaves.begin(), p.plan_leaves.end(),
-                                            [&](const typename program::leaf_check& c) { return c.n == m; });
-            if (!(m->on_tape && m->home == &tp) && !listed) p.plan_leaves.push_back({m, s.in[j]});
+                                            [&](const typename program::leaf_check& c) { return *c.slot == m; });
+            if (!(m->on_tape && m->home == &tp) && (argument || !listed)) p.plan_leaves.push_back({&n.inputs[j], s.in[j]});
         }
         // A bias add's full operand, read by it alone, takes its gradient as it is: the
         // buffers trade places instead of a copy (a node's gradient is read by its own
@@ -552,7 +554,7 @@ template <class T> bool run_plan(void* ctx, std::uint64_t pass) {
     // are for the pass (set_requires_grad, hooks); its own nodes gain hooks through the
     // step's result only.
     for (const auto& c : p.plan_leaves)
-        if (grad_kind_of(tp, c.n) != c.k) return false;
+        if (grad_kind_of(tp, *c.slot) != c.k) return false;
     for (const auto& s : p.plan)
         if (s.n && s.n->hooks) return false;  // a fused run checked its nodes at the trace
     node<T>* root = p.plan_root;

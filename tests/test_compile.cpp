@@ -536,6 +536,33 @@ TEST_CASE("compile: a planned pass adds into a node read three times, negates su
     CHECK(xt::allclose(w.grad(), gw));
 }
 
+TEST_CASE("compile: the plan checks each call's arguments, temporaries and a hooked one included") {
+    using T = double;
+    tensor<T> w(random<T>({3, 4}, 71), true), b(random<T>({4}, 72), true);
+    auto fn = [&](const tensor<T>& x) {
+        w.zero_grad();
+        b.zero_grad();
+        tensor<T> loss = sum(tanh(matmul(x, w) + b));
+        loss.backward();
+        return loss;
+    };
+    auto step = compile(fn);
+    auto grad_of_x = [&](bool hooked, int seed, bool compiled) {
+        tensor<T> x(random<T>({5, 3}, seed), true);
+        if (hooked) x.register_hook([](const tensor<T>& g) { return mul_scalar(g, T(3)); });
+        if (compiled) step(x);
+        else fn(x), reset_tape<T>();
+        return xt::xarray<T>(x.grad());
+    };
+    for (int s = 0; s < 5; ++s) {
+        CAPTURE(s);
+        const bool hooked = s == 3;  // a call whose argument has a hook: the tape's loop runs it
+        const xt::xarray<T> eager = grad_of_x(hooked, 80 + s, false);
+        CHECK(grad_of_x(hooked, 80 + s, true) == eager);  // each call's x a new tensor, gone after the call
+    }
+    CHECK(step.stats().planned_backward_nodes > 0);
+}
+
 TEST_CASE("compile: a matmul takes its bias add's gradient buffer only when the add is its one reader") {
     using T = double;
     tensor<T> w(random<T>({3, 4}, 41), true), b(random<T>({4}, 42), true);
